@@ -1,0 +1,44 @@
+# zoomadmin: `make demo` runs the dashboard, `make test` runs the tests. Both work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo test lint format test-faults bench clean
+
+help:
+	@echo "make demo   - install, migrate, seed the sandbox and run the dashboard (Ctrl-C stops it)"
+	@echo "make test   - lint and run the whole test suite (embedded profile unless DATABASE_URL/REDIS_URL)"
+	@echo "make bench  - benchmarks, printed side by side"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python manage.py demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	ZOOMADMIN_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-faults: $(STAMP)
+	ZOOMADMIN_VAR_DIR=$(CURDIR)/var/test-faults $(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

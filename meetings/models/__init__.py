@@ -1,0 +1,23 @@
+"""The domain: connected Zoom accounts, the mirror of their meetings, and the audit trail."""
+
+from .accounts import Plan, ZoomAccount
+from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
+from .mirror import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
+from .webhooks import WebhookEvent
+
+__all__ = [
+    "Action",
+    "ActionKind",
+    "ActionSource",
+    "ActionState",
+    "Attempt",
+    "Batch",
+    "LiveStreamStatus",
+    "Meeting",
+    "MeetingStatus",
+    "PastMeeting",
+    "Plan",
+    "WebhookEvent",
+    "Webinar",
+    "ZoomAccount",
+]

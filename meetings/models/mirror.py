@@ -1,0 +1,157 @@
+from django.db import models
+from django.utils.timezone import now
+
+from ..fields import EncryptedTextField
+
+
+class MeetingStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    STARTED = "started", "Live"
+    ENDED = "ended", "Ended"
+    DELETED = "deleted", "Deleted"
+
+
+class LiveStreamStatus(models.TextChoices):
+    STOPPED = "stopped", "Stopped"
+    LIVE = "live", "Live"
+
+
+class Resolution(models.TextChoices):
+    AUTO = "", "Zoom's default"
+    P720 = "720p", "720p"
+    P1080 = "1080p", "1080p"
+
+
+class MirroredObject(models.Model):
+    """What meetings and webinars share: identity, host, schedule and status."""
+
+    account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.CASCADE)
+    # Meeting and webinar ids exceed 32 bits (NOTES.md): BigIntegerField, never IntegerField.
+    zoom_id = models.BigIntegerField("Zoom id")
+    uuid = models.CharField("current instance UUID", max_length=100, blank=True)
+    host_id = models.CharField(max_length=100, blank=True)
+    host_email = models.CharField(max_length=254, blank=True)
+    topic = models.CharField(max_length=300, blank=True)
+    type = models.PositiveSmallIntegerField(default=2)
+    status = models.CharField(
+        max_length=10, choices=MeetingStatus.choices, default=MeetingStatus.WAITING
+    )
+    start_time = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField("duration (minutes)", null=True, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    join_url = models.URLField(max_length=1024, blank=True)
+    last_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="when a sync last changed this row"
+    )
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=now)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.topic or '(no topic)'} ({self.zoom_id})"
+
+    @property
+    def is_live(self):
+        return self.status == MeetingStatus.STARTED
+
+
+class Meeting(MirroredObject):
+    stream_url = models.CharField(max_length=1024, blank=True)
+    stream_key = EncryptedTextField(blank=True)
+    page_url = models.CharField(max_length=1024, blank=True)
+    resolution = models.CharField(max_length=5, choices=Resolution.choices, blank=True)
+    livestream_status = models.CharField(
+        max_length=10, choices=LiveStreamStatus.choices, default=LiveStreamStatus.STOPPED
+    )
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "zoom_id"], name="meeting_unique_per_account"
+            )
+        ]
+        indexes = [
+            # Meetings list, default order and the "date range" filter.
+            models.Index(fields=["-start_time", "-id"], name="meeting_start_idx"),
+            # Meetings list filtered by status (Live now on the overview), newest first.
+            models.Index(fields=["status", "-start_time", "-id"], name="meeting_status_start_idx"),
+            # Meetings list filtered by account, newest first.
+            models.Index(
+                fields=["account", "-start_time", "-id"], name="meeting_account_start_idx"
+            ),
+            # Meetings list search by host.
+            models.Index(fields=["host_email"], name="meeting_host_idx"),
+            # Webhook processing and past-meeting linking look meetings up by Zoom id alone.
+            models.Index(fields=["zoom_id"], name="meeting_zoom_id_idx"),
+        ]
+
+    @property
+    def has_stream_configured(self):
+        return bool(self.stream_url and self.page_url)
+
+    @property
+    def masked_stream_key(self):
+        """The stream key as it may be shown: its length in dots and its last two characters."""
+        key = self.stream_key
+        if not key:
+            return ""
+        return "•" * min(len(key) - 2, 12) + key[-2:] if len(key) > 4 else "••••"
+
+
+class Webinar(MirroredObject):
+    """A webinar. Zoom's webinar API has no status: it is derived from webhook events."""
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "zoom_id"], name="webinar_unique_per_account"
+            )
+        ]
+        indexes = [
+            # Webinars list, default order.
+            models.Index(fields=["-start_time", "-id"], name="webinar_start_idx"),
+            # Webinars list filtered by status.
+            models.Index(fields=["status", "-start_time"], name="webinar_status_start_idx"),
+            # Webhook processing looks webinars up by Zoom id alone.
+            models.Index(fields=["zoom_id"], name="webinar_zoom_id_idx"),
+        ]
+
+
+class PastMeeting(models.Model):
+    """One ended meeting instance: the 14 fields of Zoom's past-meeting-details answer."""
+
+    account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.CASCADE)
+    meeting = models.ForeignKey(
+        Meeting, null=True, blank=True, on_delete=models.SET_NULL, related_name="past_instances"
+    )
+    uuid = models.CharField("instance UUID", max_length=100, unique=True)
+    zoom_id = models.BigIntegerField("meeting id")
+    host_id = models.CharField(max_length=100, blank=True)
+    type = models.PositiveSmallIntegerField(null=True, blank=True)
+    topic = models.CharField(max_length=300, blank=True)
+    user_name = models.CharField(max_length=200, blank=True)
+    user_email = models.CharField(max_length=254, blank=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField("duration (minutes)", null=True, blank=True)
+    total_minutes = models.PositiveIntegerField(null=True, blank=True)
+    participants_count = models.PositiveIntegerField(null=True, blank=True)
+    dept = models.CharField("department", max_length=200, blank=True)
+    source = models.CharField(max_length=100, blank=True)
+    fetched_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-start_time"]
+        indexes = [
+            # The meeting page's "past instances", newest first.
+            models.Index(fields=["meeting", "-start_time"], name="past_meeting_meeting_idx"),
+            # Linking a fetched instance to its meeting, and lookups by meeting id.
+            models.Index(fields=["zoom_id"], name="past_meeting_zoom_id_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.topic or self.zoom_id} @ {self.start_time:%Y-%m-%d %H:%M}"

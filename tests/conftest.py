@@ -1,0 +1,40 @@
+"""Shared fixtures: users of each role, and (from tests/fixtures/) the sandbox and a real worker."""
+
+import pytest
+
+pytest_plugins = []
+
+
+@pytest.fixture
+def password():
+    return "correct horse battery staple"
+
+
+def _user(django_user_model, username, password, groups=(), **extra):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username=username, password=password, **extra)
+    for name in groups:
+        group, _ = Group.objects.get_or_create(name=name)
+        user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def admin_user(django_user_model, password):
+    return _user(django_user_model, "alice-admin", password, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def operator(django_user_model, password):
+    return _user(django_user_model, "oscar-operator", password, groups=["Zoom operators"])
+
+
+@pytest.fixture
+def viewer(django_user_model, password):
+    return _user(django_user_model, "vera-viewer", password, groups=["Zoom viewers"])
+
+
+@pytest.fixture
+def outsider(django_user_model, password):
+    return _user(django_user_model, "otto-outsider", password)

@@ -1,0 +1,308 @@
+"""
+zoomadmin settings: one file, every knob an environment variable with a safe default.
+
+With nothing set it runs on a SQLite file and an embedded (filesystem) Celery broker against the
+built-in Zoom sandbox. DATABASE_URL and REDIS_URL switch to real servers. Bad values stop start-up
+with ImproperlyConfigured naming the variable; production (DEBUG off) refuses default secrets.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ZOOMADMIN_VAR_DIR", BASE_DIR / "var"))
+
+
+def env(name, default=""):
+    """A string from NAME, or from the file named by NAME_FILE (for Docker/Kubernetes secrets)."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name}: {e}") from e
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = env(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name, default, minimum=None):
+    value = env(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def env_float(name, default, minimum=0.0):
+    value = env(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def env_url(name, default, schemes):
+    value = env(name, default).strip().rstrip("/")
+    if not value.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ImproperlyConfigured(f"{name} must be a {' or '.join(schemes)} URL, not {value!r}")
+    return value
+
+
+DEBUG = env_bool("DEBUG", default=True)
+TESTING = env_bool("ZOOMADMIN_TESTING", default=False)
+
+# Development defaults. Production (DEBUG off) refuses them, below.
+_DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105
+# A valid Fernet key, public on purpose: it only protects a developer's demo data.
+_DEFAULT_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtZmVybmV0LWtleS0wMDA="
+_DEFAULT_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105
+
+SECRET_KEY = env("SECRET_KEY", _DEFAULT_SECRET_KEY)
+FIELD_ENCRYPTION_KEYS = [k.strip() for k in env("FIELD_ENCRYPTION_KEY", "").split(",") if k.strip()]
+if not FIELD_ENCRYPTION_KEYS:
+    FIELD_ENCRYPTION_KEYS = [_DEFAULT_FIELD_ENCRYPTION_KEY]
+
+_fernet_errors = []
+for _key in FIELD_ENCRYPTION_KEYS:
+    try:
+        from cryptography.fernet import Fernet
+
+        Fernet(_key)
+    except ValueError:
+        _fernet_errors.append(_key[:4] + "…")
+if _fernet_errors:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY must be a comma-separated list of Fernet keys (32 url-safe base64 "
+        "bytes each, e.g. from `python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`); these are not: " + ", ".join(_fernet_errors)
+    )
+
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "").split(",") if h.strip()]
+if DEBUG and not ALLOWED_HOSTS:
+    ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "meetings",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "zoomadmin.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "zoomadmin.wsgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL", "").strip()
+if DATABASE_URL:
+    try:
+        _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    except Exception as e:  # dj_database_url raises bare ValueErrors and KeyErrors
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL I understand: {e}") from e
+    if not _db.get("ENGINE"):
+        raise ImproperlyConfigured("DATABASE_URL names no database engine")
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "zoomadmin.sqlite3"}
+
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["OPTIONS"] = {
+        # Web, worker, beat and sandbox share one file: WAL lets readers run beside the writer,
+        # IMMEDIATE takes the write lock at BEGIN so two writers queue instead of deadlocking,
+        # and the busy timeout makes them wait for it rather than fail with "database is locked".
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests that run a worker in another process need a database file both can open.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-zoomadmin.sqlite3")}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and Celery -------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", "").strip()
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL must be a redis:// or rediss:// URL, not {REDIS_URL!r}")
+
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "").strip() or REDIS_URL or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL == "filesystem://":
+    # The embedded broker: messages are files in var/broker, so a real worker process runs with
+    # no servers at all. It polls; 0.05 s keeps a click's latency low at negligible CPU.
+    BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR),
+        "data_folder_out": str(BROKER_DIR),
+        "polling_interval": 0.05,
+    }
+elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # acks_late tasks whose whole worker vanished come back after this; the action sweeper
+        # reclaims them sooner through the action's lease, so this is only the broker's backstop.
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=30),
+    }
+# The Action row is the result: no result backend to fill or expire.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+ACTION_SWEEP_INTERVAL_SECONDS = env_int("ACTION_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
+ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 120, minimum=5)
+ACTION_MAX_ATTEMPTS = env_int("ACTION_MAX_ATTEMPTS", 6, minimum=1)
+ACTION_RETRY_BASE_SECONDS = env_float("ACTION_RETRY_BASE_SECONDS", 1.0)
+ACTION_RETRY_MAX_SECONDS = env_float("ACTION_RETRY_MAX_SECONDS", 60.0)
+# Per-label overrides of the plan's Zoom rate limits, requests per second ("" = the plan's).
+ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
+ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
+ZOOM_RATE_LIMIT_HEAVY = env_float("ZOOM_RATE_LIMIT_HEAVY", 0.0)
+
+# --- Zoom -----------------------------------------------------------------------------------
+ZOOM_API_BASE_URL = env_url("ZOOM_API_BASE_URL", "https://api.zoom.us/v2", ("https", "http"))
+ZOOM_OAUTH_BASE_URL = env_url("ZOOM_OAUTH_BASE_URL", "https://zoom.us", ("https", "http"))
+ZOOM_CLIENT_ID = env("ZOOM_CLIENT_ID", "")
+ZOOM_CLIENT_SECRET = env("ZOOM_CLIENT_SECRET", "")
+ZOOM_ACCOUNT_ID = env("ZOOM_ACCOUNT_ID", "")
+ZOOM_WEBHOOK_SECRET_TOKEN = env("ZOOM_WEBHOOK_SECRET_TOKEN", "")
+ZOOM_TIMEOUT_SECONDS = env_float("ZOOM_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# The address Zoom redirects back to after consent; derived from the request when empty.
+ZOOM_OAUTH_REDIRECT_URL = env("ZOOM_OAUTH_REDIRECT_URL", "")
+
+# --- Auth, sessions, security -----------------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+USE_TLS = env_bool("USE_TLS", default=not DEBUG)
+if USE_TLS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+if not DEBUG:
+    _defaults = []
+    if SECRET_KEY == _DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
+        _defaults.append("SECRET_KEY (set 50+ random characters)")
+    if _DEFAULT_FIELD_ENCRYPTION_KEY in FIELD_ENCRYPTION_KEYS:
+        _defaults.append("FIELD_ENCRYPTION_KEY (set a Fernet key of your own)")
+    if ZOOM_WEBHOOK_SECRET_TOKEN == _DEFAULT_WEBHOOK_SECRET:
+        _defaults.append("ZOOM_WEBHOOK_SECRET_TOKEN (use the one from your Zoom app)")
+    if not ALLOWED_HOSTS:
+        _defaults.append("ALLOWED_HOSTS (the host names the dashboard is served on)")
+    if _defaults:
+        raise ImproperlyConfigured(
+            "DEBUG is off, so these must be set to real values: " + "; ".join(_defaults)
+        )
+elif not ZOOM_WEBHOOK_SECRET_TOKEN:
+    # The sandbox signs its webhooks with this, so the demo's mirror follows it.
+    ZOOM_WEBHOOK_SECRET_TOKEN = _DEFAULT_WEBHOOK_SECRET
+
+# --- I18N, static ---------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+# --- Logging ----------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {LOG_LEVEL!r}"
+    )
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # urllib3 logs full URLs at DEBUG, which for /oauth/token can carry codes: keep it quiet.
+        "urllib3": {"level": "WARNING"},
+        "requests_oauthlib": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+    },
+}
