@@ -1,7 +1,12 @@
-from django.urls import path
+"""The dashboard's URLs: each screen's module lists its own, so areas grow without colliding."""
 
-from . import views
+from importlib import import_module
+
+from django.urls import include, path
+
+# Modules under meetings/views/ that define `urlpatterns`, in the order they are matched.
+SCREENS = ["overview"]
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
+    path("", include(import_module(f"meetings.views.{name}").urlpatterns)) for name in SCREENS
 ]

@@ -1,0 +1,1 @@
+"""Celery tasks, one module per area; imported here so Celery's autodiscovery finds them all."""
