@@ -2,7 +2,14 @@
 
 from .accounts import Plan, ZoomAccount
 from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
-from .mirror import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
+from .mirror import (
+    LiveStreamStatus,
+    Meeting,
+    MeetingStatus,
+    MirrorLock,
+    PastMeeting,
+    Webinar,
+)
 from .webhooks import WebhookEvent
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "LiveStreamStatus",
     "Meeting",
     "MeetingStatus",
+    "MirrorLock",
     "PastMeeting",
     "Plan",
     "WebhookEvent",

@@ -154,4 +154,21 @@ class PastMeeting(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.topic or self.zoom_id} @ {self.start_time:%Y-%m-%d %H:%M}"
+        when = f"{self.start_time:%Y-%m-%d %H:%M}" if self.start_time else "unknown start"
+        return f"{self.topic or self.zoom_id} @ {when}"
+
+
+class MirrorLock(models.Model):
+    """A lease that lets one process at a time do a piece of mirror work (an account's sync).
+
+    Used when there is no Redis: it works across processes on SQLite and PostgreSQL alike. The
+    holder renews it while it works; a holder that died lets it lapse, so the next sync can run.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    holder = models.CharField(max_length=64)
+    acquired_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} until {self.expires_at:%H:%M:%S}"

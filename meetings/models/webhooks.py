@@ -19,12 +19,20 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(default=now)
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Processing attempts: the sweeper retries an unprocessed event a few times, then gives up.
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-received_at"]
         indexes = [
             # A meeting's timeline: its webhook events, newest first.
             models.Index(fields=["object_id", "-received_at"], name="webhook_object_idx"),
+            # The sweeper: events still waiting to be processed, oldest first.
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="webhook_unprocessed_idx",
+            ),
         ]
 
     def __str__(self):
