@@ -1,23 +1,28 @@
 """System checks: misconfiguration is reported at start-up, not as a crash on every page."""
 
-from django.core.checks import Error, register
+from django.conf import settings
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 
-@register("zoomadmin", deploy=False)
+@register("zoomadmin")
 def check_encryption_key_reads_stored_secrets(app_configs, **kwargs):
-    from .fields import is_undecryptable
+    """E001: FIELD_ENCRYPTION_KEY cannot decrypt the secrets already stored.
+
+    Typical cause: the key was replaced instead of rotated (new key first, old key kept until
+    `rotate_encryption_key` has run). Reported by runserver, migrate and `manage.py check`;
+    the connections page and the account's actions say the same thing instead of crashing.
+    """
     from .models import ZoomAccount
 
     try:
-        accounts = list(ZoomAccount.objects.all()[:50])
+        # only(): the check also runs before `migrate` adds newer columns.
+        accounts = list(
+            ZoomAccount.objects.only("name", "client_secret", "access_token", "refresh_token")
+        )
     except DatabaseError:
         return []  # no tables yet (before migrate): nothing stored to read
-    unreadable = [
-        a.name
-        for a in accounts
-        if any(is_undecryptable(v) for v in (a.client_secret, a.access_token, a.refresh_token))
-    ]
+    unreadable = [a.name for a in accounts if a.secrets_unreadable]
     if unreadable:
         return [
             Error(
@@ -26,6 +31,25 @@ def check_encryption_key_reads_stored_secrets(app_configs, **kwargs):
                 hint="Put back the key they were encrypted with (several keys may be listed, "
                 "comma-separated, newest first), or reconnect those accounts.",
                 id="zoomadmin.E001",
+            )
+        ]
+    return []
+
+
+@register("zoomadmin", deploy=True)
+def check_oauth_over_https(app_configs, **kwargs):
+    """W002: tokens and client secrets would cross the network in clear text."""
+    plain = [
+        name
+        for name in ("ZOOM_OAUTH_BASE_URL", "ZOOM_API_BASE_URL")
+        if getattr(settings, name, "").startswith("http://")
+    ]
+    if plain:
+        return [
+            Warning(
+                f"{' and '.join(plain)} use plain http: tokens and client secrets travel "
+                "unencrypted. Only the local Zoom sandbox should be reached this way.",
+                id="zoomadmin.W002",
             )
         ]
     return []

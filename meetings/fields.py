@@ -9,20 +9,24 @@ can decrypt, so a key is rotated by putting the new one first, running
 
 from functools import cache
 
-from cryptography.fernet import InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
 
 
 @cache
 def _fernet_for(keys):
-    from cryptography.fernet import Fernet
-
     return MultiFernet([Fernet(k) for k in keys])
 
 
 def fernet():
+    """A MultiFernet over every configured key: encrypts with the first, decrypts with any."""
     return _fernet_for(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+def primary_fernet():
+    """The Fernet of the first (current) key alone: what `rotate_encryption_key` moves to."""
+    return _fernet_for(tuple(settings.FIELD_ENCRYPTION_KEYS[:1]))
 
 
 class UndecryptableSecret(str):
@@ -30,7 +34,8 @@ class UndecryptableSecret(str):
 
     It is an empty string to everything that merely displays or tests truthiness, so pages keep
     working; code about to use the secret checks `is_undecryptable(value)` and reports the
-    misconfiguration (the health view and a system check name FIELD_ENCRYPTION_KEY).
+    misconfiguration (the health view and a system check name FIELD_ENCRYPTION_KEY). Saving it
+    back raises instead of overwriting the ciphertext (ZoomAccount.save leaves such fields out).
     """
 
     undecryptable = True
@@ -47,12 +52,27 @@ def encrypt(value: str) -> str:
 def decrypt(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
+    except (InvalidToken, UnicodeError):
         return UndecryptableSecret("")
 
 
+def encrypted_fields():
+    """[(model, [EncryptedTextField, ...])] for every installed model that has any."""
+    from django.apps import apps
+
+    found = []
+    for model in apps.get_models():
+        fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
+        if fields:
+            found.append((model, fields))
+    return found
+
+
 class EncryptedTextField(models.TextField):
-    """A TextField stored as a Fernet token. Empty strings are stored as empty strings."""
+    """A TextField stored as a Fernet token. Empty strings are stored as empty strings.
+
+    Lookups on it cannot match (each encryption is salted): never filter by a secret.
+    """
 
     def from_db_value(self, value, expression, connection):
         if not value:
@@ -60,13 +80,11 @@ class EncryptedTextField(models.TextField):
         return decrypt(value)
 
     def get_prep_value(self, value):
-        value = super().get_prep_value(value)
-        if not value:
-            return value or ""
+        # Checked first: an UndecryptableSecret is falsy, and writing "" in its place would
+        # destroy the ciphertext that the right key could still read.
         if is_undecryptable(value):
             raise ValueError("refusing to overwrite a secret that no configured key can decrypt")
+        value = super().get_prep_value(value)
+        if not value:
+            return ""
         return encrypt(value)
-
-    def deconstruct(self):
-        name, path, args, kwargs = super().deconstruct()
-        return name, path, args, kwargs

@@ -1,8 +1,10 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
-from ..fields import EncryptedTextField
+from ..fields import EncryptedTextField, is_undecryptable
 
 # Requests per second for each rate-limit label, by plan (Zoom's published table; NOTES.md).
 RATE_LIMITS = {
@@ -11,8 +13,22 @@ RATE_LIMITS = {
     "business": {"light": 80, "medium": 60, "heavy": 40},
 }
 
-# What the dashboard needs granted; either the user-level or the :admin scope satisfies each.
-REQUIRED_SCOPES = ("meeting:read", "meeting:write", "webinar:read", "webinar:write", "user:read")
+# What the dashboard needs granted, and the scopes that satisfy each: the :admin scope covers the
+# whole account, the plain one only the user who granted access. Listing the account's users
+# (the mirror) needs user:read:admin itself.
+REQUIRED_SCOPES = {
+    "meeting:read": ("meeting:read:admin", "meeting:read"),
+    "meeting:write": ("meeting:write:admin", "meeting:write"),
+    "webinar:read": ("webinar:read:admin", "webinar:read"),
+    "webinar:write": ("webinar:write:admin", "webinar:write"),
+    "user:read:admin": ("user:read:admin",),
+}
+
+# Access tokens are replaced this long before Zoom says they expire, so a request never leaves
+# with a token that dies on the way (clocks drift; Zoom's answer takes time).
+TOKEN_REFRESH_MARGIN = timedelta(seconds=60)
+
+SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
 
 
 class Plan(models.TextChoices):
@@ -26,6 +42,11 @@ class ZoomAccount(models.Model):
 
     Secrets and tokens are EncryptedTextFields: Fernet tokens in the database, never shown in a
     page, admin form, log line or audit record.
+
+    Status moves connected → needs_reconnect (Zoom refused the refresh token or the client
+    credentials: only an admin can fix it) → connected (reconnected), and to disconnected when an
+    admin disconnects it (tokens revoked and wiped; the row stays for the audit trail). Tokens
+    themselves are only changed under the row lock taken by `meetings.zoom.oauth`.
     """
 
     class Kind(models.TextChoices):
@@ -49,6 +70,7 @@ class ZoomAccount(models.Model):
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.PRO)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONNECTED)
     last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField("last successful call", null=True, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
@@ -67,14 +89,153 @@ class ZoomAccount(models.Model):
     def __str__(self):
         return self.name
 
+    def save(self, *args, **kwargs):
+        """Save, leaving alone any secret that no configured key can decrypt.
+
+        Such a secret reads as an empty UndecryptableSecret; writing it back would destroy the
+        ciphertext that the right FIELD_ENCRYPTION_KEY could still read. So an unrelated change
+        (a new display name, a status) saves every other field and keeps the stored ciphertext.
+        """
+        unreadable = [f for f in SECRET_FIELDS if is_undecryptable(getattr(self, f))]
+        if unreadable and self.pk and not self._state.adding:
+            update_fields = kwargs.get("update_fields")
+            if update_fields is None:
+                update_fields = [
+                    f.name
+                    for f in self._meta.concrete_fields
+                    if not f.primary_key and f.name not in unreadable
+                ]
+            else:
+                update_fields = [f for f in update_fields if f not in unreadable]
+            kwargs["update_fields"] = update_fields
+        super().save(*args, **kwargs)
+
+    # --- what the health view shows -------------------------------------------------------
+
+    @property
+    def is_oauth(self):
+        return self.kind == self.Kind.OAUTH
+
+    @property
+    def is_server_to_server(self):
+        return self.kind == self.Kind.SERVER_TO_SERVER
+
+    @property
+    def is_usable(self):
+        return self.status == self.Status.CONNECTED
+
+    @property
+    def secrets_unreadable(self):
+        """True when FIELD_ENCRYPTION_KEY cannot decrypt a stored secret of this account."""
+        return any(is_undecryptable(getattr(self, f)) for f in SECRET_FIELDS)
+
+    @property
+    def token_state(self):
+        """ "unreadable", "none", "expired", "expiring" (within the refresh margin) or "valid"."""
+        if is_undecryptable(self.access_token) or is_undecryptable(self.refresh_token):
+            return "unreadable"
+        if not self.access_token:
+            return "none"
+        if self.token_expires_at is None or self.token_expires_at <= now():
+            return "expired"
+        if self.token_expires_at <= now() + TOKEN_REFRESH_MARGIN:
+            return "expiring"
+        return "valid"
+
     @property
     def granted_scopes(self):
         return set(self.scopes.split())
 
     @property
-    def missing_scopes(self):
+    def scope_report(self):
+        """[(needed scope, the granted scope that satisfies it or "")] in REQUIRED_SCOPES order."""
         granted = self.granted_scopes
-        return [s for s in REQUIRED_SCOPES if s not in granted and f"{s}:admin" not in granted]
+        report = []
+        for needed, alternatives in REQUIRED_SCOPES.items():
+            report.append((needed, next((s for s in alternatives if s in granted), "")))
+        return report
+
+    @property
+    def missing_scopes(self):
+        return [needed for needed, granted_as in self.scope_report if not granted_as]
+
+    # --- state transitions ------------------------------------------------------------------
+
+    def store_token(self, token, *, at=None):
+        """Keep a token answer from Zoom's /oauth/token and mark the account connected.
+
+        `token` is the parsed answer: access_token, expires_in (seconds), and for the
+        authorization-code app a refresh_token (Zoom rotates it on every refresh, so the new one
+        must be saved in the same transaction as the access token) and scope. Callers hold the
+        row lock (meetings.zoom.oauth) or own a row nobody else can see yet.
+        """
+        at = at or now()
+        self.access_token = token["access_token"]
+        if token.get("refresh_token"):
+            self.refresh_token = token["refresh_token"]
+        self.token_expires_at = at + timedelta(seconds=int(token.get("expires_in") or 3600))
+        scope = token.get("scope")
+        if scope:
+            self.scopes = " ".join(scope) if isinstance(scope, list | tuple | set) else str(scope)
+        self.last_refreshed_at = at
+        self.status = self.Status.CONNECTED
+        if self.pk:
+            self.save(
+                update_fields=[
+                    "access_token",
+                    "refresh_token",
+                    "token_expires_at",
+                    "scopes",
+                    "last_refreshed_at",
+                    "status",
+                ]
+            )
+
+    def mark_needs_reconnect(self, reason):
+        """Zoom refused the refresh token or the client credentials: stop using the account.
+
+        Every action on it then fails at once with "Zoom connection needs to be reconnected" and
+        every page shows the reconnect banner, until an admin reconnects or disconnects it. The
+        tokens are wiped (they are refused anyway); the client secret stays so a Server-to-Server
+        app whose secret was merely rotated can be reconnected with the new one.
+        """
+        self.status = self.Status.NEEDS_RECONNECT
+        self.access_token = ""
+        self.refresh_token = ""
+        self.token_expires_at = None
+        self.last_error = reason
+        self.last_error_at = now()
+        self.save(
+            update_fields=[
+                "status",
+                "access_token",
+                "refresh_token",
+                "token_expires_at",
+                "last_error",
+                "last_error_at",
+            ]
+        )
+
+    def mark_disconnected(self):
+        """An admin disconnected the account: forget every credential, keep the row.
+
+        Tokens are revoked at Zoom by the caller first (meetings.zoom.oauth.disconnect). The row
+        and its actions stay: they are the audit trail of what was done with this connection.
+        """
+        self.status = self.Status.DISCONNECTED
+        self.access_token = ""
+        self.refresh_token = ""
+        self.client_secret = ""
+        self.token_expires_at = None
+        self.save(
+            update_fields=[
+                "status",
+                "access_token",
+                "refresh_token",
+                "client_secret",
+                "token_expires_at",
+            ]
+        )
 
     def rate_limit(self, label):
         """Requests per second for a rate-limit label: the settings' override, else the plan's."""
