@@ -220,6 +220,20 @@ ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
 ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
 ZOOM_RATE_LIMIT_HEAVY = env_float("ZOOM_RATE_LIMIT_HEAVY", 0.0)
 
+# Celery beat's periodic tasks; each area adds its own entries.
+CELERY_BEAT_SCHEDULE = {
+    # A sync action per connected account (the mirror; webhooks keep it current in between).
+    "sync-all-accounts": {
+        "task": "meetings.tasks.mirror.sync_all_accounts",
+        "schedule": SYNC_INTERVAL_SECONDS,
+    },
+    # Webhook events stored while the broker was down, or whose processing failed.
+    "process-pending-webhook-events": {
+        "task": "meetings.tasks.mirror.process_pending_webhook_events",
+        "schedule": 60,
+    },
+}
+
 # --- Zoom -----------------------------------------------------------------------------------
 ZOOM_API_BASE_URL = env_url("ZOOM_API_BASE_URL", "https://api.zoom.us/v2", ("https", "http"))
 ZOOM_OAUTH_BASE_URL = env_url("ZOOM_OAUTH_BASE_URL", "https://zoom.us", ("https", "http"))

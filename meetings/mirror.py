@@ -1,0 +1,259 @@
+"""
+The mirror's writers: how what Zoom tells us (an answer, a webhook event) reaches the local
+copy of meetings, webinars and past meetings that the dashboard reads.
+
+Executors call these after Zoom answers; the webhook task calls them for each event; the sync
+(`meetings.sync`) writes in bulk on its own but follows the same rules:
+
+- Reports are ordered by when Zoom said them (`at`, a webhook's `event_ts`, else now). A report
+  older than the last one applied to a row (`last_event_at`) changes nothing, so an event that
+  arrives late never puts back an older state.
+- Unknown meetings and webinars are created from what the report carries.
+- A row is written only when something in it changes.
+"""
+
+from datetime import UTC, datetime
+
+from django.db import IntegrityError, transaction
+from django.utils.timezone import now
+
+from .models import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
+from .zoom.types import parse_datetime
+from .zoom.types import zoom_id as _zoom_id_field
+
+# What a webhook's object (or a ZoomMeeting / ZoomWebinar) may fill in on a mirrored row.
+DETAIL_FIELDS = ("host_id", "host_email", "topic", "type", "start_time", "duration", "timezone")
+
+
+def normalize_zoom_id(value):
+    """A 64-bit Zoom id from a number or a numeric string (webhooks send both), else None."""
+    try:
+        return _zoom_id_field({"id": value}, "id", required=False)
+    except ValueError:
+        return None
+
+
+def event_time(event_ts):
+    """The aware datetime of a webhook's `event_ts` (milliseconds since the epoch), or None."""
+    if isinstance(event_ts, bool) or not isinstance(event_ts, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(event_ts / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def clip(model, field_name, value):
+    """`value` cut to the column's max_length: Zoom's text never overflows a column (PostgreSQL
+    would refuse the whole row)."""
+    if isinstance(value, str):
+        max_length = model._meta.get_field(field_name).max_length
+        if max_length and len(value) > max_length:
+            return value[:max_length]
+    return value
+
+
+def _details(model, details):
+    """The mirrored fields a report carries, as {field: value}, from a dict or a typed object."""
+    if details is None:
+        return {}
+    get = details.get if isinstance(details, dict) else lambda name: getattr(details, name, None)
+    values = {}
+    for name in DETAIL_FIELDS:
+        value = get(name)
+        if value is None or value == "":
+            continue
+        if name == "start_time" and isinstance(value, str):
+            try:
+                value = parse_datetime(value)
+            except ValueError:
+                continue
+        elif name in ("type", "duration"):
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                continue
+        elif not isinstance(value, (str, datetime)):
+            continue
+        values[name] = clip(model, name, value)
+    return values
+
+
+def _record_status(
+    model, account, zoom_id, status, *, uuid=None, at=None, details=None, extra=None
+):
+    """Apply one status report to a meeting or webinar row, creating it when unknown.
+
+    Returns (row, changed). A report older than the row's last applied one changes nothing.
+    """
+    zoom_id = normalize_zoom_id(zoom_id)
+    if zoom_id is None:
+        raise ValueError("not a Zoom meeting or webinar id")
+    if status not in MeetingStatus.values:
+        raise ValueError(f"unknown status {status!r}")
+    at = at or now()
+    fields = _details(model, details)
+    uuid = clip(model, "uuid", uuid or "")
+    with transaction.atomic():
+        row = model.objects.select_for_update().filter(account=account, zoom_id=zoom_id).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    row = model.objects.create(
+                        account=account,
+                        zoom_id=zoom_id,
+                        uuid=uuid,
+                        status=status,
+                        last_event_at=at,
+                        **fields,
+                        **(extra or {}),
+                    )
+                return row, True
+            except IntegrityError:
+                # Created meanwhile by a sync or another event: apply the report to that row.
+                row = model.objects.select_for_update().get(account=account, zoom_id=zoom_id)
+        if row.last_event_at and at < row.last_event_at:
+            return row, False
+        changes = {"status": status, **(extra or {})}
+        if uuid:
+            changes["uuid"] = uuid
+        for name, value in fields.items():
+            # A report fills what the row lacks; the scheduled start time stays the sync's.
+            if name == "start_time" and row.start_time:
+                continue
+            changes[name] = value
+        changed = [name for name, value in changes.items() if getattr(row, name) != value]
+        for name in changed:
+            setattr(row, name, changes[name])
+        row.last_event_at = at
+        row.save(update_fields=[*changed, "last_event_at"])
+        return row, bool(changed)
+
+
+def record_meeting_status(account, zoom_id, status, *, uuid=None, at=None, details=None):
+    """Record that Zoom reported meeting `zoom_id` in `status` (a MeetingStatus value).
+
+    `uuid` is the current instance's UUID when known; `at` when Zoom said it (default now);
+    `details` (a dict such as a webhook's object, or a ZoomMeeting) fills in topic, host and
+    schedule for a meeting we did not know. Ending or deleting a meeting stops its live stream.
+    The executors call this once Zoom has confirmed a change (e.g. `GET /meetings/{id}` after
+    an end), the webhook task for each event. Returns the Meeting.
+    """
+    extra = {}
+    if status in (MeetingStatus.ENDED, MeetingStatus.DELETED, MeetingStatus.WAITING):
+        extra["livestream_status"] = LiveStreamStatus.STOPPED
+    meeting, _ = _record_status(
+        Meeting, account, zoom_id, status, uuid=uuid, at=at, details=details, extra=extra
+    )
+    return meeting
+
+
+def record_webinar_status(account, zoom_id, status, *, uuid=None, at=None, details=None):
+    """Record that Zoom reported webinar `zoom_id` in `status`. Zoom's webinar API has no
+    status, so this comes from webhook events (and the end action). Returns the Webinar."""
+    webinar, _ = _record_status(
+        Webinar, account, zoom_id, status, uuid=uuid, at=at, details=details
+    )
+    return webinar
+
+
+def record_livestream(meeting, *, status=None, config=None, at=None):
+    """Record a meeting's live stream status ("live" / "stopped") and/or configuration.
+
+    `config` is a LiveStream (or a dict) as Zoom holds it after `GET`/`PATCH .../livestream`;
+    the stream key is stored encrypted and never shown in clear. A live stream runs only in a
+    started meeting, so "live" also marks the meeting started. A status report older than the
+    meeting's last applied report changes nothing. Returns the meeting.
+    """
+    at = at or now()
+    with transaction.atomic():
+        meeting = Meeting.objects.select_for_update().get(pk=meeting.pk)
+        changes = {}
+        if config is not None:
+            get = config.get if isinstance(config, dict) else lambda n: getattr(config, n, None)
+            for name in ("stream_url", "stream_key", "page_url", "resolution"):
+                value = get(name)
+                if value is not None:
+                    changes[name] = clip(Meeting, name, value)
+        stale = bool(meeting.last_event_at and at < meeting.last_event_at)
+        if status is not None and not stale:
+            if status not in LiveStreamStatus.values:
+                raise ValueError(f"unknown live stream status {status!r}")
+            changes["livestream_status"] = status
+            if status == LiveStreamStatus.LIVE:
+                changes["status"] = MeetingStatus.STARTED
+        changed = [name for name, value in changes.items() if getattr(meeting, name) != value]
+        for name in changed:
+            setattr(meeting, name, changes[name])
+        update_fields = list(changed)
+        if status is not None and not stale:
+            meeting.last_event_at = at
+            update_fields.append("last_event_at")
+        if update_fields:
+            meeting.save(update_fields=update_fields)
+        return meeting
+
+
+PAST_MEETING_FIELDS = (
+    "zoom_id",
+    "host_id",
+    "type",
+    "topic",
+    "user_name",
+    "user_email",
+    "start_time",
+    "end_time",
+    "duration",
+    "total_minutes",
+    "participants_count",
+    "dept",
+    "source",
+)
+
+
+def store_past_meeting(account, details):
+    """Store one ended instance (a PastMeetingDetails), idempotently by its UUID, linked to its
+    meeting when the mirror knows it. Fetching the same instance again updates it in place.
+    Returns the PastMeeting."""
+    values = {
+        "zoom_id": details.id,
+        "host_id": details.host_id,
+        "type": details.type,
+        "topic": details.topic,
+        "user_name": details.user_name,
+        "user_email": details.user_email,
+        "start_time": details.start_time,
+        "end_time": details.end_time,
+        "duration": details.duration,
+        "total_minutes": details.total_minutes,
+        "participants_count": details.participants_count,
+        "dept": details.dept,
+        "source": details.source,
+    }
+    for name in ("duration", "total_minutes", "participants_count", "type"):
+        if values[name] is not None and values[name] < 0:
+            values[name] = None  # PositiveIntegerField: a nonsense negative is "unknown"
+    for name in ("host_id", "topic", "user_name", "user_email", "dept", "source"):
+        values[name] = clip(PastMeeting, name, values[name] or "")
+    values["account"] = account
+    values["meeting"] = Meeting.objects.filter(account=account, zoom_id=details.id).first()
+    values["fetched_at"] = now()
+    uuid = clip(PastMeeting, "uuid", details.uuid)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                past, _ = PastMeeting.objects.update_or_create(uuid=uuid, defaults=values)
+        except IntegrityError:
+            # Two fetches of the same instance at once: the other one inserted it first.
+            past, _ = PastMeeting.objects.update_or_create(uuid=uuid, defaults=values)
+    return past
+
+
+def fetch_past_meeting(account, client, *, meeting_id=None, uuid=""):
+    """Ask Zoom for an ended instance (by UUID, or by meeting id for its latest instance) and
+    store it. Raises the client's ZoomError (e.g. ZoomNotFound code 3001: not found or not
+    ended; code 200: paid accounts only), whose `describe()` says so in plain words."""
+    if not uuid and meeting_id is None:
+        raise ValueError("a past meeting is fetched by meeting id or by instance UUID")
+    details = client.get_past_meeting(uuid or meeting_id)
+    return store_past_meeting(account, details)

@@ -1,0 +1,74 @@
+"""The mirror's Celery tasks: apply webhook events, sweep up missed ones, schedule syncs."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils.timezone import now
+
+log = logging.getLogger(__name__)
+
+# An event whose processing failed this many times is left for a person to look at (its error
+# is in the admin) instead of being retried every minute forever.
+WEBHOOK_MAX_ATTEMPTS = 5
+# Events younger than this are still on their way through the broker: not the sweeper's.
+WEBHOOK_SWEEP_GRACE = timedelta(seconds=30)
+# How many events one sweep takes on, so a backlog is worked off in bounded steps.
+WEBHOOK_SWEEP_BATCH = 500
+
+
+# Applying an event is a few indexed queries; a minute means the database is stuck, and the
+# sweeper will try the event again.
+@shared_task(soft_time_limit=60, time_limit=90)
+def process_webhook_event(event_id):
+    """Apply one stored Zoom event to the mirror, exactly once (a duplicate run does nothing)."""
+    from ..webhooks import process_event, record_failure
+
+    try:
+        return process_event(event_id)
+    except Exception as e:
+        # Recorded for the admin, then left for the sweeper: applying is idempotent.
+        record_failure(event_id, e)
+        log.exception("webhook event %s could not be applied", event_id)
+        return False
+
+
+# A sweep is bounded by WEBHOOK_SWEEP_BATCH events of a few queries each.
+@shared_task(soft_time_limit=240, time_limit=300)
+def process_pending_webhook_events():
+    """Process events that were stored but never processed (broker down, worker died)."""
+    from ..models import WebhookEvent
+
+    ids = list(
+        WebhookEvent.objects.filter(
+            processed_at__isnull=True,
+            received_at__lt=now() - WEBHOOK_SWEEP_GRACE,
+            attempts__lt=WEBHOOK_MAX_ATTEMPTS,
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:WEBHOOK_SWEEP_BATCH]
+    )
+    for event_id in ids:
+        process_webhook_event(event_id)
+    return len(ids)
+
+
+# Only creates one action row per account; the syncs themselves run as their own tasks.
+@shared_task(soft_time_limit=60, time_limit=90)
+def sync_all_accounts():
+    """Ask the action pipeline for a sync of every connected account (Celery beat runs this
+    every SYNC_INTERVAL_SECONDS). A sync still queued or running is not asked for twice."""
+    from ..actions import request_action
+    from ..models import ActionKind, ActionSource, ZoomAccount
+
+    requested = 0
+    for account in ZoomAccount.objects.filter(status=ZoomAccount.Status.CONNECTED):
+        _, created = request_action(
+            account=account,
+            kind=ActionKind.SYNC,
+            source=ActionSource.SCHEDULE,
+            target_type="account",
+            topic=account.name,
+        )
+        requested += created
+    return requested

@@ -1,0 +1,322 @@
+"""
+Zoom's webhooks: `POST /webhooks/zoom/` receives them, `apply_event` applies them to the mirror.
+
+The receiver does as little as it can in the request, so Zoom gets its answer in milliseconds:
+verify the signature, store the event (stream keys removed), enqueue its processing after the
+commit. Zoom delivers at least once, so a delivery is stored under a dedupe key and a second
+copy is answered 200 and dropped. Events are applied in the order Zoom says they happened
+(`event_ts`): the mirror's writers ignore a report older than the last one applied to a row.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import JsonResponse
+from django.utils.timezone import now
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import mirror
+from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, ZoomAccount
+
+log = logging.getLogger(__name__)
+
+# Zoom signs the request time; older or newer than this is a replay (or a badly wrong clock).
+TIMESTAMP_TOLERANCE_SECONDS = 300
+# Zoom's events are a few kilobytes; anything far larger is not Zoom.
+MAX_BODY_BYTES = 256 * 1024
+
+MEETING_EVENTS = {
+    "meeting.started": MeetingStatus.STARTED,
+    "meeting.ended": MeetingStatus.ENDED,
+    "meeting.deleted": MeetingStatus.DELETED,
+    "meeting.recovered": MeetingStatus.WAITING,
+}
+LIVESTREAM_EVENTS = {
+    "meeting.live_streaming_started": LiveStreamStatus.LIVE,
+    "meeting.live_streaming_stopped": LiveStreamStatus.STOPPED,
+}
+WEBINAR_EVENTS = {
+    "webinar.started": MeetingStatus.STARTED,
+    "webinar.ended": MeetingStatus.ENDED,
+}
+HANDLED_EVENTS = {*MEETING_EVENTS, *LIVESTREAM_EVENTS, *WEBINAR_EVENTS}
+
+
+# --- Signatures ---------------------------------------------------------------------------------
+
+
+def sign(secret, timestamp, body):
+    """Zoom's signature of a delivery: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{raw body}`."""
+    message = b"v0:" + str(timestamp).encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret, timestamp, signature, body, *, at=None):
+    """None when the delivery is Zoom's, else why not (for the log; never the secret).
+
+    Refuses a missing secret (fail closed), a missing or non-numeric timestamp, one more than
+    TIMESTAMP_TOLERANCE_SECONDS away from `at` (default now) in either direction, and a missing
+    or wrong signature (compared in constant time).
+    """
+    if not secret:
+        return "no webhook secret token is configured"
+    if not timestamp or not signature:
+        return "signature headers missing"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return "timestamp is not a number of seconds"
+    at = time.time() if at is None else at
+    if abs(at - int(timestamp)) > TIMESTAMP_TOLERANCE_SECONDS:
+        return "timestamp outside the 5 minute window"
+    expected = sign(secret, timestamp, body)
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        return "signature does not match"
+    return None
+
+
+def url_validation_answer(secret, plain_token):
+    """What Zoom expects back for `endpoint.url_validation`."""
+    encrypted = hmac.new(secret.encode(), plain_token.encode(), hashlib.sha256).hexdigest()
+    return {"plainToken": plain_token, "encryptedToken": encrypted}
+
+
+# --- Storing ------------------------------------------------------------------------------------
+
+SECRET_KEYS = {"stream_key", "streamkey", "stream_key_secret"}
+
+
+def redact(value):
+    """A copy of a payload without any stream key, at any depth (Zoom's live streaming events
+    carry the custom stream's settings, key included)."""
+    if isinstance(value, dict):
+        return {
+            k: redact(v)
+            for k, v in value.items()
+            if not (isinstance(k, str) and k.lower().replace("-", "_") in SECRET_KEYS)
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def dedupe_key(envelope):
+    """The same delivery twice gives the same key: a hash of the event's canonical JSON (Zoom
+    re-sends the same event with a new timestamp header, so the headers are left out)."""
+    canonical = json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _object(envelope):
+    payload = envelope.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
+    obj = payload.get("object")
+    return payload, (obj if isinstance(obj, dict) else {})
+
+
+def store_event(envelope):
+    """Store an accepted event and enqueue its processing after commit.
+
+    Returns (event, created); a duplicate delivery returns the stored one with created=False.
+    """
+    payload, obj = _object(envelope)
+    zoom_account_id = payload.get("account_id")
+    zoom_account_id = zoom_account_id if isinstance(zoom_account_id, str) else ""
+    event_ts = envelope.get("event_ts")
+    event_ts = event_ts if isinstance(event_ts, int) and not isinstance(event_ts, bool) else None
+    if event_ts is not None and not -(2**63) < event_ts < 2**63:
+        event_ts = None
+    uuid = obj.get("uuid")
+    key = dedupe_key(envelope)
+    account = None
+    if zoom_account_id:
+        account = ZoomAccount.objects.filter(zoom_account_id=zoom_account_id).first()
+    fields = {
+        "account": account,
+        "event": str(envelope.get("event"))[:100],
+        "event_ts": event_ts,
+        "zoom_account_id": zoom_account_id[:100],
+        "object_id": mirror.normalize_zoom_id(obj.get("id")),
+        "object_uuid": uuid[:100] if isinstance(uuid, str) else "",
+        "payload": redact(envelope),
+    }
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(dedupe_key=key, **fields)
+            transaction.on_commit(lambda: enqueue(event.pk))
+    except IntegrityError:
+        return WebhookEvent.objects.get(dedupe_key=key), False
+    return event, True
+
+
+def enqueue(event_id):
+    """Queue an event's processing; a broker that is down loses nothing (the sweeper, every
+    minute, processes what is still unprocessed)."""
+    from .tasks.mirror import process_webhook_event
+
+    try:
+        process_webhook_event.delay(event_id)
+    except Exception:  # kombu raises many kinds (OperationalError, OSError, ...)
+        log.warning("webhook event %s stored but not queued; the sweeper will process it", event_id)
+
+
+# --- The receiver -------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def zoom_webhook(request):
+    """Zoom's webhook endpoint. 401 and nothing stored unless signed by Zoom within 5 minutes."""
+    secret = settings.ZOOM_WEBHOOK_SECRET_TOKEN
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BODY_BYTES:
+        return JsonResponse({"error": "request body too large"}, status=413)
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        return JsonResponse({"error": "request body too large"}, status=413)
+    refused = verify_signature(
+        secret,
+        request.headers.get("x-zm-request-timestamp", ""),
+        request.headers.get("x-zm-signature", ""),
+        body,
+    )
+    if refused:
+        log.warning("webhook refused: %s", refused)
+        return JsonResponse({"error": "invalid signature"}, status=401)
+    try:
+        envelope = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return JsonResponse({"error": "body is not JSON"}, status=400)
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), str):
+        return JsonResponse({"error": "not a Zoom event"}, status=400)
+
+    if envelope["event"] == "endpoint.url_validation":
+        payload, _ = _object(envelope)
+        plain_token = payload.get("plainToken")
+        if not isinstance(plain_token, str) or not plain_token or len(plain_token) > 1000:
+            return JsonResponse({"error": "plainToken missing"}, status=400)
+        return JsonResponse(url_validation_answer(secret, plain_token))
+
+    event, created = store_event(envelope)
+    if not created:
+        log.info("duplicate webhook delivery of event %s dropped", event.pk)
+    return JsonResponse({"status": "accepted" if created else "duplicate"})
+
+
+# --- Applying -----------------------------------------------------------------------------------
+
+
+class Ignored(Exception):
+    """The event is well formed but there is nothing to apply (said in WebhookEvent.error)."""
+
+
+def apply_event(event):
+    """Apply a stored event to the mirror. Raises Ignored when there is nothing to do.
+
+    Runs inside the caller's transaction; `meeting.ended` also asks the action pipeline to
+    fetch that instance's past-meeting details (the action is enqueued after commit).
+    """
+    if event.event not in HANDLED_EVENTS:
+        raise Ignored(f"event {event.event!r} is not one the mirror follows")
+    _, obj = _object(event.payload)
+    zoom_id = event.object_id or mirror.normalize_zoom_id(obj.get("id"))
+    if zoom_id is None:
+        raise Ignored("the event names no meeting or webinar id")
+    accounts = list(ZoomAccount.objects.filter(zoom_account_id=event.zoom_account_id))
+    if not event.zoom_account_id or not accounts:
+        raise Ignored(f"no connected Zoom account has id {event.zoom_account_id!r}")
+    at = mirror.event_time(event.event_ts) or event.received_at
+    uuid = event.object_uuid or None
+
+    for account in accounts:
+        if event.event in MEETING_EVENTS:
+            status = MEETING_EVENTS[event.event]
+            if event.event == "meeting.deleted" and obj.get("occurrences"):
+                # One occurrence of a recurring meeting was deleted, not the meeting.
+                continue
+            mirror.record_meeting_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
+        elif event.event in LIVESTREAM_EVENTS:
+            meeting = Meeting.objects.filter(account=account, zoom_id=zoom_id).first()
+            if meeting is None:
+                meeting = mirror.record_meeting_status(
+                    account, zoom_id, MeetingStatus.STARTED, uuid=uuid, at=at, details=obj
+                )
+            config = _livestream_config(obj)
+            mirror.record_livestream(
+                meeting, status=LIVESTREAM_EVENTS[event.event], config=config, at=at
+            )
+        else:
+            status = WEBINAR_EVENTS[event.event]
+            mirror.record_webinar_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
+
+    if event.event == "meeting.ended" and uuid:
+        _request_past_meeting_fetch(accounts, zoom_id, uuid, obj.get("topic"))
+
+
+def _livestream_config(obj):
+    """The stream URL, page URL and resolution a live streaming event carries (its key was
+    removed before the event was stored)."""
+    live = obj.get("live_streaming")
+    live = live if isinstance(live, dict) else {}
+    custom = live.get("custom_live_streaming_settings")
+    if not isinstance(custom, dict):
+        return None
+    config = {}
+    for name in ("stream_url", "page_url", "resolution"):
+        value = custom.get(name)
+        if isinstance(value, str):
+            config[name] = value
+    if config.get("resolution") not in (None, "720p", "1080p"):
+        del config["resolution"]
+    return config or None
+
+
+def _request_past_meeting_fetch(accounts, zoom_id, uuid, topic):
+    from .actions import request_action
+    from .models import ActionKind
+
+    connected = [a for a in accounts if a.status == ZoomAccount.Status.CONNECTED]
+    if not connected:
+        return
+    request_action(
+        account=connected[0],
+        kind=ActionKind.FETCH_PAST_MEETING,
+        source="webhook",
+        target_type="meeting",
+        target_id=zoom_id,
+        target_uuid=uuid,
+        topic=topic if isinstance(topic, str) else "",
+    )
+
+
+def process_event(event_id):
+    """Apply one stored event exactly once. Returns False when it was already processed."""
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.processed_at is not None:
+            return False
+        try:
+            with transaction.atomic():
+                apply_event(event)
+            event.error = ""
+        except Ignored as e:
+            event.error = str(e)[:1000]
+        event.processed_at = now()
+        event.attempts += 1
+        event.save(update_fields=["processed_at", "error", "attempts"])
+    return True
+
+
+def record_failure(event_id, error):
+    """Note a failed processing attempt (the sweeper tries again a few times)."""
+    WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(
+        error=f"{type(error).__name__}: {error}"[:1000], attempts=F("attempts") + 1
+    )
