@@ -10,6 +10,7 @@ from .mirror import (
     PastMeeting,
     Webinar,
 )
+from .ops import WorkerHeartbeat
 from .webhooks import WebhookEvent
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "Plan",
     "WebhookEvent",
     "Webinar",
+    "WorkerHeartbeat",
     "ZoomAccount",
 ]
