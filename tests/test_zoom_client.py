@@ -1,0 +1,756 @@
+"""The Zoom client: units at the HTTP edge (a requests adapter stub), then every method against
+the sandbox over real HTTP."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meetings.zoom.client import ZoomClient, encode_uuid, validate_zoom_id
+from meetings.zoom.errors import (
+    ZoomBadRequest,
+    ZoomBadResponse,
+    ZoomConnectionError,
+    ZoomNeedsReconnect,
+    ZoomNotFound,
+    ZoomPageTokenExpired,
+    ZoomRateLimited,
+    ZoomServerError,
+    ZoomTimeout,
+)
+from meetings.zoom.types import LiveStream, Page, PastMeetingDetails, ZoomMeeting, ZoomUser
+
+BASE = "https://zoom.test/v2"
+NOW = datetime(2024, 5, 31, 12, 0, 0, tzinfo=UTC)
+SECRET_KEY = "sk-live-do-not-leak-7c1e"
+JSON = {"Content-Type": "application/json;charset=UTF-8"}
+
+
+# --- The stub at the HTTP edge ------------------------------------------------------------------
+
+
+class StubAdapter(requests.adapters.BaseAdapter):
+    """Answers each request with the next canned (status, headers, body) or raises it."""
+
+    def __init__(self, answers):
+        super().__init__()
+        self.answers = list(answers)
+        self.sent = []
+        self.timeouts = []
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        self.sent.append(request)
+        self.timeouts.append(timeout)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        status, headers, body = answer
+        response = requests.Response()
+        response.status_code = status
+        response.headers = requests.structures.CaseInsensitiveDict(headers)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        response._content = body.encode() if isinstance(body, str) else body
+        response.request = request
+        response.url = request.url
+        return response
+
+    def close(self):
+        pass
+
+
+def stub_client(*answers, **kwargs):
+    adapter = StubAdapter(answers)
+    session = requests.Session()
+    session.mount("https://zoom.test/", adapter)
+    kwargs.setdefault("clock", lambda: NOW)
+    return ZoomClient(session, BASE, timeout=kwargs.pop("timeout", 2.5), **kwargs), adapter
+
+
+def no_content():
+    return (204, {}, b"")
+
+
+def ok(data):
+    return (200, JSON, data)
+
+
+def path_of(request):
+    return urlsplit(request.url).path
+
+
+def query_of(request):
+    return parse_qs(urlsplit(request.url).query)
+
+
+# --- Requests: JSON bodies, Accept, timeout, throttle, on_response -------------------------------
+
+
+def test_ending_a_meeting_sends_a_json_body_with_accept_json_and_a_timeout():
+    client, adapter = stub_client(no_content())
+
+    assert client.end_meeting(85746065123) is None
+
+    request = adapter.sent[0]
+    assert request.method == "PUT"
+    assert request.url == "https://zoom.test/v2/meetings/85746065123/status"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "application/json"
+    assert json.loads(request.body) == {"action": "end"}
+    assert adapter.timeouts == [2.5]
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path", "body"),
+    [
+        (lambda c: c.end_meeting(1), "PUT", "/v2/meetings/1/status", {"action": "end"}),
+        (lambda c: c.recover_meeting(2), "PUT", "/v2/meetings/2/status", {"action": "recover"}),
+        (lambda c: c.end_webinar(3), "PUT", "/v2/webinars/3/status", {"action": "end"}),
+        (
+            lambda c: c.stop_livestream(4),
+            "PATCH",
+            "/v2/meetings/4/livestream/status",
+            {"action": "stop"},
+        ),
+        (
+            lambda c: c.start_livestream(5),
+            "PATCH",
+            "/v2/meetings/5/livestream/status",
+            {"action": "start"},
+        ),
+        (
+            lambda c: c.start_livestream(6, active_speaker_name=False, display_name="Town hall"),
+            "PATCH",
+            "/v2/meetings/6/livestream/status",
+            {
+                "action": "start",
+                "settings": {"active_speaker_name": False, "display_name": "Town hall"},
+            },
+        ),
+        (
+            lambda c: c.update_livestream(
+                7, stream_url="rtmp://a.example/live", stream_key="k", page_url="https://e.x/p"
+            ),
+            "PATCH",
+            "/v2/meetings/7/livestream",
+            {"stream_url": "rtmp://a.example/live", "stream_key": "k", "page_url": "https://e.x/p"},
+        ),
+        (
+            lambda c: c.update_livestream(
+                8,
+                stream_url="rtmp://a.example/live",
+                stream_key="k",
+                page_url="http://e.x/p",
+                resolution="1080p",
+            ),
+            "PATCH",
+            "/v2/meetings/8/livestream",
+            {
+                "stream_url": "rtmp://a.example/live",
+                "stream_key": "k",
+                "page_url": "http://e.x/p",
+                "resolution": "1080p",
+            },
+        ),
+    ],
+)
+def test_each_action_sends_its_documented_request(call, method, path, body):
+    client, adapter = stub_client(no_content())
+
+    call(client)
+
+    request = adapter.sent[0]
+    assert (request.method, path_of(request)) == (method, path)
+    assert json.loads(request.body) == body
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_throttle_is_asked_with_each_operations_rate_label_before_the_request():
+    labels = []
+    client, adapter = stub_client(
+        no_content(),
+        ok({"users": [], "next_page_token": ""}),
+        throttle=lambda label: labels.append((label, len(adapter.sent))),
+    )
+
+    client.end_meeting(1)
+    list(client.list_users())
+
+    assert labels == [("light", 0), ("medium", 1)]
+
+
+def test_on_response_reports_each_request_with_its_path_template_and_error():
+    reports = []
+    client, _ = stub_client(
+        no_content(),
+        (404, JSON, {"code": 3001, "message": "Meeting does not exist: 9."}),
+        requests.exceptions.ConnectionError("Connection refused"),
+        on_response=lambda *args: reports.append(args),
+    )
+
+    client.end_meeting(1)
+    with pytest.raises(ZoomNotFound):
+        client.end_meeting(9)
+    with pytest.raises(ZoomConnectionError):
+        client.end_meeting(9)
+
+    assert [r[:3] for r in reports] == [
+        ("PUT", "/meetings/{meetingId}/status", 204),
+        ("PUT", "/meetings/{meetingId}/status", 404),
+        ("PUT", "/meetings/{meetingId}/status", None),
+    ]
+    assert all(r[3] >= 0 for r in reports)
+    assert reports[0][4] is None
+    assert isinstance(reports[1][4], ZoomNotFound)
+    assert isinstance(reports[2][4], ZoomConnectionError)
+
+
+def test_a_failing_on_response_hook_does_not_change_zooms_answer():
+    def broken_hook(*args):
+        raise RuntimeError("metrics are down")
+
+    client, _ = stub_client(no_content(), on_response=broken_hook)
+
+    assert client.end_meeting(1) is None
+
+
+def test_the_oauth_layers_errors_pass_through_and_are_reported():
+    class RevokedSession(requests.Session):
+        def request(self, *args, **kwargs):
+            raise ZoomNeedsReconnect()
+
+    reports = []
+    client = ZoomClient(RevokedSession(), BASE, timeout=1, on_response=lambda *a: reports.append(a))
+
+    with pytest.raises(ZoomNeedsReconnect):
+        client.get_me()
+    assert reports[0][2] is None
+    assert isinstance(reports[0][4], ZoomNeedsReconnect)
+
+
+def test_redirects_are_not_followed():
+    client, adapter = stub_client((302, {"Location": "https://elsewhere.test/"}, b""))
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        client.end_meeting(1)
+
+    assert caught.value.status == 302
+    assert len(adapter.sent) == 1
+
+
+# --- 64-bit ids -----------------------------------------------------------------------------------
+
+
+@given(st.integers(min_value=1, max_value=2**63 - 1))
+def test_every_64_bit_id_is_accepted_as_a_number_or_digits(number):
+    assert validate_zoom_id(number) == number
+    assert validate_zoom_id(str(number)) == number
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        0,
+        -1,
+        2**63,
+        2**64,
+        True,
+        False,
+        None,
+        1.0,
+        "",
+        " 1",
+        "1 ",
+        "+1",
+        "-1",
+        "1e9",
+        "0x1f",
+        "١٢٣",  # Arabic-Indic digits: str.isdigit() says yes, Zoom says no
+        "9" * 30,
+        [1],
+        "1/status",
+    ],
+)
+def test_anything_but_a_positive_64_bit_id_is_refused_before_any_request(bad):
+    client, adapter = stub_client()
+    throttled = []
+    client.throttle = throttled.append
+
+    for call in (
+        client.end_meeting,
+        client.recover_meeting,
+        client.end_webinar,
+        client.get_meeting,
+        client.get_webinar,
+        client.get_livestream,
+        client.stop_livestream,
+        client.start_livestream,
+    ):
+        with pytest.raises(ValueError, match=r"_id must be a Zoom id"):
+            call(bad)
+    with pytest.raises(ValueError, match=r"meeting_id must be a Zoom id"):
+        client.update_livestream(bad, stream_url="u", stream_key="k", page_url="https://p.x/")
+
+    assert adapter.sent == []
+    assert throttled == []
+
+
+@pytest.mark.parametrize("bad", [0, -5, "-5", "+5", 2**63, True, "", "a b", "x?y", "%2F", "é=="])
+def test_past_meeting_refuses_bad_ids_and_bad_uuids_before_any_request(bad):
+    client, adapter = stub_client()
+
+    with pytest.raises(ValueError):
+        client.get_past_meeting(bad)
+
+    assert adapter.sent == []
+
+
+# --- UUID encoding --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uuid", "segment"),
+    [
+        ("JbkqFkfqQ0e7+CZluSnc1g==", "JbkqFkfqQ0e7%2BCZluSnc1g%3D%3D"),
+        ("Ysqb7y8ZTbWaXWw2/Kb0Rw==", "Ysqb7y8ZTbWaXWw2%2FKb0Rw%3D%3D"),
+        ("/ajXp112QmuoKj4854875==", "%252FajXp112QmuoKj4854875%253D%253D"),
+        ("ab//cdQmuoKj4854875+==", "ab%252F%252FcdQmuoKj4854875%252B%253D%253D"),
+    ],
+)
+def test_uuids_are_encoded_once_and_twice_when_they_start_with_a_slash_or_hold_two(uuid, segment):
+    assert encode_uuid(uuid) == segment
+    client, adapter = stub_client(ok(dict(PAST, uuid=uuid)))
+
+    details = client.get_past_meeting(uuid)
+
+    assert details.uuid == uuid
+    # requests must not re-quote or unquote what we encoded: the wire carries it as built.
+    assert adapter.sent[0].url == f"https://zoom.test/v2/past_meetings/{segment}"
+
+
+def test_a_past_meeting_by_number_asks_for_the_latest_instance_by_id():
+    client, adapter = stub_client(ok(PAST), ok(PAST))
+
+    client.get_past_meeting(85746065123)
+    client.get_past_meeting("85746065123")
+
+    assert [path_of(r) for r in adapter.sent] == ["/v2/past_meetings/85746065123"] * 2
+
+
+# --- Live stream validation -----------------------------------------------------------------------
+
+GOOD_STREAM = {
+    "stream_url": "rtmp://live.example.com/app",
+    "stream_key": SECRET_KEY,
+    "page_url": "https://example.com/live",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"stream_url": "r" * 1025}, "stream_url"),
+        ({"stream_url": ""}, "stream_url"),
+        ({"stream_url": None}, "stream_url"),
+        ({"stream_key": SECRET_KEY + "k" * 512}, "stream_key"),
+        ({"stream_key": ""}, "stream_key"),
+        ({"stream_key": 12345}, "stream_key"),
+        ({"page_url": "https://example.com/" + "p" * 1010}, "page_url"),
+        ({"page_url": "ftp://example.com/live"}, "page_url"),
+        ({"page_url": "example.com/live"}, "page_url"),
+        ({"page_url": "https://"}, "page_url"),
+        ({"page_url": "https://exa mple.com/"}, "page_url"),
+        ({"page_url": "javascript:alert(1)"}, "page_url"),
+        ({"resolution": "4k"}, "resolution"),
+        ({"resolution": 720}, "resolution"),
+    ],
+)
+def test_a_live_stream_zoom_would_refuse_is_refused_naming_the_field_not_the_key(change, field):
+    client, adapter = stub_client()
+
+    with pytest.raises(ValueError, match=rf"^{field}\b") as caught:
+        client.update_livestream(1, **{**GOOD_STREAM, **change})
+
+    assert SECRET_KEY not in str(caught.value)
+    assert SECRET_KEY not in repr(caught.value)
+    assert adapter.sent == []
+
+
+def test_the_longest_live_stream_values_zoom_allows_are_accepted():
+    client, adapter = stub_client(no_content())
+
+    client.update_livestream(
+        1,
+        stream_url="rtmp://" + "u" * 1017,
+        stream_key="k" * 512,
+        page_url="https://e.x/" + "p" * 1012,
+        resolution="720p",
+    )
+
+    body = json.loads(adapter.sent[0].body)
+    assert (len(body["stream_url"]), len(body["stream_key"]), len(body["page_url"])) == (
+        1024,
+        512,
+        1024,
+    )
+
+
+def test_an_empty_resolution_means_zooms_default_and_is_not_sent():
+    client, adapter = stub_client(no_content())
+
+    client.update_livestream(1, **GOOD_STREAM, resolution="")
+
+    assert "resolution" not in json.loads(adapter.sent[0].body)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"display_name": ""}, "display_name"),
+        ({"display_name": "n" * 51}, "display_name"),
+        ({"display_name": 5}, "display_name"),
+        ({"active_speaker_name": "yes"}, "active_speaker_name"),
+        ({"active_speaker_name": 1}, "active_speaker_name"),
+    ],
+)
+def test_live_stream_start_settings_are_validated_like_zoom(kwargs, field):
+    client, adapter = stub_client()
+
+    with pytest.raises(ValueError, match=rf"^{field}\b"):
+        client.start_livestream(1, **kwargs)
+
+    assert adapter.sent == []
+
+
+def test_a_display_name_of_fifty_characters_is_accepted():
+    client, adapter = stub_client(no_content())
+
+    client.start_livestream(1, display_name="n" * 50, active_speaker_name=True)
+
+    assert json.loads(adapter.sent[0].body)["settings"] == {
+        "active_speaker_name": True,
+        "display_name": "n" * 50,
+    }
+
+
+# --- Answers ------------------------------------------------------------------------------------
+
+PAST = {
+    "uuid": "Ysqb7y8ZTbWaXWw2/Kb0Rw==",
+    "id": 85746065123,
+    "host_id": "x1yCzABCDEfg23HiJKl4mN",
+    "type": 2,
+    "topic": "All-hands",
+    "user_name": "Jill Chill",
+    "user_email": "jchill@example.com",
+    "start_time": "2021-07-13T21:44:51Z",
+    "end_time": "2021-07-13T23:00:51Z",
+    "duration": 76,
+    "total_minutes": 3020,
+    "participants_count": 41,
+    "dept": "Developers",
+    "source": "Zoom",
+}
+
+
+def test_answers_are_parsed_into_typed_objects():
+    client, _ = stub_client(
+        ok({"id": 1, "status": "started", "start_time": "2024-05-31T11:00:00Z", "topic": "T"}),
+        ok({"id": "KDcuGIm1QgePTO8WbOqwIQ", "email": "a@b.c", "type": 2, "account_id": "A"}),
+        ok({**GOOD_STREAM, "resolution": "720p"}),
+        ok(PAST),
+    )
+
+    meeting = client.get_meeting(1)
+    me = client.get_me()
+    stream = client.get_livestream(1)
+    past = client.get_past_meeting(85746065123)
+
+    assert isinstance(meeting, ZoomMeeting)
+    assert meeting.status == "started"
+    assert meeting.start_time == datetime(2024, 5, 31, 11, tzinfo=UTC)
+    assert isinstance(me, ZoomUser)
+    assert me.email == "a@b.c"
+    assert isinstance(stream, LiveStream)
+    assert stream.stream_key == SECRET_KEY
+    assert isinstance(past, PastMeetingDetails)
+    assert past.participants_count == 41
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ((200, {"Content-Type": "text/html"}, "<html>oops</html>"), "with text/html instead"),
+        ((200, {}, '{"id": 1}'), "with no content type instead of JSON"),
+        (
+            (200, {"Content-Type": "application/xml"}, "<meeting><id>1</id></meeting>"),
+            "with application/xml instead of JSON",
+        ),
+        ((200, JSON, "{not json"), "not valid JSON"),
+        ((200, JSON, b"\xff\xfe\x00garbage"), "not valid JSON"),
+        ((200, JSON, ""), "with no body"),
+        ((204, {}, ""), "with no body"),
+        ((200, JSON, "[1, 2]"), "expected a JSON object"),
+        ((200, JSON, '{"topic": "no id"}'), "id: missing"),
+        ((200, JSON, '{"id": 1, "start_time": "tomorrow-ish"}'), "start_time: not an ISO"),
+    ],
+)
+def test_an_answer_that_is_not_what_zoom_documents_is_a_bad_response_not_a_crash(answer, words):
+    client, _ = stub_client(answer)
+
+    with pytest.raises(ZoomBadResponse, match=words) as caught:
+        client.get_meeting(1)
+
+    assert caught.value.permanent is True
+    assert caught.value.status in (200, 204)
+
+
+def test_an_error_answer_in_xml_is_a_bad_response_with_its_status():
+    xml = "<?xml version='1.0'?><error><code>124</code><message>Invalid</message></error>"
+    client, _ = stub_client((401, {"Content-Type": "application/xml"}, xml))
+
+    with pytest.raises(ZoomBadResponse, match="HTTP 401 with application/xml") as caught:
+        client.end_meeting(1)
+
+    assert caught.value.status == 401
+
+
+def test_a_proxys_html_error_page_is_retryable_and_never_quoted():
+    page = "<html>502 Bad Gateway. Your request: Authorization: Bearer eyJsecret</html>"
+    client, _ = stub_client((502, {"Content-Type": "text/html"}, page))
+
+    with pytest.raises(ZoomBadResponse) as caught:
+        client.end_meeting(1)
+
+    assert caught.value.permanent is False
+    assert "eyJsecret" not in str(caught.value)
+    assert "eyJsecret" not in repr(caught.value)
+
+
+def test_an_error_answer_without_a_body_is_still_its_kind():
+    client, _ = stub_client((404, {}, b""), (503, {"Content-Length": "0"}, b""))
+
+    with pytest.raises(ZoomNotFound):
+        client.end_meeting(1)
+    with pytest.raises(ZoomServerError) as caught:
+        client.end_meeting(1)
+    assert caught.value.permanent is False
+
+
+def test_a_200_in_zooms_error_shape_for_an_action_is_an_error():
+    # webinarStatus documents HTTP 200 "Webinar plan subscription is missing".
+    body = {"code": 200, "message": "Webinar plan subscription is missing."}
+    client, _ = stub_client((200, JSON, body))
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        client.end_webinar(99289110036)
+
+    assert caught.value.code == 200
+    assert caught.value.permanent is True
+    assert "paid" in caught.value.describe()
+
+
+def test_a_200_with_some_other_body_for_an_action_is_success():
+    client, _ = stub_client((200, JSON, {"status": "ok"}), (202, {}, b""))
+
+    assert client.end_meeting(1) is None
+    assert client.end_meeting(1) is None
+
+
+def test_a_429_takes_retry_after_from_the_injected_clock():
+    later = (NOW + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    headers = {
+        **JSON,
+        "Retry-After": later,
+        "X-RateLimit-Category": "Light",
+        "X-RateLimit-Type": "QPS",
+        "X-RateLimit-Limit": "30",
+        "X-RateLimit-Remaining": "0",
+    }
+    client, _ = stub_client((429, headers, {"code": 429, "message": "Too many requests."}))
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        client.end_meeting(1)
+
+    error = caught.value
+    assert (error.retry_after, error.category, error.limit_type) == (4, "Light", "QPS")
+    assert (error.limit, error.remaining) == (30, 0)
+    assert error.describe() == "Zoom is rate limiting this account; retrying after 4 s"
+
+
+def test_a_429_with_an_html_body_is_still_a_rate_limit():
+    client, _ = stub_client((429, {"Content-Type": "text/html", "Retry-After": "3"}, "<p>slow"))
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        client.end_meeting(1)
+
+    assert caught.value.retry_after == 3
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "reached"),
+    [
+        (requests.exceptions.ConnectTimeout("connect timed out"), ZoomTimeout, False),
+        (requests.exceptions.ReadTimeout("read timed out"), ZoomTimeout, True),
+        (
+            requests.exceptions.ConnectionError(
+                "Max retries exceeded (Caused by NewConnectionError('[Errno 111] Connection "
+                "refused'))"
+            ),
+            ZoomConnectionError,
+            False,
+        ),
+        (
+            requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())"),
+            ZoomConnectionError,
+            True,
+        ),
+        (requests.exceptions.SSLError("certificate verify failed"), ZoomConnectionError, False),
+    ],
+)
+def test_transport_failures_become_retryable_zoom_errors(exc, kind, reached):
+    client, _ = stub_client(exc)
+
+    with pytest.raises(kind) as caught:
+        client.end_meeting(1)
+
+    assert caught.value.permanent is False
+    assert caught.value.status is None
+    assert caught.value.may_have_reached_zoom is reached
+
+
+def test_a_request_that_cannot_even_be_built_is_a_permanent_connection_error():
+    client, _ = stub_client(requests.exceptions.InvalidURL("bad"))
+
+    with pytest.raises(ZoomConnectionError) as caught:
+        client.end_meeting(1)
+
+    assert caught.value.permanent is True
+
+
+# --- Paging -------------------------------------------------------------------------------------
+
+
+def meetings_page(first, count, token="", total=None):
+    return ok(
+        {
+            "page_size": 300,
+            "total_records": total,
+            "next_page_token": token,
+            "meetings": [{"id": n, "topic": f"m{n}"} for n in range(first, first + count)],
+        }
+    )
+
+
+def test_lists_follow_next_page_token_with_pages_of_300():
+    client, adapter = stub_client(
+        meetings_page(1, 300, "t1", 700),
+        meetings_page(301, 300, "t2", 700),
+        meetings_page(601, 100),
+    )
+    pages = []
+
+    meetings = list(client.list_meetings("me", type="live", on_page=pages.append))
+
+    assert [m.id for m in meetings] == list(range(1, 701))
+    assert [(p.number, len(p.items), p.next_page_token) for p in pages] == [
+        (1, 300, "t1"),
+        (2, 300, "t2"),
+        (3, 100, ""),
+    ]
+    assert pages[0].total_records == 700
+    assert [query_of(r) for r in adapter.sent] == [
+        {"type": ["live"], "page_size": ["300"]},
+        {"type": ["live"], "page_size": ["300"], "next_page_token": ["t1"]},
+        {"type": ["live"], "page_size": ["300"], "next_page_token": ["t2"]},
+    ]
+
+
+def test_pages_can_be_read_one_by_one_and_nothing_is_sent_before_the_first():
+    client, adapter = stub_client(meetings_page(1, 2, "t1"), meetings_page(3, 1))
+
+    pages = client.iter_pages_meetings("someone@example.com")
+    assert adapter.sent == []
+    first = next(pages)
+
+    assert isinstance(first, Page)
+    assert not first.is_last
+    assert path_of(adapter.sent[0]) == "/v2/users/someone@example.com/meetings"
+    assert next(pages).is_last
+    assert list(pages) == []
+
+
+def test_bad_list_arguments_fail_at_the_call_not_at_the_first_page():
+    client, adapter = stub_client()
+
+    with pytest.raises(ValueError, match="type must be one of"):
+        client.list_meetings("me", type="all")
+    with pytest.raises(ValueError, match="status must be one of"):
+        client.list_users(status="deleted")
+    with pytest.raises(ValueError, match="user_id"):
+        client.list_webinars("../users")
+    with pytest.raises(ValueError, match="user_id"):
+        client.list_meetings("")
+
+    assert adapter.sent == []
+
+
+def test_a_refused_follow_up_page_means_the_page_token_expired():
+    client, _ = stub_client(
+        meetings_page(1, 300, "t1"),
+        (400, JSON, {"code": 300, "message": "The next page token is invalid or expired."}),
+    )
+
+    with pytest.raises(ZoomPageTokenExpired) as caught:
+        list(client.list_meetings("me"))
+
+    assert isinstance(caught.value, ZoomBadRequest)
+    assert caught.value.permanent is True
+
+
+def test_a_repeated_page_token_stops_the_listing_instead_of_looping():
+    client, adapter = stub_client(
+        meetings_page(1, 1, "same"), meetings_page(2, 1, "same"), meetings_page(3, 1, "same")
+    )
+
+    with pytest.raises(ZoomBadResponse, match="same next_page_token"):
+        list(client.list_meetings("me"))
+
+    assert len(adapter.sent) == 2
+
+
+def test_a_page_without_a_list_is_a_bad_response():
+    client, _ = stub_client(ok({"meetings": {"id": 1}}))
+
+    with pytest.raises(ZoomBadResponse, match="is not a list"):
+        list(client.list_meetings("me"))
+
+
+def test_users_and_webinars_list_too():
+    client, adapter = stub_client(
+        ok({"users": [{"id": "u1", "email": "a@b.c", "type": 1}], "next_page_token": ""}),
+        ok({"webinars": [{"id": 99289110036, "type": 5}], "total_records": 1}),
+    )
+
+    users = list(client.list_users(status="pending"))
+    webinars = list(client.list_webinars("u1"))
+
+    assert [u.id for u in users] == ["u1"]
+    assert [w.id for w in webinars] == [99289110036]
+    assert query_of(adapter.sent[0]) == {"status": ["pending"], "page_size": ["300"]}
+    assert path_of(adapter.sent[1]) == "/v2/users/u1/webinars"
+
+
+def test_a_client_is_built_from_settings_when_not_told_otherwise(settings):
+    settings.ZOOM_API_BASE_URL = "https://zoom.example/v2/"
+    settings.ZOOM_TIMEOUT_SECONDS = 7.0
+
+    client = ZoomClient(requests.Session())
+
+    assert client.base_url == "https://zoom.example/v2"
+    assert client.timeout == 7.0
+    assert repr(client) == "<ZoomClient https://zoom.example/v2>"
