@@ -1,0 +1,117 @@
+"""The mirror in the admin: read-only. Zoom is the truth; the admin only shows its copy.
+
+Nothing can be added, changed or deleted here (the sync and the webhooks write the mirror), and
+a meeting's stream key is never shown: its masked form only.
+"""
+
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from ..models import Meeting, PastMeeting, WebhookEvent, Webinar
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View permission only: Zoom and the mirror's writers own these rows."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.hidden_fields] + list(
+            self.extra_readonly
+        )
+
+    hidden_fields = ()
+    extra_readonly = ()
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
+
+
+@admin.register(Meeting)
+class MeetingAdmin(ReadOnlyAdmin):
+    list_display = (
+        "zoom_id",
+        "topic",
+        "host_email",
+        "status",
+        "livestream_status",
+        "start_time",
+        "account",
+        "last_synced_at",
+        "last_event_at",
+    )
+    list_filter = ("status", "livestream_status", "account", "type")
+    search_fields = ("topic", "host_email", "=zoom_id", "=uuid")
+    date_hierarchy = "start_time"
+    list_select_related = ("account",)
+    # The stream key is a secret: its masked form only, never the field itself.
+    hidden_fields = ("stream_key",)
+    extra_readonly = ("stream_key_masked",)
+
+    def get_queryset(self, request):
+        # The key is not even decrypted for the changelist.
+        return super().get_queryset(request).defer("stream_key")
+
+    @admin.display(description="stream key")
+    def stream_key_masked(self, obj):
+        return obj.masked_stream_key or "—"
+
+
+@admin.register(Webinar)
+class WebinarAdmin(ReadOnlyAdmin):
+    list_display = (
+        "zoom_id",
+        "topic",
+        "host_email",
+        "status",
+        "start_time",
+        "account",
+        "last_synced_at",
+        "last_event_at",
+    )
+    list_filter = ("status", "account")
+    search_fields = ("topic", "host_email", "=zoom_id", "=uuid")
+    date_hierarchy = "start_time"
+    list_select_related = ("account",)
+
+
+@admin.register(PastMeeting)
+class PastMeetingAdmin(ReadOnlyAdmin):
+    list_display = (
+        "uuid",
+        "zoom_id",
+        "topic",
+        "user_email",
+        "start_time",
+        "end_time",
+        "participants_count",
+        "fetched_at",
+    )
+    list_filter = ("account",)
+    search_fields = ("topic", "user_email", "=zoom_id", "=uuid")
+    date_hierarchy = "start_time"
+    list_select_related = ("account", "meeting")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "event", "object_id", "account", "processed_at", "error")
+    list_filter = ("event", "account", ("processed_at", admin.EmptyFieldListFilter))
+    search_fields = ("=object_id", "=object_uuid", "event")
+    date_hierarchy = "received_at"
+    list_select_related = ("account",)
+    hidden_fields = ("payload",)
+    extra_readonly = ("payload_pretty",)
+
+    @admin.display(description="payload (stream keys removed)")
+    def payload_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))

@@ -1,0 +1,506 @@
+"""
+A full sync of one account's mirror from Zoom's lists: active users, then each user's
+meetings (`scheduled` and `live`) and webinars.
+
+Rules (issue 4):
+- One sync per account at a time, across processes: a Redis lock when REDIS_URL is set, a lease
+  row (MirrorLock) otherwise. A second sync raises SyncAlreadyRunning without calling Zoom.
+- Writes are bulk and only of what changed: a re-sync with nothing changed writes no mirror row.
+- Rows Zoom no longer lists are marked `deleted` only after a complete, successful pass: an
+  aborted pass (an error, a lost lock) deletes nothing.
+- A page token that expires mid-listing (Zoom's tokens live 15 minutes) restarts that listing;
+  a transient failure (429, 5xx, timeout) waits and restarts it, a few times at most.
+- The Medium rate limit is the client's business: build it with `throttle=throttle_for(account)`.
+- A newer webhook event wins over the sync: status and instance UUID of a row that had an event
+  after the pass began are left alone.
+"""
+
+import contextlib
+import logging
+import time
+import uuid as uuid_lib
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.timezone import now
+
+from .mirror import clip
+from .models import LiveStreamStatus, Meeting, MeetingStatus, MirrorLock, Webinar, ZoomAccount
+from .zoom.errors import (
+    ZoomAuthError,
+    ZoomBadRequest,
+    ZoomError,
+    ZoomNeedsReconnect,
+    ZoomNotFound,
+    ZoomPageTokenExpired,
+)
+
+log = logging.getLogger(__name__)
+
+# The lock lapses this long after its holder stops renewing it (a worker that died mid-sync).
+LOCK_TTL_SECONDS = 120
+# Renewing is a write (database) or a round trip (Redis): at most this often.
+LOCK_RENEW_EVERY_SECONDS = 30
+# A listing is started again at most this many times (expired page token, 429, 5xx, timeout).
+MAX_LISTING_ATTEMPTS = 4
+# Waiting longer than this for a retry is not worth holding the sync: abort and let the next
+# sync (or the action pipeline's retry) do it.
+MAX_RETRY_WAIT_SECONDS = 30
+# Rows written per statement; well under SQLite's and PostgreSQL's parameter limits.
+WRITE_BATCH = 200
+# Pending writes are flushed once this many rows have changed, to bound memory and keep the
+# mirror fresh during a long sync.
+FLUSH_EVERY = 1000
+# Zoom's meeting type 1 is an instant meeting: Zoom's lists never show them, so missing from a
+# list means nothing about them.
+INSTANT_MEETING = 1
+
+# The fields a sync owns, compared and written in bulk. Status and UUID are handled apart,
+# because a newer webhook event owns them.
+DATA_FIELDS = (
+    "host_id",
+    "host_email",
+    "topic",
+    "type",
+    "start_time",
+    "duration",
+    "timezone",
+    "join_url",
+)
+EVENT_FIELDS = ("status", "uuid")
+
+
+class SyncAlreadyRunning(Exception):
+    """Another sync of this account holds the lock. Nothing was done."""
+
+    def __init__(self, account):
+        super().__init__(f"A sync of {account} is already running")
+
+
+class SyncLockLost(Exception):
+    """The sync's lock lapsed (it stalled longer than the lock's lifetime): it stopped before
+    deleting anything, so a sync that took the lock meanwhile is not contradicted."""
+
+
+@dataclass
+class SyncResult:
+    """What one sync did: counts for the audit record and the dashboard."""
+
+    users: int = 0
+    pages: int = 0
+    meetings: int = 0
+    webinars: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    restarts: int = 0
+    complete: bool = False
+    # Users whose meetings or webinars Zoom refused to list: [{"user", "list", "reason"}].
+    skipped: list = field(default_factory=list)
+
+    def as_dict(self):
+        return asdict(self)
+
+    def summary(self):
+        text = (
+            f"Synced {self.users} users: {self.meetings} meetings and {self.webinars} webinars "
+            f"on Zoom; {self.created} new, {self.updated} changed, {self.deleted} deleted "
+            f"({self.pages} pages)"
+        )
+        if self.skipped:
+            text += f"; {len(self.skipped)} listings refused by Zoom"
+        return text
+
+
+# --- The lock -----------------------------------------------------------------------------------
+
+
+class _DatabaseLock:
+    """A lease row: take it if absent or lapsed; renew while working; delete when done."""
+
+    def __init__(self, name):
+        self.name = name
+        self.holder = uuid_lib.uuid4().hex
+        self.renewed = 0.0
+
+    def acquire(self):
+        at = now()
+        expires = at + timedelta(seconds=LOCK_TTL_SECONDS)
+        with transaction.atomic():
+            taken = MirrorLock.objects.filter(name=self.name, expires_at__lt=at).update(
+                holder=self.holder, acquired_at=at, expires_at=expires
+            )
+            if not taken:
+                try:
+                    with transaction.atomic():
+                        MirrorLock.objects.create(
+                            name=self.name, holder=self.holder, acquired_at=at, expires_at=expires
+                        )
+                except IntegrityError:
+                    return False
+        self.renewed = time.monotonic()
+        return True
+
+    def renew(self, force=False):
+        if not force and time.monotonic() - self.renewed < LOCK_RENEW_EVERY_SECONDS:
+            return
+        kept = MirrorLock.objects.filter(name=self.name, holder=self.holder).update(
+            expires_at=now() + timedelta(seconds=LOCK_TTL_SECONDS)
+        )
+        if not kept:
+            raise SyncLockLost(f"lost the lock {self.name}")
+        self.renewed = time.monotonic()
+
+    def release(self):
+        MirrorLock.objects.filter(name=self.name, holder=self.holder).delete()
+
+
+class _RedisLock:
+    """redis-py's lock (a key with a random token and an expiry, released by a Lua script)."""
+
+    def __init__(self, name):
+        import redis
+
+        self.lock = redis.Redis.from_url(settings.REDIS_URL).lock(
+            f"zoomadmin:{name}", timeout=LOCK_TTL_SECONDS, blocking=False
+        )
+        self.renewed = 0.0
+
+    def acquire(self):
+        if not self.lock.acquire(blocking=False):
+            return False
+        self.renewed = time.monotonic()
+        return True
+
+    def renew(self, force=False):
+        from redis.exceptions import LockError
+
+        if not force and time.monotonic() - self.renewed < LOCK_RENEW_EVERY_SECONDS:
+            return
+        try:
+            self.lock.extend(LOCK_TTL_SECONDS, replace_ttl=True)
+        except LockError as e:
+            raise SyncLockLost(f"lost the lock {self.lock.name}") from e
+        self.renewed = time.monotonic()
+
+    def release(self):
+        from redis.exceptions import LockError
+
+        with contextlib.suppress(LockError):  # it lapsed: nothing of ours to release
+            self.lock.release()
+
+
+def sync_lock(account):
+    """The cross-process lock for `account`'s sync (not yet acquired)."""
+    name = f"sync:account:{account.pk}"
+    return _RedisLock(name) if settings.REDIS_URL else _DatabaseLock(name)
+
+
+def is_sync_running(account):
+    """Whether a sync of `account` holds its lock now (for the dashboard)."""
+    if settings.REDIS_URL:
+        return bool(sync_lock(account).lock.locked())
+    return MirrorLock.objects.filter(
+        name=f"sync:account:{account.pk}", expires_at__gte=now()
+    ).exists()
+
+
+# --- The sync -----------------------------------------------------------------------------------
+
+
+def sync_account(account, client, *, on_progress=None, sleep=time.sleep, progress_interval=1.0):
+    """Bring `account`'s mirror in step with Zoom. Returns a SyncResult (complete=True).
+
+    `client` is a ZoomClient acting as the account (build it with the account's throttle so the
+    Medium limit holds). `on_progress(dict)` is called as the sync goes (users_total,
+    users_done, pages, meetings, webinars, restarts), at most every `progress_interval` seconds
+    plus once when the users are listed and once at the end. Raises SyncAlreadyRunning when
+    another sync of the account holds the lock, ZoomError when Zoom fails in a way retrying
+    the listing did not cure, SyncLockLost when the lock lapsed; none of these delete anything.
+    """
+    lock = sync_lock(account)
+    if not lock.acquire():
+        raise SyncAlreadyRunning(account)
+    try:
+        return _Sync(account, client, lock, on_progress, sleep, progress_interval).run()
+    finally:
+        lock.release()
+
+
+class _Sync:
+    def __init__(self, account, client, lock, on_progress, sleep, progress_interval):
+        self.account = account
+        self.client = client
+        self.lock = lock
+        self.on_progress = on_progress
+        self.sleep = sleep
+        self.progress_interval = progress_interval
+        self.last_progress = None
+        self.result = SyncResult()
+        self.users_total = 0
+        self.users_done = 0
+        self.pass_started = now()
+        # Hosts whose meetings / webinars Zoom refused to list: their rows are not deleted.
+        self.unknown_hosts = {Meeting: set(), Webinar: set()}
+        self.seen = {Meeting: set(), Webinar: set()}
+        self.pending = {Meeting: {"new": [], "changed": []}, Webinar: {"new": [], "changed": []}}
+
+    def run(self):
+        # Snapshot of the mirror (the stream key is not needed, and need not be decrypted).
+        self.existing = {
+            Meeting: {
+                m.zoom_id: m
+                for m in Meeting.objects.filter(account=self.account).defer("stream_key")
+            },
+            Webinar: {w.zoom_id: w for w in Webinar.objects.filter(account=self.account)},
+        }
+        users = self._listing(lambda: self.client.iter_pages_users("active"))
+        self.users_total = self.result.users = len(users)
+        self._progress(force=True)
+        for user in users:
+            self._sync_user(user)
+            self.users_done += 1
+            self._progress()
+        self._flush()
+        self.lock.renew(force=True)  # still ours: nobody else has synced meanwhile
+        self._mark_missing()
+        ZoomAccount.objects.filter(pk=self.account.pk).update(last_sync_at=now())
+        self.result.complete = True
+        self._progress(force=True)
+        return self.result
+
+    # --- Zoom's lists ---------------------------------------------------------------------
+
+    def _listing(self, pages):
+        """All items of a listing; restarted when its page token expires or Zoom fails for a
+        moment. `pages` makes a fresh iterator of types.Page."""
+        for attempt in range(1, MAX_LISTING_ATTEMPTS + 1):
+            items = []
+            try:
+                for page in pages():
+                    items.extend(page.items)
+                    self.result.pages += 1
+                    self.lock.renew()
+                    self._progress()
+                return items
+            except ZoomPageTokenExpired:
+                if attempt == MAX_LISTING_ATTEMPTS:
+                    raise
+                log.info("sync of %s: a page token expired; listing again", self.account)
+            except ZoomError as e:
+                wait = e.retry_after if e.retry_after is not None else 2 ** (attempt - 1)
+                if e.permanent or attempt == MAX_LISTING_ATTEMPTS or wait > MAX_RETRY_WAIT_SECONDS:
+                    raise
+                log.info("sync of %s: %s; listing again in %.1f s", self.account, e, wait)
+                self.sleep(wait)
+            self.result.restarts += 1
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _user_listing(self, user, what, model, pages):
+        """A user's meetings or webinars; [] with a note when Zoom refuses that user's list."""
+        try:
+            return self._listing(pages)
+        except (ZoomAuthError, ZoomNeedsReconnect, ZoomPageTokenExpired):
+            raise
+        except (ZoomNotFound, ZoomBadRequest) as e:
+            if not (isinstance(e, ZoomNotFound) and e.code == 1001):
+                # Refused, not gone (e.g. no webinar licence): keep what the mirror has.
+                self.unknown_hosts[model].add(user.id)
+            self.result.skipped.append(
+                {"user": user.email or user.id, "list": what, "reason": e.describe()}
+            )
+            return []
+
+    def _sync_user(self, user):
+        meetings = {}
+        for kind in ("scheduled", "live"):
+            listing = self._user_listing(
+                user,
+                f"{kind} meetings",
+                Meeting,
+                lambda kind=kind: self.client.iter_pages_meetings(user.id, kind),
+            )
+            for item in listing:
+                live = kind == "live" or (item.id in meetings and meetings[item.id][1])
+                # The live list's UUID is the running instance's: it wins over the scheduled one.
+                if item.id not in meetings or kind == "live":
+                    meetings[item.id] = (item, live)
+        webinars = self._user_listing(
+            user, "webinars", Webinar, lambda: self.client.iter_pages_webinars(user.id)
+        )
+        for item, live in meetings.values():
+            self._stage(Meeting, item, user, live=live)
+        for item in {w.id: w for w in webinars}.values():
+            self._stage(Webinar, item, user, live=False)
+        self.result.meetings += len(meetings)
+        self.result.webinars += len({w.id for w in webinars})
+        if sum(len(p["new"]) + len(p["changed"]) for p in self.pending.values()) >= FLUSH_EVERY:
+            self._flush()
+
+    # --- Comparing and writing ------------------------------------------------------------
+
+    def _stage(self, model, item, user, *, live):
+        seen = self.seen[model]
+        if item.id in seen:
+            return  # listed under two users (a co-host's list): the first listing wins
+        seen.add(item.id)
+        values = {
+            "host_id": clip(model, "host_id", item.host_id or user.id),
+            "host_email": clip(model, "host_email", item.host_email or user.email),
+            "topic": clip(model, "topic", item.topic),
+            "type": item.type if item.type is not None and item.type >= 0 else 2,
+            "start_time": item.start_time,
+            "duration": item.duration if item.duration is not None and item.duration >= 0 else None,
+            "timezone": clip(model, "timezone", item.timezone),
+            "join_url": clip(model, "join_url", item.join_url),
+        }
+        row = self.existing[model].get(item.id)
+        if row is None:
+            status = MeetingStatus.STARTED if live else MeetingStatus.WAITING
+            self.pending[model]["new"].append(
+                model(
+                    account=self.account,
+                    zoom_id=item.id,
+                    uuid=clip(model, "uuid", item.uuid),
+                    status=status,
+                    last_synced_at=self.pass_started,
+                    **values,
+                )
+            )
+            return
+        changed = {name for name, value in values.items() if getattr(row, name) != value}
+        if not self._has_newer_event(row):
+            status = self._status(model, row, live)
+            if status != row.status:
+                changed.add("status")
+                row.status = status
+                if model is Meeting and status != MeetingStatus.STARTED:
+                    row.livestream_status = LiveStreamStatus.STOPPED
+            if item.uuid and item.uuid != row.uuid:
+                changed.add("uuid")
+                row.uuid = clip(model, "uuid", item.uuid)
+        if changed:
+            for name in DATA_FIELDS:
+                setattr(row, name, values[name])
+            self.pending[model]["changed"].append(row)
+
+    def _has_newer_event(self, row):
+        return bool(row.last_event_at and row.last_event_at >= self.pass_started)
+
+    @staticmethod
+    def _status(model, row, live):
+        """The status the lists imply. A meeting is live when Zoom's `live` list has it; one
+        the mirror had live that is no longer listed live has ended. Webinars' status comes
+        from events only (Zoom's webinar API has none), except coming back from `deleted`."""
+        if model is Meeting and live:
+            return MeetingStatus.STARTED
+        if model is Meeting and row.status == MeetingStatus.STARTED:
+            return MeetingStatus.ENDED
+        if row.status == MeetingStatus.DELETED:
+            return MeetingStatus.WAITING  # listed again: recovered
+        return row.status
+
+    def _flush(self):
+        for model, pending in self.pending.items():
+            if pending["new"]:
+                self._insert(model, pending["new"])
+            if pending["changed"]:
+                self._update(model, pending["changed"])
+            pending["new"], pending["changed"] = [], []
+
+    def _insert(self, model, rows):
+        with transaction.atomic():
+            # A webhook may have created some of them since the snapshot: then only the
+            # sync's own fields are written; the event's status stands.
+            model.objects.bulk_create(
+                rows,
+                batch_size=WRITE_BATCH,
+                update_conflicts=True,
+                unique_fields=["account", "zoom_id"],
+                update_fields=[*DATA_FIELDS, "last_synced_at"],
+            )
+        self.result.created += len(rows)
+
+    def _update(self, model, rows):
+        fields = [*DATA_FIELDS, *EVENT_FIELDS, "last_synced_at"]
+        if model is Meeting:
+            fields.append("livestream_status")
+        at = now()
+        with transaction.atomic():
+            # Rows with an event applied since the snapshot keep the event's status and UUID.
+            snapshot = {row.pk: row.last_event_at for row in rows}
+            current = dict(
+                model.objects.select_for_update()
+                .filter(pk__in=list(snapshot))
+                .values_list("pk", "last_event_at")
+            )
+            fresh, touched = [], []
+            for row in rows:
+                if row.pk not in current:
+                    continue  # deleted from the mirror meanwhile (account removed)
+                row.last_synced_at = at
+                (touched if current[row.pk] == snapshot[row.pk] else fresh).append(row)
+            if touched:
+                model.objects.bulk_update(touched, fields, batch_size=WRITE_BATCH)
+            if fresh:
+                model.objects.bulk_update(
+                    fresh, [*DATA_FIELDS, "last_synced_at"], batch_size=WRITE_BATCH
+                )
+        self.result.updated += len(touched) + len(fresh)
+
+    def _mark_missing(self):
+        """After a complete pass: rows Zoom no longer lists are deleted (instant meetings,
+        which Zoom never lists, are only ended if the mirror had them live)."""
+        for model, existing in self.existing.items():
+            unknown = self.unknown_hosts[model]
+            to_delete, to_end = [], []
+            for zoom_id, row in existing.items():
+                if zoom_id in self.seen[model] or row.host_id in unknown:
+                    continue
+                if model is Meeting and row.type == INSTANT_MEETING:
+                    if row.status == MeetingStatus.STARTED and not self._has_newer_event(row):
+                        to_end.append(row.pk)
+                elif row.status != MeetingStatus.DELETED:
+                    to_delete.append(row.pk)
+            self.result.deleted += self._set_status(model, to_delete, MeetingStatus.DELETED)
+            self.result.updated += self._set_status(model, to_end, MeetingStatus.ENDED)
+
+    def _set_status(self, model, pks, status):
+        changes = {"status": status, "last_synced_at": now()}
+        if model is Meeting:
+            changes["livestream_status"] = LiveStreamStatus.STOPPED
+        done = 0
+        for start in range(0, len(pks), WRITE_BATCH):
+            done += (
+                model.objects.filter(pk__in=pks[start : start + WRITE_BATCH])
+                # An event since the pass began (e.g. meeting.recovered) knows better.
+                .filter(Q(last_event_at__isnull=True) | Q(last_event_at__lt=self.pass_started))
+                .exclude(status=status)
+                .update(**changes)
+            )
+        return done
+
+    def _progress(self, force=False):
+        if self.on_progress is None:
+            return
+        clock = time.monotonic()
+        if (
+            not force
+            and self.last_progress is not None
+            and clock - self.last_progress < self.progress_interval
+        ):
+            return
+        self.last_progress = clock
+        self.on_progress(
+            {
+                "users_total": self.users_total,
+                "users_done": self.users_done,
+                "pages": self.result.pages,
+                "meetings": self.result.meetings,
+                "webinars": self.result.webinars,
+                "restarts": self.result.restarts,
+            }
+        )
