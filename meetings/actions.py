@@ -1,9 +1,74 @@
 """
-The action pipeline's public face: how views, commands, webhooks and schedules ask for work.
+The action pipeline's public face: how views, commands, webhooks and schedules ask for work,
+and how a worker carries it out.
 
-Every operation on Zoom is an `Action` row (the audit record) executed by a Celery task.
-Filled in by the actions work (issue 5); the signatures here are the contract other areas use.
+Every operation on Zoom is an `Action` row (the audit record) executed by a Celery task:
+
+1. `request_action` validates the request, creates the Action (state queued) in a transaction
+   and sends its task message when the transaction commits. While an action of the same kind is
+   queued or running for the same target, it returns that one instead (the partial unique
+   constraint `one_active_action_per_target` decides, so two operators at once make one job).
+2. The task (`meetings.tasks.actions.run_action`) calls `execute(action_id)`: claim the action
+   with a conditional update, call Zoom through the account's client and rate limiter, write
+   each attempt before the call and complete it after, then finish the action exactly once.
+3. Retries: 429 waits for Zoom's Retry-After; 5xx, connection errors and timeouts back off
+   exponentially with jitter up to ACTION_MAX_ATTEMPTS; any other 4xx, and a connection that
+   needs reconnecting, fail at once with Zoom's words. A retry is a new task message with a
+   countdown (the worker is not held); the action stays running, owned by that message.
+4. `sweep()` (a periodic task) sends again what the broker never got and takes back running
+   actions whose lease expired because their worker died.
+
+Bulk: `dry_run` says what a batch would do, `create_batch` makes it, `cancel_batch` stops what
+has not started. The per-kind work (which Zoom call, how to confirm it, what the mirror
+records) is in `meetings.executors`.
 """
+
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.timezone import now
+
+from .models import Action, ActionKind, ActionSource, ActionState, Attempt, Batch, Meeting, Webinar
+from .models.actions import REDACTED, LeaseLostError
+from .zoom.client import encode_uuid, livestream_body, livestream_status_body, validate_zoom_id
+
+log = logging.getLogger(__name__)
+
+# What each kind acts on.
+TARGET_TYPES = {
+    ActionKind.END_MEETING: "meeting",
+    ActionKind.RECOVER_MEETING: "meeting",
+    ActionKind.UPDATE_LIVESTREAM: "meeting",
+    ActionKind.START_LIVESTREAM: "meeting",
+    ActionKind.STOP_LIVESTREAM: "meeting",
+    ActionKind.FETCH_PAST_MEETING: "meeting",
+    ActionKind.END_WEBINAR: "webinar",
+    ActionKind.SYNC: "account",
+}
+# The parameters each kind takes; the others take none.
+PARAMS = {
+    ActionKind.UPDATE_LIVESTREAM: ("stream_url", "stream_key", "page_url", "resolution"),
+    ActionKind.START_LIVESTREAM: ("active_speaker_name", "display_name"),
+}
+# Parameters never stored in clear: Action.params says "•••• (set)", Action.secret_params holds
+# them encrypted until the action finishes.
+SECRET_PARAMS = ("stream_key",)
+# What a batch may do.
+BULK_KINDS = (ActionKind.END_MEETING, ActionKind.END_WEBINAR, ActionKind.STOP_LIVESTREAM)
+
+# Sending a task message when the broker is down: try briefly, then leave it to the sweeper
+# rather than hold the operator's page.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+
+
+# --- Asking for work -----------------------------------------------------------------------------
 
 
 def request_action(
@@ -24,15 +89,668 @@ def request_action(
     """Create the Action in a transaction and enqueue its task on commit.
 
     Returns (action, created). While an action of this kind is queued or running for the same
-    target, returns that one with created=False (double clicks make one job). `params` must not
-    hold secrets in clear: a stream key is passed as params["stream_key"] and stored redacted,
-    the key itself kept encrypted for the task to use. enqueue=False leaves the enqueueing to
-    the caller (the command line runs `execute` inline).
+    target, returns that one with created=False (double clicks make one job; the second
+    request's parameters are not applied). `params` must not hold secrets in clear: a stream
+    key is passed as params["stream_key"] and stored redacted, the key itself kept encrypted for
+    the task to use. enqueue=False leaves the enqueueing to the caller (the command line may run
+    `execute` inline; a batch sends its messages together).
+
+    Raises ValueError, with a message for the operator, for a bad kind, source, target or
+    parameter; nothing is written then.
     """
-    raise NotImplementedError
+    kind = _choice(ActionKind, kind, "action kind")
+    source = _choice(ActionSource, source, "source")
+    target_type, target_id, target_uuid = _clean_target(kind, target_type, target_id, target_uuid)
+    public, secret = _clean_params(kind, params or {})
+    if batch is not None and (batch.account_id != account.pk or batch.kind != kind):
+        raise ValueError("a batch holds actions of one kind on one account")
+    if not topic:
+        topic = _mirror_topic(account, target_type, target_id)
+    fields = {
+        "account": account,
+        "kind": kind,
+        "source": source,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_uuid": target_uuid,
+        "topic": (topic or "")[: Action._meta.get_field("topic").max_length],
+        "params": public,
+        "secret_params": json.dumps(secret) if secret else "",
+        "requested_by": user,
+        "client_ip": client_ip or None,
+        "batch": batch,
+    }
+    # Two tries: the active action we collided with may finish between our insert and look-up.
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                action = Action.objects.create(**fields)
+                if enqueue:
+                    transaction.on_commit(lambda pk=action.pk: enqueue_actions([pk]))
+            log.info(
+                "action %s requested: %s %s by %s via %s",
+                action.pk,
+                kind,
+                action.target_label,
+                user.get_username() if user else "-",
+                source,
+            )
+            return action, True
+        except IntegrityError:
+            existing = (
+                Action.objects.active()
+                .filter(
+                    account=account,
+                    kind=kind,
+                    target_type=target_type,
+                    target_id=target_id,
+                    target_uuid=target_uuid,
+                )
+                .first()
+            )
+            if existing is not None:
+                return existing, False
+    raise IntegrityError("could not create the action (a concurrent one kept colliding)")
 
 
-def execute(action_id):
+def _choice(choices, value, what):
+    try:
+        return choices(value)
+    except ValueError:
+        raise ValueError(f"unknown {what}: {value!r}") from None
+
+
+def _clean_target(kind, target_type, target_id, target_uuid):
+    expected = TARGET_TYPES[kind]
+    if target_type and target_type != expected:
+        raise ValueError(f"{ActionKind(kind).label} acts on a {expected}, not a {target_type}")
+    target_uuid = (target_uuid or "").strip()
+    if kind == ActionKind.SYNC:
+        if target_id is not None or target_uuid:
+            raise ValueError("a sync acts on the whole account, not on one meeting")
+        return expected, None, ""
+    if kind == ActionKind.FETCH_PAST_MEETING and target_uuid:
+        encode_uuid(target_uuid)  # ValueError for anything that is not a Zoom UUID
+        if target_id is not None and target_id != "":
+            target_id = validate_zoom_id(target_id, f"{expected} id")
+        return expected, target_id if target_id != "" else None, target_uuid
+    if target_uuid:
+        raise ValueError(f"{ActionKind(kind).label} acts on a {expected} id, not an instance UUID")
+    if target_id is None or target_id == "":
+        raise ValueError(f"{ActionKind(kind).label} needs a {expected} id")
+    return expected, validate_zoom_id(target_id, f"{expected} id"), ""
+
+
+def _clean_params(kind, params):
+    """(params to store, secrets to encrypt), validated as Zoom validates them."""
+    if not isinstance(params, dict):
+        raise ValueError("parameters must be a mapping")
+    allowed = PARAMS.get(kind, ())
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"{ActionKind(kind).label} takes no parameter {', '.join(unknown)}")
+    if kind == ActionKind.UPDATE_LIVESTREAM:
+        # The client's own validation: the same rules the request will be held to, and its
+        # messages name the field, never the value (the key is a secret).
+        body = livestream_body(
+            stream_url=params.get("stream_url"),
+            stream_key=params.get("stream_key"),
+            page_url=params.get("page_url"),
+            resolution=params.get("resolution") or None,
+        )
+        public = {
+            "stream_url": body["stream_url"],
+            "stream_key": REDACTED,
+            "page_url": body["page_url"],
+            "resolution": body.get("resolution", ""),
+        }
+        return public, {"stream_key": body["stream_key"]}
+    if kind == ActionKind.START_LIVESTREAM:
+        active_speaker_name = params.get("active_speaker_name")
+        display_name = params.get("display_name") or None
+        livestream_status_body(
+            "start", active_speaker_name=active_speaker_name, display_name=display_name
+        )
+        return {"active_speaker_name": active_speaker_name, "display_name": display_name}, {}
+    return {}, {}
+
+
+def _mirror_topic(account, target_type, target_id):
+    model = {"meeting": Meeting, "webinar": Webinar}.get(target_type)
+    if model is None or target_id is None:
+        return account.name if target_type == "account" else ""
+    return (
+        model.objects.filter(account=account, zoom_id=target_id)
+        .values_list("topic", flat=True)
+        .first()
+        or ""
+    )
+
+
+def enqueue_actions(action_ids, *, countdown=None):
+    """Send the task message of each queued action; returns how many were sent.
+
+    Stops at the first failure (the broker is down: trying the rest would only hold the caller
+    for nothing); the sweeper sends what was not sent once the broker is back.
+    """
+    sent = 0
+    for action_id in action_ids:
+        if not _send(action_id, countdown=countdown):
+            break
+        Action(pk=action_id).mark_sent(_send.last_task_id)
+        sent += 1
+    return sent
+
+
+def _send(action_id, *, task_id=None, countdown=None):
+    from .tasks.actions import run_action
+
+    task_id = task_id or str(uuid.uuid4())
+    _send.last_task_id = task_id
+    try:
+        run_action.apply_async(
+            (action_id,), task_id=task_id, countdown=countdown, retry_policy=PUBLISH_RETRY_POLICY
+        )
+    except Exception as e:  # kombu raises OperationalError, ChannelError, OSError...
+        log.warning(
+            "could not send the task of action %s (%s: %s); the sweeper will send it",
+            action_id,
+            type(e).__name__,
+            e,
+        )
+        return False
+    return True
+
+
+# --- Bulk ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedItem:
+    """One line of a dry run: a target and whether the batch would act on it, and why not."""
+
+    target_type: str
+    target_id: int | None
+    topic: str = ""
+    host_email: str = ""
+    status: str = ""
+    livestream_status: str = ""
+    account_id: int | None = None
+    do: bool = True
+    reason: str = ""
+    existing_action_id: int | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def dry_run(kind, targets, *, account=None):
+    """What a batch of KIND over TARGETS would do, without doing anything.
+
+    TARGETS are Meeting / Webinar rows of the mirror, or Zoom ids (looked up in the mirror, of
+    ACCOUNT when given). Returns a list of PlannedItem, in the order given: `do` says whether
+    the batch would act on it, `reason` why not (or a caveat). A target is skipped when the
+    mirror says there is nothing to do (the meeting is not live, the stream is not running),
+    when the same action is already queued or running for it, or when it is listed twice.
+    """
+    kind = _choice(ActionKind, kind, "action kind")
+    if kind not in BULK_KINDS:
+        raise ValueError(f"{ActionKind(kind).label} cannot be done in bulk")
+    target_type = TARGET_TYPES[kind]
+    model = Webinar if target_type == "webinar" else Meeting
+    plan, seen = [], set()
+    for target in targets:
+        row = target if isinstance(target, (Meeting, Webinar)) else None
+        if row is not None and not isinstance(row, model):
+            raise ValueError(f"{ActionKind(kind).label} acts on {target_type}s")
+        zoom_id = row.zoom_id if row is not None else validate_zoom_id(target, f"{target_type} id")
+        if row is None:
+            rows = model.objects.filter(zoom_id=zoom_id)
+            if account is not None:
+                rows = rows.filter(account=account)
+            row = rows.first()
+        item = PlannedItem(target_type=target_type, target_id=zoom_id)
+        if row is not None:
+            item.topic, item.host_email, item.status = row.topic, row.host_email, row.status
+            item.livestream_status = getattr(row, "livestream_status", "")
+            item.account_id = row.account_id
+        plan.append(item)
+        if (item.account_id, zoom_id) in seen:
+            item.do, item.reason = False, "listed twice"
+            continue
+        seen.add((item.account_id, zoom_id))
+        if account is not None and row is not None and row.account_id != account.pk:
+            item.do, item.reason = False, "belongs to another Zoom account"
+        elif row is None:
+            if account is None:
+                item.do, item.reason = False, "not in the dashboard's copy of any account"
+            else:
+                item.account_id = account.pk
+                item.reason = "not in the dashboard's copy: Zoom will say whether it applies"
+        elif kind == ActionKind.STOP_LIVESTREAM and row.livestream_status != "live":
+            item.do, item.reason = False, "its live stream is not running"
+        elif kind != ActionKind.STOP_LIVESTREAM and row.status != "started":
+            item.do, item.reason = False, f"not live ({row.get_status_display().lower()})"
+        if item.do:
+            existing = (
+                Action.objects.active()
+                .filter(account_id=item.account_id, kind=kind, target_id=zoom_id)
+                .first()
+            )
+            if existing is not None:
+                item.do = False
+                item.existing_action_id = existing.pk
+                item.reason = f"already requested (action #{existing.pk}, {existing.state})"
+    return plan
+
+
+def create_batch(
+    *, account, kind, targets, user=None, source=ActionSource.BULK, client_ip=None, params=None
+):
+    """Make a batch of KIND over TARGETS (as `dry_run` takes them) on ACCOUNT: one action per
+    target the dry run would act on, all enqueued when the transaction commits. They run at the
+    account's rate limit, however many workers there are. Returns (batch, plan).
+
+    Raises ValueError when there is nothing to do.
+    """
+    plan = dry_run(kind, targets, account=account)
+    todo = [item for item in plan if item.do]
+    if not todo:
+        raise ValueError("Nothing to do: " + "; ".join(sorted({i.reason for i in plan})))
+    with transaction.atomic():
+        batch = Batch.objects.create(kind=kind, account=account, requested_by=user)
+        ids = []
+        for item in todo:
+            action, created = request_action(
+                account=account,
+                kind=kind,
+                source=source,
+                target_type=item.target_type,
+                target_id=item.target_id,
+                topic=item.topic,
+                params=params,
+                user=user,
+                client_ip=client_ip,
+                batch=batch,
+                enqueue=False,
+            )
+            if created:
+                ids.append(action.pk)
+            else:
+                item.do = False
+                item.existing_action_id = action.pk
+                item.reason = f"already requested (action #{action.pk}, {action.state})"
+        batch.total = len(ids)
+        batch.save(update_fields=["total"])
+        transaction.on_commit(lambda: enqueue_actions(ids))
+    log.info("batch %s: %s x %d requested", batch.pk, kind, len(ids))
+    return batch, plan
+
+
+def cancel_batch(batch, *, user=None):
+    """Stop a batch: its actions that have not started are cancelled; those already running
+    finish (a call to Zoom may be in flight). Returns how many were cancelled."""
+    who = f" by {user.get_username()}" if user is not None else ""
+    at = now()
+    with transaction.atomic():
+        Batch.objects.filter(pk=batch.pk, cancelled_at__isnull=True).update(cancelled_at=at)
+        cancelled = batch.actions.filter(state=ActionState.QUEUED).update(
+            state=ActionState.CANCELLED,
+            finished_at=at,
+            result_summary=f"Batch cancelled{who} before this action ran",
+            secret_params="",
+            lease_expires_at=None,
+        )
+    batch.refresh_from_db()
+    return cancelled
+
+
+def cancel_action(action, *, user=None):
+    """Cancel one action that no worker has started. Returns True if it was cancelled."""
+    return action.cancel(user=user)
+
+
+# --- Doing the work ------------------------------------------------------------------------------
+
+
+def backoff_delay(failures, *, rng=random.random):
+    """Seconds before retry number FAILURES (1, 2, ...): exponential from
+    ACTION_RETRY_BASE_SECONDS, capped at ACTION_RETRY_MAX_SECONDS, with "equal jitter" (half
+    fixed, half random) so that many actions failing together do not retry together."""
+    ceiling = min(
+        settings.ACTION_RETRY_MAX_SECONDS, settings.ACTION_RETRY_BASE_SECONDS * 2 ** (failures - 1)
+    )
+    return ceiling / 2 + rng() * ceiling / 2
+
+
+def execute(action_id, *, task_id="", inline=False, sleep=time.sleep):
     """Claim the action (conditional update queued → running), call Zoom, record each attempt,
-    retry what may succeed later, finish it exactly once. What the Celery task runs."""
-    raise NotImplementedError
+    retry what may succeed later, finish it exactly once. What the Celery task runs.
+
+    `task_id` is the Celery task's id: a running action is taken over only by the message it
+    waits for (see Action.claim). With `inline` (the command line), retries wait here instead of
+    being re-enqueued. Returns the action's state when this run is done with it, or None when
+    the action was not this run's to do.
+    """
+    action = Action.claim(action_id, task_id=task_id)
+    if action is None:
+        log.info("action %s: not ours to run (task %s)", action_id, task_id or "-")
+        return None
+    run = Run(action, sleep=sleep)
+    try:
+        while True:
+            delay = run.step()
+            if delay is None:
+                return action.state
+            if not inline:
+                retry_id = str(uuid.uuid4())
+                action.schedule_retry(delay, retry_id)
+                if _send(action.pk, task_id=retry_id, countdown=delay):
+                    log.info("action %s: retry in %.1f s (task %s)", action.pk, delay, retry_id)
+                    return action.state
+            # Inline, or the broker is unreachable for the retry message: wait here.
+            action.renew_lease(delay + settings.ACTION_LEASE_SECONDS)
+            sleep(delay)
+    except LeaseLostError:
+        log.warning("action %s: taken over by another run; this one stops", action_id)
+        return None
+
+
+class Run:
+    """One run of an action by a worker: its Zoom client, rate limiter, and attempt rows.
+
+    Executors (meetings.executors) use `client`, `params`, `call()` for follow-up calls,
+    `progress()` and `sleep()`.
+    """
+
+    def __init__(self, action, *, sleep=time.sleep):
+        from .ratelimit import throttle_for
+
+        self.action = action
+        self.sleep = sleep
+        self.limiter = throttle_for(action.account, sleep=self._wait)
+        self._client = None
+        self._attempt = None
+        self._pending = None  # (operation, counts) of the call about to be made
+        self._attempt_started = None
+        self._last_status = None
+        self._last_renewal = time.monotonic()
+
+    # --- what executors use ---
+
+    @property
+    def client(self):
+        if self._client is None:
+            from .zoom.client import ZoomClient
+
+            self._client = ZoomClient.for_account(
+                self.action.account, throttle=self._throttle, on_response=self._on_response
+            )
+        return self._client
+
+    @property
+    def params(self):
+        """The action's parameters with its secrets, for the Zoom call only."""
+        return {**self.action.params, **self.action.secrets}
+
+    def call(self, operation, fn, *, counts=False):
+        """Make one Zoom call FN(client) as one attempt row named OPERATION; return its value.
+        Follow-up calls (confirming an end) pass counts=False: they do not spend retries."""
+        self._pending = (operation, counts)
+        self._attempt = None
+        try:
+            value = fn(self.client)
+        except Exception as e:
+            self._close_attempt(e, outcome=Attempt.Outcome.ERROR)
+            raise
+        self._close_attempt(None, outcome=Attempt.Outcome.OK)
+        return value
+
+    def progress(self, data):
+        """Progress of a long call (a sync's pages), shown while the action runs."""
+        self.action.set_progress(progress=dict(data))
+        self._last_renewal = time.monotonic()
+
+    # --- the hooks the Zoom client calls ---
+
+    def _throttle(self, label):
+        self._heartbeat()
+        self.limiter(label)
+        if self._pending is not None and self._attempt is None:
+            # The attempt row is written just before the request leaves (crash evidence).
+            operation, counts = self._pending
+            self._attempt = self.action.start_attempt(operation, counts=counts)
+            self._attempt_started = time.monotonic()
+            self._last_status = None
+
+    def _on_response(self, method, path, status, duration_ms, error):
+        self._last_status = status
+        if status == 429:
+            self.limiter.back_off(getattr(error, "retry_after", None))
+
+    def _wait(self, seconds):
+        if seconds > 1:
+            self.action.renew_lease(seconds + settings.ACTION_LEASE_SECONDS)
+        self.sleep(seconds)
+
+    def _heartbeat(self):
+        # A long call (a sync) keeps its lease fresh, and finds out early if it lost it.
+        if time.monotonic() - self._last_renewal > settings.ACTION_LEASE_SECONDS / 4:
+            self.action.renew_lease()
+            self._last_renewal = time.monotonic()
+
+    # --- attempts and outcomes ---
+
+    def _close_attempt(self, error, *, outcome, retry_after=None, message=None):
+        attempt, self._attempt, self._pending = self._attempt, None, None
+        if attempt is None:
+            return None
+        from .zoom.errors import ZoomError
+
+        is_zoom = isinstance(error, ZoomError)
+        status = error.status if is_zoom else self._last_status
+        started = self._attempt_started or time.monotonic()
+        if message is None:
+            message = _describe(error) if error is not None else f"OK (HTTP {status or 'ok'})"
+        self.action.complete_attempt(
+            attempt,
+            outcome=outcome,
+            http_status=status,
+            zoom_code=error.code if is_zoom else None,
+            message=message,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            retry_after=retry_after,
+        )
+        return attempt
+
+    def step(self):
+        """Make the action's main call once. Returns None when the action is finished, or the
+        seconds to wait before trying again."""
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        from .executors import EXECUTORS, Outcome
+        from .ratelimit import ThrottleWaitError
+        from .sync import SyncAlreadyRunning
+        from .zoom.errors import ZoomError, ZoomNeedsReconnect, ZoomRateLimited
+
+        action = self.action
+        executor = EXECUTORS[action.kind]
+        value, done_before = None, False
+        if executor.resumable:
+            last = action.attempts.filter(operation=executor.operation).order_by("-number").first()
+            # A run that died after Zoom accepted the call but before finishing: do not call
+            # again, go on from there.
+            done_before = last is not None and last.outcome == Attempt.Outcome.OK
+        if not done_before:
+            self._pending = (executor.operation, True)
+            self._attempt = None
+            try:
+                value = executor.call(self)
+            except ThrottleWaitError as e:
+                # The limiter asked for a long wait before anything was sent.
+                self._close_attempt(e, outcome=Attempt.Outcome.RETRY, retry_after=e.seconds)
+                return e.seconds
+            except ZoomRateLimited as e:
+                return self._rate_limited(e)
+            except ZoomNeedsReconnect as e:
+                return self._fail(e, e.describe())
+            except ZoomError as e:
+                if executor.already_done is not None and self._already_done(executor, e):
+                    return None
+                if e.permanent:
+                    return self._fail(e, _describe(e))
+                return self._retry_or_fail(e)
+            except SyncAlreadyRunning as e:
+                return self._retry_or_fail(e)
+            except ValueError as e:
+                # The client refused the input before sending (an id out of range, ...).
+                return self._fail(e, f"Not sent to Zoom: {e}")
+            except SoftTimeLimitExceeded as e:
+                return self._fail(e, "Stopped: it ran longer than the task's time limit")
+            except LeaseLostError:
+                raise
+            except Exception as e:
+                log.exception("action %s: unexpected error", action.pk)
+                return self._fail(e, f"Unexpected error ({type(e).__name__}); see logs")
+            self._close_attempt(None, outcome=Attempt.Outcome.OK)
+        try:
+            outcome = executor.finish(self, value)
+        except LeaseLostError:
+            raise
+        except Exception as e:
+            # Zoom did it; only our follow-up (confirmation, the mirror) broke.
+            log.exception("action %s: Zoom accepted it, the follow-up failed", action.pk)
+            outcome = Outcome(
+                True,
+                f"{executor.success_text} (the dashboard's copy was not updated: "
+                f"{type(e).__name__}; the next sync will)",
+            )
+        if outcome.succeeded:
+            action.mark_succeeded(outcome.summary, result=outcome.result)
+        else:
+            action.mark_failed(outcome.summary, result=outcome.result)
+        log.info("action %s %s: %s", action.pk, action.state, outcome.summary)
+        return None
+
+    def _already_done(self, executor, error):
+        """After an error that may hide a success (the connection broke after the request went
+        out, or Zoom refuses the retry of a call whose worker died mid-way), ask Zoom whether
+        the change happened. Returns True when it did and the action is finished; otherwise the
+        attempt is closed with its error and the caller decides on the error as usual."""
+        attempt = self._attempt
+        after_reclaim = attempt is not None and attempt.after_reclaim
+        if not (after_reclaim or getattr(error, "may_have_reached_zoom", False)):
+            return False
+        self._close_attempt(error, outcome=Attempt.Outcome.ERROR)
+        try:
+            outcome = executor.already_done(self)
+        except LeaseLostError:
+            raise
+        except Exception as e:
+            log.warning("action %s: could not check whether it was done: %s", self.action.pk, e)
+            outcome = None
+        if outcome is None:
+            return False
+        self.action.mark_succeeded(outcome.summary, result=outcome.result)
+        return True
+
+    def _rate_limited(self, error):
+        retry_after = error.retry_after
+        if retry_after is None:
+            retry_after = backoff_delay(self._count_rate_limited() + 1)
+        if retry_after > settings.ACTION_MAX_RETRY_AFTER_SECONDS:
+            return self._fail(error, f"{_describe(error)} — not waiting that long")
+        if self._count_rate_limited() + 1 >= settings.ACTION_MAX_RATE_LIMITED_ATTEMPTS:
+            return self._fail(error, _gave_up(error, self.action, rate_limited=True))
+        # Wait at least as long as the account's back-off, which another worker may have set.
+        delay = max(retry_after, self.limiter.backoff_remaining(), 0.05)
+        self._close_attempt(error, outcome=Attempt.Outcome.RETRY, retry_after=delay)
+        return delay
+
+    def _count_rate_limited(self):
+        return self.action.attempts.filter(http_status=429).count()
+
+    def _retry_or_fail(self, error):
+        if self.action.attempts_count >= settings.ACTION_MAX_ATTEMPTS:
+            return self._fail(error, _gave_up(error, self.action))
+        delay = backoff_delay(max(self.action.attempts_count, 1))
+        self._close_attempt(error, outcome=Attempt.Outcome.RETRY, retry_after=delay)
+        return delay
+
+    def _fail(self, error, summary):
+        from .zoom.errors import ZoomError
+
+        if self._attempt is None and self._pending is not None:
+            # Failed before any request left (the connection needs reconnecting, a bad id):
+            # still one row saying what was tried and why it stopped.
+            operation, counts = self._pending
+            self._attempt = self.action.start_attempt(operation, counts=counts)
+            self._attempt_started = time.monotonic()
+        self._close_attempt(error, outcome=Attempt.Outcome.ERROR, message=summary)
+        is_zoom = isinstance(error, ZoomError)
+        self.action.mark_failed(
+            summary,
+            http_status=error.status if is_zoom else None,
+            zoom_code=error.code if is_zoom else None,
+        )
+        log.info("action %s failed: %s", self.action.pk, summary)
+        return None
+
+
+def _describe(error):
+    describe = getattr(error, "describe", None)
+    return describe() if callable(describe) else str(error) or type(error).__name__
+
+
+def _gave_up(error, action, *, rate_limited=False):
+    n = action.attempts_count
+    what = "rate-limited attempts" if rate_limited else "attempts"
+    return f"{_describe(error)} — gave up after {n} {what}"
+
+
+# --- The sweeper -----------------------------------------------------------------------------
+
+
+def sweep(*, limit=500):
+    """Keep every click moving (Celery beat runs this every ACTION_SWEEP_INTERVAL_SECONDS):
+
+    - a running action whose lease expired lost its worker: it is queued again for a new run
+      (or failed after ACTION_MAX_RECLAIMS such losses);
+    - a queued action whose message never reached the broker (older than
+      ACTION_REQUEUE_AFTER_SECONDS, none sent), or whose message no worker claimed within
+      ACTION_DISPATCH_TIMEOUT_SECONDS, is sent again.
+
+    Every change is a conditional update, so a sweep racing a worker or another sweep is
+    harmless: an action is claimed by one run only. Returns counts.
+    """
+    at = now()
+    counts = {"reclaimed": 0, "failed": 0, "sent": 0}
+    to_send = []
+    expired = Action.objects.filter(state=ActionState.RUNNING, lease_expires_at__lt=at).only(
+        "pk", "state", "lease_token", "reclaims", "lease_expires_at"
+    )
+    for action in expired[:limit]:
+        new_state = action.reclaim()
+        if new_state == ActionState.QUEUED:
+            counts["reclaimed"] += 1
+            to_send.append(action.pk)
+            log.warning("action %s: its worker stopped; queued again", action.pk)
+        elif new_state == ActionState.FAILED:
+            counts["failed"] += 1
+            log.error("action %s: its worker stopped too many times; failed", action.pk)
+    never_sent = Action.objects.filter(
+        state=ActionState.QUEUED,
+        lease_expires_at__isnull=True,
+        requested_at__lt=at - timedelta(seconds=settings.ACTION_REQUEUE_AFTER_SECONDS),
+    )
+    unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at)
+    for qs in (never_sent, unclaimed):
+        to_send.extend(
+            pk
+            for pk in qs.order_by("requested_at").values_list("pk", flat=True)[:limit]
+            if pk not in to_send
+        )
+    counts["sent"] = enqueue_actions(to_send)
+    if any(counts.values()):
+        log.info("action sweep: %s", counts)
+    return counts

@@ -7,3 +7,9 @@ class MeetingsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the system checks)
+        from django.db.models.signals import post_migrate
+
+        from .roles import ensure_roles_after_migrate
+
+        # The "Zoom viewers"/"Zoom operators" groups stay complete as models are added.
+        post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="meetings.ensure_roles")

@@ -215,10 +215,34 @@ ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 120, minimum=5)
 ACTION_MAX_ATTEMPTS = env_int("ACTION_MAX_ATTEMPTS", 6, minimum=1)
 ACTION_RETRY_BASE_SECONDS = env_float("ACTION_RETRY_BASE_SECONDS", 1.0)
 ACTION_RETRY_MAX_SECONDS = env_float("ACTION_RETRY_MAX_SECONDS", 60.0)
+# A 429's Retry-After longer than this (Zoom's daily limit: "retry tomorrow") fails the action
+# with Zoom's message instead of holding it for hours; rate-limited retries have their own budget.
+ACTION_MAX_RETRY_AFTER_SECONDS = env_float("ACTION_MAX_RETRY_AFTER_SECONDS", 300.0)
+ACTION_MAX_RATE_LIMITED_ATTEMPTS = env_int("ACTION_MAX_RATE_LIMITED_ATTEMPTS", 30, minimum=1)
+# A queued action whose task message was never sent (broker down) is sent again by the sweeper
+# after this grace; one sent but not claimed by a worker in the dispatch timeout is sent again.
+ACTION_REQUEUE_AFTER_SECONDS = env_int("ACTION_REQUEUE_AFTER_SECONDS", 10, minimum=1)
+ACTION_DISPATCH_TIMEOUT_SECONDS = env_int("ACTION_DISPATCH_TIMEOUT_SECONDS", 600, minimum=5)
+# An action whose worker died this many times is failed rather than handed to the next worker.
+ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 5, minimum=1)
+# Confirming an end: GET /meetings/{id} this many times, this far apart (NOTES.md: a 204 to end
+# has been seen without the meeting ending).
+ACTION_CONFIRM_CHECKS = env_int("ACTION_CONFIRM_CHECKS", 3, minimum=1)
+ACTION_CONFIRM_INTERVAL_SECONDS = env_float("ACTION_CONFIRM_INTERVAL_SECONDS", 1.0)
+# Retention of the audit trail, for `manage.py prune_actions` (the only thing that deletes it).
+ACTION_RETENTION_DAYS = env_int("ACTION_RETENTION_DAYS", 730, minimum=1)
 # Per-label overrides of the plan's Zoom rate limits, requests per second ("" = the plan's).
 ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
 ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
 ZOOM_RATE_LIMIT_HEAVY = env_float("ZOOM_RATE_LIMIT_HEAVY", 0.0)
+# The share of the limit the dashboard uses (Zoom counts every app of the account together), and
+# the requests granted at once before the limiter spaces them out.
+ZOOM_RATE_LIMIT_HEADROOM = env_float("ZOOM_RATE_LIMIT_HEADROOM", 0.9, minimum=0.05)
+ZOOM_RATE_LIMIT_BURST = env_int("ZOOM_RATE_LIMIT_BURST", 1, minimum=1)
+# A rate-limiter wait longer than this is not slept in the worker: the action is re-enqueued
+# with a countdown instead. And after a 429, the whole account pauses at most this long.
+ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)
+ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS", 60.0)
 
 # Celery beat's periodic tasks; each area adds its own entries.
 CELERY_BEAT_SCHEDULE = {
@@ -231,6 +255,13 @@ CELERY_BEAT_SCHEDULE = {
     "process-pending-webhook-events": {
         "task": "meetings.tasks.mirror.process_pending_webhook_events",
         "schedule": 60,
+    },
+    # Actions whose task message never reached the broker, or whose worker died (lease expired).
+    "sweep-actions": {
+        "task": "meetings.tasks.actions.sweep_actions",
+        "schedule": ACTION_SWEEP_INTERVAL_SECONDS,
+        # A sweep not started within one interval is superseded by the next one.
+        "options": {"expires": ACTION_SWEEP_INTERVAL_SECONDS},
     },
 }
 

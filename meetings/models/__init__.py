@@ -11,6 +11,7 @@ from .mirror import (
     Webinar,
 )
 from .ops import WorkerHeartbeat
+from .ratelimit import RateLimitBucket
 from .webhooks import WebhookEvent
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "MirrorLock",
     "PastMeeting",
     "Plan",
+    "RateLimitBucket",
     "WebhookEvent",
     "Webinar",
     "WorkerHeartbeat",

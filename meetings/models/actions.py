@@ -1,6 +1,14 @@
+import json
+import uuid
+from datetime import timedelta
+
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils.timezone import now
+
+from ..fields import EncryptedTextField
 
 
 class ActionKind(models.TextChoices):
@@ -47,6 +55,18 @@ class ActionState(models.TextChoices):
 ACTIVE_STATES = (ActionState.QUEUED, ActionState.RUNNING)
 TERMINAL_STATES = (ActionState.SUCCEEDED, ActionState.FAILED, ActionState.CANCELLED)
 
+# What a redacted secret reads as in Action.params: says a value was given, shows nothing of it.
+REDACTED = "•••• (set)"
+
+
+class ActionFinishedError(Exception):
+    """A terminal action (succeeded, failed, cancelled) was asked to change or be deleted."""
+
+
+class LeaseLostError(Exception):
+    """This run no longer owns the action: the sweeper reclaimed it, or another delivery of its
+    task took it over. The run stops without writing anything more."""
+
 
 class Batch(models.Model):
     """A bulk action: many actions of one kind, requested together, run at the rate limit."""
@@ -67,13 +87,52 @@ class Batch(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} x {self.total} ({self.created:%Y-%m-%d %H:%M})"
 
+    def progress(self):
+        """Counts of the batch's actions by state, plus `total`, `done` and `finished`."""
+        counts = dict.fromkeys(ActionState.values, 0)
+        for row in self.actions.values("state").annotate(n=models.Count("id")):
+            counts[row["state"]] = row["n"]
+        done = sum(counts[s] for s in TERMINAL_STATES)
+        counts["total"] = self.total
+        counts["done"] = done
+        counts["finished"] = done >= self.total
+        return counts
+
+    @property
+    def is_cancelled(self):
+        return self.cancelled_at is not None
+
+
+class ActionQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(state__in=ACTIVE_STATES)
+
+    def terminal(self):
+        return self.filter(state__in=TERMINAL_STATES)
+
+    def delete(self):
+        raise ActionFinishedError(
+            "actions are the audit trail: only `manage.py prune_actions` deletes them"
+        )
+
+    delete.queryset_only = True
+
+    def prune(self):
+        """Delete the terminal actions of this queryset (and their attempts). The retention
+        command's tool; active actions are never touched. Returns the number of actions."""
+        _, per_model = models.QuerySet.delete(self.filter(state__in=TERMINAL_STATES))
+        return per_model.get(Action._meta.label, 0)
+
 
 class Action(models.Model):
     """One operation on Zoom, from the click to Zoom's answer: the audit record.
 
-    States move queued → running → succeeded | failed | cancelled, by conditional updates (a task
-    claims a queued action with `filter(pk=..., state=QUEUED).update(...)`). A terminal record is
-    never changed again, and nothing but the documented retention command deletes it.
+    States move queued → running → succeeded | failed | cancelled, only through the transition
+    methods below, each a conditional update. A run owns a running action through its
+    `lease_token` and `lease_expires_at`: every write it makes is conditioned on the token, so a
+    run that lost the action (its worker was presumed dead and the sweeper reclaimed it) cannot
+    write over the run that took over. A terminal record never changes again (`save()` refuses
+    too), and nothing but the retention command (`prune_actions`) deletes it.
     """
 
     account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.PROTECT)
@@ -83,6 +142,9 @@ class Action(models.Model):
     target_uuid = models.CharField("instance UUID", max_length=100, blank=True)
     topic = models.CharField("topic (snapshot)", max_length=300, blank=True)
     params = models.JSONField("parameters", default=dict, blank=True)  # stream keys redacted
+    # The parameters that must not be stored in clear (a stream key), as encrypted JSON, for the
+    # task to read; wiped when the action finishes.
+    secret_params = EncryptedTextField(blank=True, editable=False)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -92,8 +154,14 @@ class Action(models.Model):
     state = models.CharField(max_length=10, choices=ActionState.choices, default=ActionState.QUEUED)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # A running action whose lease has passed belongs to a dead worker: the sweeper reclaims it.
+    # Running: a run whose lease has passed belongs to a dead worker, the sweeper reclaims it.
+    # Queued: when the task message was sent, the time by which a worker should have claimed it
+    # (else the sweeper sends it again); empty when no message was sent (the broker was down).
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
+    reclaims = models.PositiveSmallIntegerField(
+        default=0, help_text="times the sweeper took it back from a worker that stopped"
+    )
     attempts_count = models.PositiveSmallIntegerField("attempts", default=0)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     zoom_code = models.IntegerField(null=True, blank=True)
@@ -103,6 +171,8 @@ class Action(models.Model):
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="actions"
     )
+
+    objects = ActionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -116,10 +186,15 @@ class Action(models.Model):
         ]
         constraints = [
             # Idempotency: one queued-or-running action of a kind per target, so a double click
-            # or two operators at once make one job.
+            # or two operators at once make one job. target_id is coalesced because NULLs are
+            # distinct in unique indexes: a sync (no target id) must collide with another sync.
             models.UniqueConstraint(
-                fields=["account", "kind", "target_type", "target_id", "target_uuid"],
-                condition=models.Q(state__in=["queued", "running"]),
+                F("account"),
+                F("kind"),
+                F("target_type"),
+                Coalesce("target_id", 0),
+                F("target_uuid"),
+                condition=Q(state__in=["queued", "running"]),
                 name="one_active_action_per_target",
             )
         ]
@@ -137,6 +212,24 @@ class Action(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} {self.target_id or ''} ({self.get_state_display()})"
 
+    # --- the audit record is append-only ------------------------------------------------------
+
+    def save(self, *args, **kwargs):
+        """Refuses to write over a terminal record (whatever this instance believes its state
+        is: the database decides)."""
+        if not self._state.adding and self.pk is not None:
+            stored = type(self)._base_manager.filter(pk=self.pk).values_list("state", flat=True)
+            if stored and stored[0] in TERMINAL_STATES:
+                raise ActionFinishedError(
+                    f"action {self.pk} is {stored[0]}: a finished action never changes"
+                )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ActionFinishedError(
+            "actions are the audit trail: only `manage.py prune_actions` deletes them"
+        )
+
     @property
     def is_active(self):
         return self.state in ACTIVE_STATES
@@ -151,18 +244,275 @@ class Action(models.Model):
             return self.finished_at - self.started_at
         return None
 
+    @property
+    def target_label(self):
+        """The target as people name it: "meeting 123 (Weekly sync)"."""
+        ident = self.target_id or self.target_uuid or ""
+        text = f"{self.target_type or 'target'} {ident}".strip()
+        return f"{text} ({self.topic})" if self.topic else text
+
+    # --- secrets -----------------------------------------------------------------------------
+
+    @property
+    def secrets(self):
+        """The parameters kept encrypted (e.g. {"stream_key": ...}); empty once finished."""
+        return json.loads(self.secret_params) if self.secret_params else {}
+
+    # --- transitions -------------------------------------------------------------------------
+
+    @classmethod
+    def claim(cls, pk, *, task_id="", lease_seconds=None):
+        """Take the action for one run; return it (with its new `lease_token`) or None.
+
+        Rules: a queued action is claimed by a conditional update queued → running. A running
+        action is taken over only by the task message it is waiting for (`celery_task_id` equal
+        to this task's id): that is its scheduled retry, or Celery redelivering the message of a
+        run whose worker died (acks_late + reject_on_worker_lost). Anything else (finished,
+        cancelled, owned by another run, gone) is not ours: None, and the caller does nothing.
+        """
+        lease_seconds = lease_seconds or settings.ACTION_LEASE_SECONDS
+        token = uuid.uuid4().hex
+        at = now()
+        fields = {
+            "state": ActionState.RUNNING,
+            "lease_token": token,
+            "lease_expires_at": at + timedelta(seconds=lease_seconds),
+            "started_at": Coalesce(F("started_at"), at),
+        }
+        if task_id:
+            fields["celery_task_id"] = task_id
+        claimed = cls.objects.filter(pk=pk, state=ActionState.QUEUED).update(**fields)
+        if not claimed and task_id:
+            current = (
+                cls.objects.filter(pk=pk, state=ActionState.RUNNING, celery_task_id=task_id)
+                .values_list("lease_token", flat=True)
+                .first()
+            )
+            if current is not None:
+                claimed = cls.objects.filter(
+                    pk=pk, state=ActionState.RUNNING, celery_task_id=task_id, lease_token=current
+                ).update(**fields)
+        if not claimed:
+            return None
+        return cls.objects.get(pk=pk)
+
+    def _owned(self):
+        return type(self).objects.filter(
+            pk=self.pk, state=ActionState.RUNNING, lease_token=self.lease_token
+        )
+
+    def _update_owned(self, **fields):
+        """Write FIELDS if this run still owns the action, else raise LeaseLostError."""
+        if not self.lease_token or not self._owned().update(**fields):
+            raise LeaseLostError(f"action {self.pk} is no longer owned by this run")
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self, name, value)
+
+    def renew_lease(self, seconds=None):
+        """Push the lease forward while working (a long sync, a wait for the rate limiter)."""
+        seconds = seconds or settings.ACTION_LEASE_SECONDS
+        self._update_owned(lease_expires_at=now() + timedelta(seconds=seconds))
+
+    def start_attempt(self, operation, *, counts=True):
+        """Write the attempt row before calling Zoom, so a worker killed mid-call leaves evidence.
+
+        An attempt still in flight from an earlier run (its worker died) is marked interrupted
+        first, and the new one is marked as made after that reclaim. `counts` is False for
+        follow-up calls (confirming an end) that do not spend the retry budget.
+        """
+        with transaction.atomic():
+            if not self._owned().select_for_update().exists():
+                raise LeaseLostError(f"action {self.pk} is no longer owned by this run")
+            last = self.attempts.order_by("-number").first()
+            if last is not None and last.outcome == Attempt.Outcome.PENDING:
+                last.mark_interrupted()
+            attempt = Attempt.objects.create(
+                action=self,
+                number=(last.number if last else 0) + 1,
+                operation=operation,
+                after_reclaim=last is not None and last.outcome == Attempt.Outcome.INTERRUPTED,
+            )
+            fields = {"lease_expires_at": now() + timedelta(seconds=settings.ACTION_LEASE_SECONDS)}
+            if counts:
+                fields["attempts_count"] = F("attempts_count") + 1
+            self._update_owned(**fields)
+        if counts:
+            self.attempts_count += 1
+        return attempt
+
+    def complete_attempt(
+        self,
+        attempt,
+        *,
+        outcome,
+        http_status=None,
+        zoom_code=None,
+        message="",
+        duration_ms=None,
+        retry_after=None,
+    ):
+        """Record Zoom's answer on the attempt, and on the action as its latest answer."""
+        with transaction.atomic():
+            self._update_owned(http_status=http_status, zoom_code=zoom_code)
+            done = Attempt.objects.filter(pk=attempt.pk, outcome=Attempt.Outcome.PENDING).update(
+                outcome=outcome,
+                http_status=http_status,
+                zoom_code=zoom_code,
+                message=message[:2000],
+                duration_ms=duration_ms,
+                retry_after=retry_after,
+            )
+            if not done:
+                raise LeaseLostError(f"attempt {attempt.number} of action {self.pk} was closed")
+        attempt.outcome, attempt.http_status, attempt.zoom_code = outcome, http_status, zoom_code
+        attempt.message, attempt.duration_ms = message, duration_ms
+        attempt.retry_after = retry_after
+
+    def schedule_retry(self, delay, task_id):
+        """Keep the action running, owned by the task message that will retry it after DELAY
+        seconds; the lease covers the wait, so the sweeper only steps in if that message is
+        lost."""
+        self._update_owned(
+            celery_task_id=task_id,
+            lease_expires_at=now() + timedelta(seconds=delay + settings.ACTION_LEASE_SECONDS),
+        )
+
+    def set_progress(self, **progress):
+        """Merge PROGRESS into `result` (a sync's pages so far) and renew the lease."""
+        result = {**self.result, **progress}
+        self._update_owned(
+            result=result,
+            lease_expires_at=now() + timedelta(seconds=settings.ACTION_LEASE_SECONDS),
+        )
+
+    def mark_succeeded(self, summary, *, result=None):
+        """running → succeeded, once: conditioned on this run's lease. Wipes the secrets."""
+        self._finish(ActionState.SUCCEEDED, summary, result)
+
+    def mark_failed(self, summary, *, result=None, http_status=None, zoom_code=None):
+        """running → failed, once: conditioned on this run's lease. Wipes the secrets."""
+        extra = {}
+        if http_status is not None:
+            extra["http_status"] = http_status
+        if zoom_code is not None:
+            extra["zoom_code"] = zoom_code
+        self._finish(ActionState.FAILED, summary, result, **extra)
+
+    def _finish(self, state, summary, result, **extra):
+        self._update_owned(
+            state=state,
+            finished_at=now(),
+            result_summary=summary,
+            result={**self.result, **(result or {})},
+            secret_params="",
+            lease_token="",
+            lease_expires_at=None,
+            **extra,
+        )
+
+    def cancel(self, *, user=None, reason=""):
+        """queued → cancelled. Only an action no worker has started can be cancelled: once a
+        call to Zoom may be in flight, the action runs to its end. Returns True if cancelled."""
+        who = f" by {user.get_username()}" if user is not None else ""
+        summary = reason or f"Cancelled{who} before it ran"
+        done = (
+            type(self)
+            .objects.filter(pk=self.pk, state=ActionState.QUEUED)
+            .update(
+                state=ActionState.CANCELLED,
+                finished_at=now(),
+                result_summary=summary,
+                secret_params="",
+                lease_expires_at=None,
+            )
+        )
+        if done:
+            self.refresh_from_db()
+        return bool(done)
+
+    def mark_sent(self, task_id):
+        """Record that a task message was sent for this queued action (see lease_expires_at)."""
+        deadline = now() + timedelta(seconds=settings.ACTION_DISPATCH_TIMEOUT_SECONDS)
+        return bool(
+            type(self)
+            .objects.filter(pk=self.pk, state=ActionState.QUEUED)
+            .update(celery_task_id=task_id, lease_expires_at=deadline)
+        )
+
+    def reclaim(self):
+        """running with an expired lease (its worker died) → queued again, for a new run; or
+        failed once it has been reclaimed ACTION_MAX_RECLAIMS times (an action that kills its
+        worker must not kill every worker forever). Conditioned on the lease it had, so it
+        happens once. Returns the new state, or None if the action had moved on."""
+        base = type(self).objects.filter(
+            pk=self.pk,
+            state=ActionState.RUNNING,
+            lease_token=self.lease_token,
+            lease_expires_at__lt=now(),
+        )
+        if self.reclaims + 1 >= settings.ACTION_MAX_RECLAIMS:
+            with transaction.atomic():
+                done = base.update(
+                    state=ActionState.FAILED,
+                    finished_at=now(),
+                    reclaims=F("reclaims") + 1,
+                    result_summary=(
+                        f"The worker running this action stopped {self.reclaims + 1} times; "
+                        "gave up. See the worker logs."
+                    ),
+                    secret_params="",
+                    lease_token="",
+                    lease_expires_at=None,
+                )
+                if done:
+                    self.attempts.filter(outcome=Attempt.Outcome.PENDING).update(
+                        outcome=Attempt.Outcome.INTERRUPTED, message=Attempt.INTERRUPTED_MESSAGE
+                    )
+            return ActionState.FAILED if done else None
+        done = base.update(
+            state=ActionState.QUEUED,
+            reclaims=F("reclaims") + 1,
+            lease_token="",
+            lease_expires_at=None,
+            celery_task_id="",
+        )
+        return ActionState.QUEUED if done else None
+
 
 class Attempt(models.Model):
-    """One call to Zoom made for an action: when, how long, and what Zoom answered."""
+    """One call to Zoom made for an action: when, how long, and what Zoom answered.
+
+    Written before the call (outcome "in flight") and completed after, so a worker killed
+    mid-call leaves an attempt that the next run marks interrupted.
+    """
+
+    class Outcome(models.TextChoices):
+        PENDING = "", "In flight"
+        OK = "ok", "Succeeded"
+        RETRY = "retry", "Failed, retried"
+        ERROR = "error", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    INTERRUPTED_MESSAGE = (
+        "No answer recorded: the worker stopped during this call (the action was taken over)"
+    )
 
     action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveSmallIntegerField()
+    operation = models.CharField(
+        max_length=80, blank=True, help_text="the Zoom operation called, e.g. meetingStatus"
+    )
     started_at = models.DateTimeField(default=now)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True, default="")
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     zoom_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     retry_after = models.FloatField("waited before retrying (s)", null=True, blank=True)
+    after_reclaim = models.BooleanField(
+        default=False, help_text="made after a worker stopped during the previous attempt"
+    )
 
     class Meta:
         ordering = ["action", "number"]
@@ -172,3 +522,9 @@ class Attempt(models.Model):
 
     def __str__(self):
         return f"attempt {self.number} of action {self.action_id}"
+
+    def mark_interrupted(self):
+        Attempt.objects.filter(pk=self.pk, outcome=self.Outcome.PENDING).update(
+            outcome=self.Outcome.INTERRUPTED, message=self.INTERRUPTED_MESSAGE
+        )
+        self.outcome, self.message = self.Outcome.INTERRUPTED, self.INTERRUPTED_MESSAGE
