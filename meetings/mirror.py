@@ -118,7 +118,8 @@ def _record_status(
         if uuid:
             changes["uuid"] = uuid
         for name, value in fields.items():
-            # A report fills what the row lacks; the scheduled start time stays the sync's.
+            # The report is Zoom's word at `at`, newer than the row's; but an event's start_time
+            # is when this instance began, and the scheduled start time stays the sync's.
             if name == "start_time" and row.start_time:
                 continue
             changes[name] = value

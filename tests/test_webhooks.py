@@ -1,0 +1,607 @@
+"""Zoom's webhooks: signed exactly as Zoom signs, stored once, applied in order, queued fast."""
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+
+from meetings import webhooks
+from meetings.models import (
+    LiveStreamStatus,
+    Meeting,
+    MeetingStatus,
+    WebhookEvent,
+    Webinar,
+    ZoomAccount,
+)
+from meetings.tasks.mirror import process_pending_webhook_events, process_webhook_event
+
+SECRET = "test-webhook-secret"
+ZOOM_ACCOUNT_ID = "acct-1"
+URL = "/webhooks/zoom/"
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
+
+
+@pytest.fixture
+def webhook_secret(settings):
+    settings.ZOOM_WEBHOOK_SECRET_TOKEN = SECRET
+
+
+@pytest.fixture
+def account():
+    return ZoomAccount.objects.create(
+        name="Acme", kind="server_to_server", client_id="cid", zoom_account_id=ZOOM_ACCOUNT_ID
+    )
+
+
+def zoom_signature(secret, timestamp, body):
+    """Computed here from Zoom's documentation, independently of meetings.webhooks.sign."""
+    message = f"v0:{timestamp}:".encode() + body
+    return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def deliver(client, envelope, *, secret=SECRET, timestamp=None, signature=None, body=None):
+    body = body if body is not None else json.dumps(envelope).encode()
+    timestamp = str(int(time.time())) if timestamp is None else str(timestamp)
+    headers = {"HTTP_X_ZM_REQUEST_TIMESTAMP": timestamp}
+    signature = signature if signature is not None else zoom_signature(secret, timestamp, body)
+    if signature:
+        headers["HTTP_X_ZM_SIGNATURE"] = signature
+    return client.post(URL, data=body, content_type="application/json", **headers)
+
+
+def event(name, meeting_id=85746065432, *, ts=None, uuid="4444AAAiAAAAAiAiAiiAii==", **extra):
+    obj = {
+        "id": meeting_id,
+        "uuid": uuid,
+        "host_id": "z8yCxjabcdEFGHfp8uQ",
+        "topic": "Quarterly all-hands",
+        "type": 2,
+        "start_time": "2026-11-20T10:00:00Z",
+        "timezone": "Europe/London",
+        "duration": 60,
+        **extra,
+    }
+    return {
+        "event": name,
+        "event_ts": ts if ts is not None else int(time.time() * 1000),
+        "payload": {"account_id": ZOOM_ACCOUNT_ID, "object": obj},
+    }
+
+
+def stored_and_applied(client, django_capture_on_commit_callbacks, envelope):
+    """Deliver, check it was accepted, and run the queued processing as the worker would."""
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = deliver(client, envelope)
+    assert response.status_code == 200, response.content
+    assert len(callbacks) == 1  # exactly one processing task queued, after the commit
+    stored = WebhookEvent.objects.latest("pk")
+    assert process_webhook_event(stored.pk) is True
+    stored.refresh_from_db()
+    return stored
+
+
+# --- The endpoint and its signature -----------------------------------------------------------
+
+
+def test_the_endpoint_is_routed_by_name():
+    assert reverse("zoom-webhook") == URL
+
+
+def test_url_validation_is_answered_with_the_hmac_of_the_plain_token(client):
+    envelope = {
+        "event": "endpoint.url_validation",
+        "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"},
+    }
+
+    response = deliver(client, envelope)
+
+    assert response.status_code == 200
+    expected = hmac.new(SECRET.encode(), b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()
+    assert response.json() == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected}
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signed_event_is_stored_and_answered_in_milliseconds(client, account):
+    # Warm up the URL resolver and the database connection, as a running server would be.
+    deliver(client, event("meeting.started", 1))
+    started = time.perf_counter()
+
+    response = deliver(client, event("meeting.started", 2))
+
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted"}
+    stored = WebhookEvent.objects.get(object_id=2)
+    assert stored.event == "meeting.started"
+    assert stored.account == account
+    assert stored.processed_at is None  # queued, not done in the request
+    # Generous for a shared 2-core machine; the work itself is one INSERT.
+    assert elapsed < 0.25, f"took {elapsed * 1000:.0f} ms"
+
+
+def test_a_wrong_signature_is_refused_and_nothing_is_stored(client, account):
+    response = deliver(client, event("meeting.started"), signature="v0=" + "0" * 64)
+
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signature_made_with_another_secret_is_refused(client, account):
+    response = deliver(client, event("meeting.started"), secret="not-the-secret")
+
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_body_changed_after_signing_is_refused(client, account):
+    timestamp = str(int(time.time()))
+    signed = json.dumps(event("meeting.started", 1)).encode()
+    tampered = json.dumps(event("meeting.deleted", 1)).encode()
+
+    response = deliver(
+        client,
+        None,
+        body=tampered,
+        timestamp=timestamp,
+        signature=zoom_signature(SECRET, timestamp, signed),
+    )
+
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize("missing", ["signature", "timestamp", "both"])
+def test_missing_signature_headers_are_refused(client, account, missing):
+    body = json.dumps(event("meeting.started")).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "HTTP_X_ZM_REQUEST_TIMESTAMP": timestamp,
+        "HTTP_X_ZM_SIGNATURE": zoom_signature(SECRET, timestamp, body),
+    }
+    if missing in ("signature", "both"):
+        del headers["HTTP_X_ZM_SIGNATURE"]
+    if missing in ("timestamp", "both"):
+        del headers["HTTP_X_ZM_REQUEST_TIMESTAMP"]
+
+    response = client.post(URL, data=body, content_type="application/json", **headers)
+
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -3600, 86400])
+def test_a_timestamp_outside_five_minutes_either_way_is_refused(client, account, offset):
+    # Correctly signed, but for a moment too far in the past (a replay) or the future.
+    response = deliver(client, event("meeting.started"), timestamp=int(time.time()) + offset)
+
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize("offset", [-290, 290])
+def test_a_timestamp_within_five_minutes_is_accepted(client, account, offset):
+    response = deliver(client, event("meeting.started"), timestamp=int(time.time()) + offset)
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "1e9", "-5", " 1700000000", "9" * 40])
+def test_a_timestamp_that_is_not_a_number_is_refused(client, account, timestamp):
+    response = deliver(client, event("meeting.started"), timestamp=timestamp)
+
+    assert response.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_without_a_secret_every_event_is_refused(client, account, settings):
+    settings.ZOOM_WEBHOOK_SECRET_TOKEN = ""
+    # Signed with an empty key, the way a careless receiver would accept it.
+    response = deliver(client, event("meeting.started"), secret="")
+    validation = deliver(
+        client, {"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}}, secret=""
+    )
+
+    assert response.status_code == 401
+    assert validation.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_get_is_not_allowed(client):
+    assert client.get(URL).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"\xff\xfe", b"[1, 2]", b'{"payload": {}}', b'{"event": 5}']
+)
+def test_a_signed_body_that_is_not_a_zoom_event_is_a_clear_400(client, account, body):
+    response = deliver(client, None, body=body)
+
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert not WebhookEvent.objects.exists()
+
+
+def test_an_oversized_body_is_refused_before_anything_is_stored(client, account):
+    envelope = event("meeting.started", padding="x" * (webhooks.MAX_BODY_BYTES + 1))
+
+    response = deliver(client, envelope)
+
+    assert response.status_code == 413
+    assert not WebhookEvent.objects.exists()
+
+
+def test_url_validation_without_a_plain_token_is_a_clear_400(client):
+    response = deliver(client, {"event": "endpoint.url_validation", "payload": {}})
+
+    assert response.status_code == 400
+
+
+# --- Storing ------------------------------------------------------------------------------------
+
+
+def test_the_same_delivery_twice_is_stored_once_and_queued_once(
+    client, account, django_capture_on_commit_callbacks
+):
+    envelope = event("meeting.started")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = deliver(client, envelope, timestamp=int(time.time()) - 10)
+        # Zoom's retry: the same event, signed again at a later time.
+        again = deliver(client, envelope)
+
+    assert first.json() == {"status": "accepted"}
+    assert again.status_code == 200
+    assert again.json() == {"status": "duplicate"}
+    assert WebhookEvent.objects.count() == 1
+    assert len(callbacks) == 1
+
+
+def test_the_stream_key_is_removed_from_the_stored_payload(client, account):
+    envelope = event(
+        "meeting.live_streaming_started",
+        live_streaming={
+            "service": "Custom_Live_Streaming_Service",
+            "custom_live_streaming_settings": {
+                "stream_url": "rtmp://live.example.com/app",
+                "stream_key": "sk-very-secret-123",
+                "page_url": "https://example.com/live",
+                "resolution": "720p",
+            },
+            "date_time": "2026-11-20T10:01:00Z",
+        },
+    )
+
+    deliver(client, envelope)
+
+    stored = WebhookEvent.objects.get()
+    settings = stored.payload["payload"]["object"]["live_streaming"][
+        "custom_live_streaming_settings"
+    ]
+    assert "stream_key" not in settings
+    assert settings["stream_url"] == "rtmp://live.example.com/app"
+    assert "sk-very-secret-123" not in json.dumps(stored.payload)
+
+
+@pytest.mark.parametrize("given", [85746065432, "85746065432"])
+def test_ids_as_numbers_or_strings_are_stored_as_numbers(client, account, given):
+    deliver(client, event("meeting.started", given))
+
+    assert WebhookEvent.objects.get().object_id == 85746065432
+
+
+def test_a_64_bit_id_survives(client, account, django_capture_on_commit_callbacks):
+    big = 2**63 - 1
+    stored = stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.started", str(big))
+    )
+
+    assert stored.object_id == big
+    assert Meeting.objects.get(zoom_id=big).status == MeetingStatus.STARTED
+
+
+def test_an_event_from_an_unknown_zoom_account_is_stored_and_noted(
+    client, django_capture_on_commit_callbacks
+):
+    stored = stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.started")
+    )
+
+    assert stored.account is None
+    assert stored.processed_at is not None
+    assert "no connected Zoom account" in stored.error
+    assert not Meeting.objects.exists()
+
+
+def test_an_event_type_the_mirror_does_not_follow_is_kept_and_noted(
+    client, account, django_capture_on_commit_callbacks
+):
+    stored = stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.participant_joined")
+    )
+
+    assert stored.processed_at is not None
+    assert "not one the mirror follows" in stored.error
+    assert not Meeting.objects.exists()
+
+
+# --- Applying -------------------------------------------------------------------------------------
+
+
+def test_an_event_for_an_unknown_meeting_creates_it(
+    client, account, django_capture_on_commit_callbacks
+):
+    stored_and_applied(client, django_capture_on_commit_callbacks, event("meeting.started"))
+
+    meeting = Meeting.objects.get(account=account, zoom_id=85746065432)
+    assert meeting.status == MeetingStatus.STARTED
+    assert meeting.uuid == "4444AAAiAAAAAiAiAiiAii=="
+    assert meeting.topic == "Quarterly all-hands"
+    assert meeting.host_id == "z8yCxjabcdEFGHfp8uQ"
+    assert meeting.start_time == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert meeting.timezone == "Europe/London"
+    assert meeting.duration == 60
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("meeting.started", MeetingStatus.STARTED),
+        ("meeting.ended", MeetingStatus.ENDED),
+        ("meeting.deleted", MeetingStatus.DELETED),
+        ("meeting.recovered", MeetingStatus.WAITING),
+    ],
+)
+def test_meeting_events_set_the_meeting_status(
+    client, account, django_capture_on_commit_callbacks, monkeypatch, name, status
+):
+    monkeypatch.setattr(webhooks, "_request_past_meeting_fetch", lambda *a: None)
+    Meeting.objects.create(account=account, zoom_id=85746065432, topic="Existing")
+
+    stored_and_applied(client, django_capture_on_commit_callbacks, event(name))
+
+    meeting = Meeting.objects.get()
+    assert meeting.status == status
+    assert meeting.topic == "Quarterly all-hands"  # the event carries Zoom's current topic
+
+
+def test_deleting_one_occurrence_does_not_delete_the_meeting(
+    client, account, django_capture_on_commit_callbacks
+):
+    Meeting.objects.create(account=account, zoom_id=85746065432, type=8)
+
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("meeting.deleted", occurrences=[{"occurrence_id": "1648194360000"}]),
+    )
+
+    assert Meeting.objects.get().status == MeetingStatus.WAITING
+
+
+def test_live_streaming_events_set_the_live_stream_status_and_its_settings(
+    client, account, django_capture_on_commit_callbacks
+):
+    Meeting.objects.create(account=account, zoom_id=85746065432, status=MeetingStatus.STARTED)
+    live = {
+        "service": "Custom_Live_Streaming_Service",
+        "custom_live_streaming_settings": {
+            "stream_url": "rtmp://live.example.com/app",
+            "stream_key": "sk-very-secret-123",
+            "page_url": "https://example.com/live",
+            "resolution": "1080p",
+        },
+    }
+    now_ms = int(time.time() * 1000)
+
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("meeting.live_streaming_started", ts=now_ms, live_streaming=live),
+    )
+    meeting = Meeting.objects.get()
+    assert meeting.livestream_status == LiveStreamStatus.LIVE
+    assert meeting.stream_url == "rtmp://live.example.com/app"
+    assert meeting.page_url == "https://example.com/live"
+    assert meeting.resolution == "1080p"
+    assert meeting.stream_key == ""  # the key never comes from a webhook
+
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("meeting.live_streaming_stopped", ts=now_ms + 1000, live_streaming=live),
+    )
+    meeting.refresh_from_db()
+    assert meeting.livestream_status == LiveStreamStatus.STOPPED
+    assert meeting.status == MeetingStatus.STARTED
+
+
+def test_a_live_stream_event_for_an_unknown_meeting_creates_it_live(
+    client, account, django_capture_on_commit_callbacks
+):
+    stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.live_streaming_started")
+    )
+
+    meeting = Meeting.objects.get()
+    assert meeting.status == MeetingStatus.STARTED
+    assert meeting.livestream_status == LiveStreamStatus.LIVE
+
+
+def test_a_meeting_that_ends_stops_its_live_stream(
+    client, account, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(webhooks, "_request_past_meeting_fetch", lambda *a: None)
+    Meeting.objects.create(
+        account=account,
+        zoom_id=85746065432,
+        status=MeetingStatus.STARTED,
+        livestream_status=LiveStreamStatus.LIVE,
+    )
+
+    stored_and_applied(client, django_capture_on_commit_callbacks, event("meeting.ended"))
+
+    meeting = Meeting.objects.get()
+    assert (meeting.status, meeting.livestream_status) == ("ended", "stopped")
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("webinar.started", MeetingStatus.STARTED), ("webinar.ended", MeetingStatus.ENDED)],
+)
+def test_webinar_events_set_the_webinar_status(
+    client, account, django_capture_on_commit_callbacks, name, status
+):
+    stored_and_applied(client, django_capture_on_commit_callbacks, event(name, "94567123456"))
+
+    webinar = Webinar.objects.get(account=account, zoom_id=94567123456)
+    assert webinar.status == status
+    assert not Meeting.objects.exists()
+
+
+def test_an_older_event_arriving_late_does_not_overwrite_a_newer_state(
+    client, account, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(webhooks, "_request_past_meeting_fetch", lambda *a: None)
+    now_ms = int(time.time() * 1000)
+    # Zoom sent started then ended; the ended one arrives first.
+    stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.ended", ts=now_ms)
+    )
+    stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.started", ts=now_ms - 60_000)
+    )
+
+    meeting = Meeting.objects.get()
+    assert meeting.status == MeetingStatus.ENDED
+    assert meeting.last_event_at == datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+
+
+def test_the_same_event_processed_twice_changes_the_mirror_once(
+    client, account, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    stored = stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.started")
+    )
+    first_processed_at = stored.processed_at
+
+    # A redelivered task message (acks_late after a worker died): one SELECT, nothing written.
+    with django_assert_num_queries(3):  # savepoint, SELECT ... FOR UPDATE, release
+        assert process_webhook_event(stored.pk) is False
+
+    stored.refresh_from_db()
+    assert stored.processed_at == first_processed_at
+    assert Meeting.objects.count() == 1
+
+
+def test_processing_a_vanished_event_does_nothing():
+    assert process_webhook_event(987654) is False
+
+
+def test_meeting_ended_asks_the_pipeline_to_fetch_that_instances_details(
+    client, account, django_capture_on_commit_callbacks, monkeypatch
+):
+    asked = []
+    monkeypatch.setattr(
+        "meetings.actions.request_action", lambda **kwargs: asked.append(kwargs) or (None, True)
+    )
+
+    stored_and_applied(client, django_capture_on_commit_callbacks, event("meeting.ended"))
+
+    assert len(asked) == 1
+    assert asked[0]["account"] == account
+    assert asked[0]["kind"] == "fetch_past_meeting"
+    assert asked[0]["source"] == "webhook"
+    assert asked[0]["target_id"] == 85746065432
+    assert asked[0]["target_uuid"] == "4444AAAiAAAAAiAiAiiAii=="
+
+
+def test_a_failed_application_is_recorded_rolled_back_and_retried_by_the_sweeper(
+    client, account, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broken(**kwargs):
+        raise RuntimeError("pipeline unavailable")
+
+    monkeypatch.setattr("meetings.actions.request_action", broken)
+    with django_capture_on_commit_callbacks(execute=False):
+        deliver(client, event("meeting.ended"))
+    stored = WebhookEvent.objects.get()
+
+    assert process_webhook_event(stored.pk) is False
+
+    stored.refresh_from_db()
+    assert stored.processed_at is None
+    assert stored.attempts == 1
+    assert "pipeline unavailable" in stored.error
+    assert not Meeting.objects.exists()  # all or nothing: the status change was rolled back
+
+    # Later the pipeline is back and the sweeper picks the event up.
+    monkeypatch.setattr("meetings.actions.request_action", lambda **kwargs: (None, True))
+    WebhookEvent.objects.filter(pk=stored.pk).update(
+        received_at=stored.received_at - timedelta(minutes=1)
+    )
+    assert process_pending_webhook_events() == 1
+    stored.refresh_from_db()
+    assert stored.processed_at is not None
+    assert stored.error == ""
+    assert Meeting.objects.get().status == MeetingStatus.ENDED
+
+
+def test_the_sweeper_processes_events_whose_task_was_never_queued(
+    client, account, django_capture_on_commit_callbacks
+):
+    # The broker was down: the event was stored, its task message lost.
+    with django_capture_on_commit_callbacks(execute=False):
+        deliver(client, event("meeting.started", 1))
+        deliver(client, event("meeting.started", 2))
+    WebhookEvent.objects.filter(object_id=1).update(
+        received_at=datetime.now(UTC) - timedelta(minutes=2)
+    )
+
+    # The young one is still on its way through the broker: not the sweeper's yet.
+    assert process_pending_webhook_events() == 1
+
+    assert list(Meeting.objects.values_list("zoom_id", flat=True)) == [1]
+
+
+def test_an_event_that_keeps_failing_is_given_up_after_a_few_attempts(account):
+    stored = WebhookEvent.objects.create(
+        account=account,
+        event="meeting.started",
+        zoom_account_id=ZOOM_ACCOUNT_ID,
+        dedupe_key="k",
+        payload={},
+        attempts=5,
+        received_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+
+    assert process_pending_webhook_events() == 0
+    stored.refresh_from_db()
+    assert stored.processed_at is None
+
+
+def test_a_broker_that_is_down_does_not_fail_the_delivery(client, account, monkeypatch):
+    def down(*args, **kwargs):
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr(process_webhook_event, "delay", down)
+
+    response = deliver(client, event("meeting.started"))
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().processed_at is None  # the sweeper's, later
+
+
+@override_settings(ZOOM_WEBHOOK_SECRET_TOKEN=SECRET)
+def test_verify_signature_says_why_without_the_secret():
+    body = b"{}"
+    reason = webhooks.verify_signature(SECRET, "1700000000", "v0=bad", body, at=1700000000)
+
+    assert reason == "signature does not match"
+    assert SECRET not in reason
