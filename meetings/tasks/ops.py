@@ -1,0 +1,144 @@
+"""Operations hooks in the worker: the heartbeat the health check reads, and the action id on
+every log line of a job.
+
+- Heartbeat: when a worker is ready (Celery's `worker_ready`, in the worker's main process) a
+  daemon thread upserts its `WorkerHeartbeat` row every WORKER_HEARTBEAT_INTERVAL_SECONDS; a
+  clean shutdown deletes the row. A killed worker's row simply goes stale, which /healthz
+  reports after WORKER_HEARTBEAT_STALE_SECONDS.
+- Log context: `task_prerun` binds the action id (meetings.logging) for any task whose first
+  parameter is named `action_id` (or that is called with an `action_id` keyword), and
+  `task_postrun` unbinds it, so every line the job logs carries `action_id`.
+"""
+
+import contextlib
+import inspect
+import logging
+import os
+import threading
+from datetime import timedelta
+from functools import lru_cache
+
+from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.utils.timezone import now
+
+from ..logging import bind_action, unbind_action
+
+log = logging.getLogger(__name__)
+
+# Rows of workers gone this long (a container replaced under a new host name) are pruned.
+FORGET_WORKERS_AFTER = timedelta(days=1)
+
+
+def beat(hostname, pid=None):
+    """Record that worker `hostname` is alive now."""
+    from ..models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname[:255], defaults={"pid": pid, "last_seen": now()}
+    )
+
+
+class Heartbeat(threading.Thread):
+    """Beats every `interval` seconds until stopped. Survives database outages (logs, retries)."""
+
+    def __init__(self, hostname, interval):
+        super().__init__(name="zoomadmin-heartbeat", daemon=True)
+        self.hostname = hostname
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self):
+        while True:
+            try:
+                close_old_connections()
+                beat(self.hostname, os.getpid())
+            except DatabaseError:
+                log.warning("worker heartbeat: the database could not be written", exc_info=True)
+            finally:
+                # A connection left open in this thread would be inherited by pool children
+                # forked later (max-tasks-per-child); a fresh one every beat costs milliseconds.
+                connection.close()
+            if self.stopping.wait(self.interval):
+                return
+
+    def stop(self, timeout=5):
+        self.stopping.set()
+        self.join(timeout)
+
+
+_heartbeat = None
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **kwargs):
+    global _heartbeat
+    from ..models import WorkerHeartbeat
+
+    hostname = getattr(sender, "hostname", None) or f"worker@{os.uname().nodename}"
+    try:
+        WorkerHeartbeat.objects.filter(last_seen__lt=now() - FORGET_WORKERS_AFTER).delete()
+    except DatabaseError:
+        log.warning("worker heartbeat: could not prune old rows", exc_info=True)
+    finally:
+        connection.close()
+    _heartbeat = Heartbeat(hostname, settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
+    _heartbeat.start()
+    log.info("worker heartbeat started for %s every %s s", hostname, _heartbeat.interval)
+
+
+@worker_shutdown.connect
+def stop_heartbeat(sender=None, **kwargs):
+    global _heartbeat
+    from ..models import WorkerHeartbeat
+
+    if _heartbeat is None:
+        return
+    _heartbeat.stop()
+    try:
+        WorkerHeartbeat.objects.filter(hostname=_heartbeat.hostname[:255]).delete()
+    except DatabaseError:
+        log.warning("worker heartbeat: could not remove this worker's row", exc_info=True)
+    _heartbeat = None
+
+
+# --- the action id on every log line of a job ----------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _takes_action_id_first(task_name, run):
+    try:
+        parameters = list(inspect.signature(run).parameters)
+    except (TypeError, ValueError):
+        return False
+    return bool(parameters) and parameters[0] == "action_id"
+
+
+def _action_id_of(task, args, kwargs):
+    if kwargs and kwargs.get("action_id") is not None:
+        return kwargs["action_id"]
+    if args and _takes_action_id_first(task.name, task.run):
+        return args[0]
+    return None
+
+
+_bound = {}
+
+
+@task_prerun.connect
+def bind_action_id(task_id=None, task=None, args=None, kwargs=None, **extra):
+    if task is None:
+        return
+    action_id = _action_id_of(task, args, kwargs)
+    if action_id is not None:
+        _bound[task_id] = bind_action(action_id)
+
+
+@task_postrun.connect
+def unbind_action_id(task_id=None, **extra):
+    token = _bound.pop(task_id, None)
+    if token is not None:
+        # ValueError: bound in another context (a pool that switched threads): nothing to undo.
+        with contextlib.suppress(ValueError):
+            unbind_action(token)
