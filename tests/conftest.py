@@ -5,6 +5,16 @@ import pytest
 pytest_plugins = []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """PBKDF2's deliberate slowness (seconds per user on a loaded CI machine) buys tests nothing.
+    Live servers and workers started by tests run in this process's settings or their own."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture
 def password():
     return "correct horse battery staple"
