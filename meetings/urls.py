@@ -5,7 +5,7 @@ from importlib import import_module
 from django.urls import include, path
 
 # Modules under meetings/views/ that define `urlpatterns`, in the order they are matched.
-SCREENS = ["overview", "webhooks", "ops"]
+SCREENS = ["overview", "webhooks", "ops", "connections"]
 
 urlpatterns = [
     path("", include(import_module(f"meetings.views.{name}").urlpatterns)) for name in SCREENS
