@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = []
+pytest_plugins = ["tests.fixtures.sandbox"]
 
 
 @pytest.fixture(scope="session", autouse=True)

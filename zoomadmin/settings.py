@@ -277,6 +277,11 @@ ZOOM_WEBHOOK_SECRET_TOKEN = env("ZOOM_WEBHOOK_SECRET_TOKEN", "")
 ZOOM_TIMEOUT_SECONDS = env_float("ZOOM_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # The address Zoom redirects back to after consent; derived from the request when empty.
 ZOOM_OAUTH_REDIRECT_URL = env("ZOOM_OAUTH_REDIRECT_URL", "")
+# Zoom's OpenAPI description; the sandbox's contract checks validate against it (tests, dev).
+# The repository is cloned with shared/ beside it.
+ZOOM_OPENAPI_SPEC = Path(
+    env("ZOOM_OPENAPI_SPEC", str(BASE_DIR.parent / "shared/zoom-api/ZoomMeetingAPISpec.json"))
+)
 
 # --- Auth, sessions, security -----------------------------------------------------------------
 LOGIN_URL = "login"

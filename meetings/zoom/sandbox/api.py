@@ -1,0 +1,539 @@
+"""
+The /v2 operations the dashboard uses, answered as Zoom answers them (status codes, error codes
+and bodies from the spec's responses for each operation; NOTES.md for what the spec leaves out).
+
+Error codes the sandbox gives, by case:
+- 401 code 124: no, unknown, expired or revoked bearer token.
+- 400 code 4711: the token lacks the operation's scope (user-level or :admin).
+- 400 code 300: a body that is not JSON ("Unsupported Content Type"), an invalid JSON body or
+  field ("Validation Failed." with `errors`), an invalid id, an invalid or expired
+  next_page_token.
+- 404 code 3001: a meeting/webinar that does not exist, was deleted, or belongs to another
+  account; a past meeting that has not ended; a UUID that starts with "/" or contains "//" and was
+  encoded only once.
+- 404 code 1001: a user that does not exist in the account.
+- 400 code 3003: ending a meeting/webinar you do not host with a user-level token, or one marked
+  `host_locked` by anyone but its host. 400 code 3063: ending an on-premise user's meeting.
+- 400 code 3000: acting on a meeting in the wrong state: ending one that has not started,
+  recovering one that is not deleted, changing live stream settings while it streams, starting a
+  live stream on a meeting that is not live or has no stream configured; reading a meeting of
+  another user with a user-level token.
+- 400 code 200: past meeting details on a Free account ("Only available for paid account").
+- 429: per-account, per-label rate limits (see state.check_rate_limit), and a live stream start
+  within 30 s of the previous one.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from .state import SandboxError, iso
+
+MAX_ID = 2**63
+
+
+@dataclass
+class Route:
+    method: str
+    template: str  # the spec's path template, without the /v2 server prefix
+    handler: object
+    label: str  # Zoom's rate-limit label
+    scope: str  # the user-level scope; the ":admin" one satisfies it too
+    write: bool = False
+
+    def __post_init__(self):
+        self.parts = self.template.strip("/").split("/")
+
+
+def _error(status, code, message, errors=None):
+    return SandboxError(status, code, message, errors)
+
+
+def _validation(field, message):
+    return _error(400, 300, "Validation Failed.", [{"field": field, "message": message}])
+
+
+class Call:
+    """One authenticated API request: the grant behind the token and its parsed parts."""
+
+    def __init__(self, state, request, grant, route, params):
+        self.state = state
+        self.request = request
+        self.grant = grant
+        self.route = route
+        self.params = params
+        self.account_id = grant.account_id
+        scopes = set(grant.scopes)
+        self.admin = f"{route.scope}:admin" in scopes
+
+    @property
+    def user_id(self):
+        """The user the token acts as: the consenting user, or for an account-level
+        (Server-to-Server) token the account's owner, which is who Zoom means by "me"."""
+        if self.grant.user_id:
+            return self.grant.user_id
+        owner = self.state.account_owner(self.account_id)
+        return owner["id"] if owner else None
+
+    def json_body(self):
+        """The request's JSON object. Zoom answers other content types with code 300."""
+        if self.request.mimetype != "application/json":
+            raise _error(400, 300, "Unsupported Content Type")
+        try:
+            data = json.loads(self.request.get_data(as_text=True) or "null")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise _error(400, 300, "Request Body should be a valid JSON object.")
+        return data
+
+    def numeric_id(self, name, label="meetingId"):
+        value = self.params[name]
+        if not value.isdigit() or not 0 < int(value) < MAX_ID:
+            raise _error(400, 300, f"Invalid {label}.")
+        return int(value)
+
+    def meeting(self, *, write=False):
+        meeting_id = self.numeric_id("meetingId")
+        meeting = self.state.meetings.get(meeting_id)
+        if (
+            meeting is None
+            or meeting["account_id"] != self.account_id
+            or meeting["status"] in ("deleted", "ended")
+        ):
+            raise _error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
+        self.check_access(meeting, write=write)
+        return meeting
+
+    def check_access(self, item, *, write=False):
+        if not self.admin and item["host_id"] != self.user_id:
+            raise _error(400, 3000, "Cannot access meeting info.")
+
+    def user(self, value):
+        if value == "me":
+            user = self.state.users.get(self.user_id)
+        else:
+            user = self.state.find_user(value, account_id=self.account_id)
+        if user is None or user["account_id"] != self.account_id:
+            raise _error(404, 1001, f"User does not exist: {value}.")
+        if not self.admin and user["id"] != self.user_id:
+            raise _error(404, 1001, f"User does not exist: {value}.")
+        return user
+
+
+def _check_ended_host(call, item, kind):
+    """Who may end a meeting/webinar: its host, or an admin-level token unless host_locked."""
+    is_host = item["host_id"] == call.user_id and call.grant.user_id is not None
+    if (not call.admin or item.get("host_locked")) and not is_host:
+        raise _error(400, 3003, "You are not the meeting host.")
+    if item.get("on_premise"):
+        raise _error(400, 3063, f"Can not end on-premise user's meeting: {item['id']}.")
+
+
+# --- meetings --------------------------------------------------------------------------------
+def meeting_status(call):
+    """PUT /meetings/{meetingId}/status (meetingStatus): end a live meeting, recover a deleted
+    one."""
+    state = call.state
+    body = call.json_body()
+    action = body.get("action")
+    if action not in ("end", "recover"):
+        raise _validation("action", "Invalid field.")
+    meeting_id = call.numeric_id("meetingId")
+    meeting = state.meetings.get(meeting_id)
+    if meeting is None or meeting["account_id"] != call.account_id or meeting["status"] == "ended":
+        raise _error(404, 3001, f"Meeting does not exist: {meeting_id}.")
+    if action == "recover":
+        if meeting["status"] != "deleted":
+            raise _error(400, 3000, f"Meeting {meeting_id} is not deleted: nothing to recover.")
+        if meeting["deleted_at"] + 7 * 86400 < state.now():
+            raise _error(404, 3001, f"Meeting does not exist: {meeting_id}.")
+        call.check_access(meeting, write=True)
+        state.recover_meeting(meeting_id)
+        return 204, None
+    if meeting["status"] == "deleted":
+        raise _error(404, 3001, f"Meeting does not exist: {meeting_id}.")
+    _check_ended_host(call, meeting, "meeting")
+    if meeting["status"] != "started":
+        raise _error(400, 3000, f"Meeting {meeting_id} has not started: there is nothing to end.")
+    if state.roll(state.faults.silent_end_rate):
+        # The reported Zoom quirk: 204, yet the meeting goes on.
+        state.counters["silent_ends"] += 1
+        return 204, None
+    state.end_meeting(meeting_id)
+    return 204, None
+
+
+def get_meeting(call):
+    """GET /meetings/{meetingId} (meeting)."""
+    meeting = call.meeting()
+    return 200, call.state.meeting_json(meeting, full=True)
+
+
+def list_meetings(call):
+    """GET /users/{userId}/meetings (meetings). Instant meetings are not listed (Zoom's docs)."""
+    state = call.state
+    user = call.user(call.params["userId"])
+    kind = call.request.args.get("type", "scheduled")
+    if kind not in ("scheduled", "live", "upcoming", "upcoming_meetings", "previous_meetings"):
+        raise _validation("type", "Invalid field.")
+
+    def items():
+        now = state.now()
+        ids = []
+        for meeting_id in state.meetings_by_host.get(user["id"], ()):
+            m = state.meetings[meeting_id]
+            if m["status"] in ("deleted", "ended"):
+                continue
+            if kind == "live":
+                keep = m["status"] == "started"
+            elif m["type"] == 1:
+                keep = False
+            elif kind == "scheduled":
+                keep = True
+            elif kind in ("upcoming", "upcoming_meetings"):
+                keep = m["start_time"] is not None and m["start_time"] >= now
+            else:
+                keep = m["start_time"] is not None and m["start_time"] < now
+            if keep:
+                ids.append(meeting_id)
+        return ids
+
+    return 200, _page(call, items, "meetings", lambda i: state.meeting_json(state.meetings[i]))
+
+
+# --- webinars --------------------------------------------------------------------------------
+def _webinar(call):
+    webinar_id = call.numeric_id("webinarId", "webinarId")
+    webinar = call.state.webinars.get(webinar_id)
+    if (
+        webinar is None
+        or webinar["account_id"] != call.account_id
+        or webinar["status"] in ("deleted", "ended")
+    ):
+        raise _error(404, 3001, f"Webinar {webinar_id} not found or has expired.")
+    return webinar
+
+
+def webinar_status(call):
+    """PUT /webinars/{webinarId}/status (webinarStatus): end a live webinar."""
+    body = call.json_body()
+    if body.get("action") != "end":
+        raise _validation("action", "Invalid field.")
+    webinar = _webinar(call)
+    _check_ended_host(call, webinar, "webinar")
+    if webinar["status"] != "started":
+        raise _error(400, 3000, f"Webinar {webinar['id']} has not started: nothing to end.")
+    call.state.end_webinar(webinar["id"])
+    return 204, None
+
+
+def get_webinar(call):
+    """GET /webinars/{webinarId} (webinar)."""
+    webinar = _webinar(call)
+    call.check_access(webinar)
+    return 200, call.state.webinar_json(webinar, full=True)
+
+
+def list_webinars(call):
+    """GET /users/{userId}/webinars (webinars)."""
+    state = call.state
+    user = call.user(call.params["userId"])
+    kind = call.request.args.get("type", "scheduled")
+    if kind not in ("scheduled", "upcoming"):
+        raise _validation("type", "Invalid field.")
+
+    def items():
+        now = state.now()
+        ids = []
+        for webinar_id in state.webinars_by_host.get(user["id"], ()):
+            w = state.webinars[webinar_id]
+            if w["status"] in ("deleted", "ended"):
+                continue
+            if kind == "upcoming" and w["start_time"] < now:
+                continue
+            ids.append(webinar_id)
+        return ids
+
+    return 200, _page(call, items, "webinars", lambda i: state.webinar_json(state.webinars[i]))
+
+
+# --- users -----------------------------------------------------------------------------------
+def list_users(call):
+    """GET /users (users)."""
+    state = call.state
+    if not call.admin:
+        raise _scope_error(call.route)
+    status = call.request.args.get("status", "active")
+    if status not in ("active", "inactive", "pending"):
+        raise _validation("status", "Invalid field.")
+
+    def items():
+        return [
+            u["id"]
+            for u in state.users.values()
+            if u["account_id"] == call.account_id and u["status"] == status
+        ]
+
+    return 200, _page(call, items, "users", lambda i: state.user_json(state.users[i]))
+
+
+def get_user(call):
+    """GET /users/{userId} (user), including /users/me."""
+    return 200, call.state.user_json(call.user(call.params["userId"]))
+
+
+# --- past meetings ---------------------------------------------------------------------------
+def past_meeting(call):
+    """GET /past_meetings/{meetingId} (pastMeetingDetails): a numeric id gives the latest ended
+    instance, a UUID that instance."""
+    state = call.state
+    account = state.accounts.get(call.account_id, {})
+    if account.get("plan") == "free":
+        raise _error(400, 200, f"Only available for paid account: {call.account_id}")
+    value = call.params["meetingId"]
+    if value.isdigit():
+        meeting_id = int(value)
+        if not 0 < meeting_id < MAX_ID:
+            raise _error(400, 300, "Invalid meetingId.")
+        meeting = state.meetings.get(meeting_id)
+        instance = state.latest_instance(meeting_id) if meeting else None
+        if instance is None or meeting["account_id"] != call.account_id:
+            raise _error(404, 3001, "The meeting ID is invalid or the meeting has not ended.")
+    else:
+        instance = state.instances_by_uuid.get(value)
+        meeting = state.meetings.get(instance["id"]) if instance else None
+        if instance is None or meeting is None or meeting["account_id"] != call.account_id:
+            raise _error(404, 3001, "This meeting is not available or the meeting ID is invalid.")
+    if not call.admin and instance["host_id"] != call.user_id:
+        raise _error(400, 300, "Cannot access meeting information.")
+    data = dict(instance)
+    data["start_time"] = iso(instance["start_time"])
+    data["end_time"] = iso(instance["end_time"])
+    return 200, data
+
+
+# --- live streams ----------------------------------------------------------------------------
+def get_livestream(call):
+    """GET /meetings/{meetingId}/livestream (getMeetingLiveStreamDetails)."""
+    meeting = call.meeting()
+    config = meeting["livestream"] or {"stream_url": "", "stream_key": "", "page_url": ""}
+    return 200, dict(config)
+
+
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#]+[^\s]*$")
+
+
+def update_livestream(call):
+    """PATCH /meetings/{meetingId}/livestream (meetingLiveStreamUpdate)."""
+    body = call.json_body()
+    limits = {"stream_url": 1024, "stream_key": 512, "page_url": 1024}
+    for name, limit in limits.items():
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            raise _validation(name, f"{name} is required.")
+        if len(value) > limit:
+            raise _validation(name, f"{name} must be at most {limit} characters.")
+    if not _URI.match(body["page_url"]):
+        raise _validation("page_url", "page_url must be a URL.")
+    resolution = body.get("resolution")
+    if resolution is not None and resolution not in ("720p", "1080p"):
+        raise _validation("resolution", "resolution must be 720p or 1080p.")
+    meeting = call.meeting(write=True)
+    if meeting["livestreaming"]:
+        raise _error(
+            400, 3000, "The live stream settings cannot be changed while the meeting is streaming."
+        )
+    call.state.configure_livestream(
+        meeting["id"],
+        stream_url=body["stream_url"],
+        stream_key=body["stream_key"],
+        page_url=body["page_url"],
+        resolution=resolution,
+    )
+    return 204, None
+
+
+def livestream_status(call):
+    """PATCH /meetings/{meetingId}/livestream/status (meetingLiveStreamStatusUpdate)."""
+    state = call.state
+    body = call.json_body()
+    action = body.get("action")
+    if action not in ("start", "stop"):
+        raise _validation("action", "Invalid field.")
+    settings = body.get("settings")
+    if settings is not None:
+        if not isinstance(settings, dict):
+            raise _validation("settings", "Invalid field.")
+        speaker = settings.get("active_speaker_name")
+        if speaker is not None and not isinstance(speaker, bool):
+            raise _validation("settings.active_speaker_name", "Must be true or false.")
+        name = settings.get("display_name")
+        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 50):
+            raise _validation("settings.display_name", "Must be 1 to 50 characters.")
+    meeting = call.meeting(write=True)
+    if action == "stop":
+        if meeting["livestreaming"]:
+            state.stop_livestream(meeting["id"])
+        return 204, None
+    if meeting["status"] != "started":
+        raise _error(400, 3000, f"Meeting {meeting['id']} has not started: it cannot stream.")
+    if not meeting["livestream"]:
+        raise _error(400, 3000, f"No live stream is configured for meeting {meeting['id']}.")
+    now = state.now()
+    last = state.livestream_starts.get(meeting["id"])
+    if last is not None and now - last < state.livestream_start_interval:
+        retry_at = last + state.livestream_start_interval
+        raise SandboxError(
+            429,
+            429,
+            f"Too many requests submitted to start the livestream of this meeting: "
+            f"{meeting['id']}. If the livestream has not already started, retry making a new "
+            f"request after 30 seconds.",
+            headers={"Retry-After": iso(math.ceil(retry_at))},
+        )
+    state.livestream_starts[meeting["id"]] = now
+    if not meeting["livestreaming"]:
+        state.start_livestream(meeting["id"], settings)
+    return 204, None
+
+
+# --- paging ----------------------------------------------------------------------------------
+def _page(call, items_fn, key, render):
+    """One page of a listing, Zoom style: page_size (default 30, at most 300) and a
+    next_page_token that is "" on the last page and expires after 15 minutes."""
+    state = call.state
+    args = call.request.args
+    raw_size = args.get("page_size", "30")
+    try:
+        page_size = int(raw_size)
+    except ValueError:
+        raise _validation("page_size", "Invalid field.") from None
+    page_size = max(1, min(page_size, 300))
+    token = args.get("next_page_token", "")
+    if token:
+        entry = state.take_page_token(token)
+        if entry is None:
+            raise _error(400, 300, "The next page token is invalid or expired.")
+        items, offset = entry["items"], entry["offset"]
+    else:
+        items, offset = items_fn(), 0
+    chunk = items[offset : offset + page_size]
+    end = offset + page_size
+    next_token = state.new_page_token(items, end) if end < len(items) else ""
+    return {
+        "page_count": max(1, math.ceil(len(items) / page_size)),
+        "page_size": page_size,
+        "total_records": len(items),
+        "next_page_token": next_token,
+        key: [render(i) for i in chunk],
+    }
+
+
+def _scope_error(route):
+    scopes = f"{route.scope}:admin" if route.handler is list_users else route.scope
+    if route.handler is not list_users:
+        scopes += f", {route.scope}:admin"
+    return _error(400, 4711, f"Invalid access token, does not contain scopes:[{scopes}].")
+
+
+ROUTES = [
+    Route("PUT", "/meetings/{meetingId}/status", meeting_status, "light", "meeting:write", True),
+    Route("PUT", "/webinars/{webinarId}/status", webinar_status, "light", "webinar:write", True),
+    Route("GET", "/past_meetings/{meetingId}", past_meeting, "light", "meeting:read"),
+    Route("GET", "/meetings/{meetingId}/livestream", get_livestream, "light", "meeting:read"),
+    Route("PATCH", "/meetings/{meetingId}/livestream", update_livestream, "light", "meeting:write"),
+    Route(
+        "PATCH",
+        "/meetings/{meetingId}/livestream/status",
+        livestream_status,
+        "light",
+        "meeting:write",
+    ),
+    Route("GET", "/meetings/{meetingId}", get_meeting, "light", "meeting:read"),
+    Route("GET", "/webinars/{webinarId}", get_webinar, "light", "webinar:read"),
+    Route("GET", "/users", list_users, "medium", "user:read"),
+    Route("GET", "/users/{userId}", get_user, "light", "user:read"),
+    Route("GET", "/users/{userId}/meetings", list_meetings, "medium", "meeting:read"),
+    Route("GET", "/users/{userId}/webinars", list_webinars, "medium", "webinar:read"),
+]
+
+
+def match(method, raw_path):
+    """(route, params) for a raw /v2 path, or (None, reason) where reason is "method" when the
+    path exists for another method. Segments are split before decoding (so an encoded "/" stays
+    inside its segment) and decoded once; see _decode_meeting_ref for past meeting UUIDs."""
+    path = raw_path[len("/v2") :]
+    segments = path.strip("/").split("/") if path.strip("/") else []
+    if path.endswith("/") and len(path) > 1:
+        segments.append("")
+    found_path = False
+    for route in ROUTES:
+        if len(route.parts) != len(segments):
+            continue
+        params = {}
+        for part, segment in zip(route.parts, segments, strict=True):
+            if part.startswith("{"):
+                if not segment:
+                    break
+                params[part[1:-1]] = unquote(segment)
+            elif part != segment:
+                break
+        else:
+            found_path = True
+            if route.method == method:
+                return route, params
+    return None, ("method" if found_path else "path")
+
+
+def decode_meeting_ref(value):
+    """Zoom's rule for a meeting UUID in a path, as its gateway behaves: the path is decoded
+    once before routing, so a UUID starting with "/" or containing "//" that was encoded only
+    once arrives broken (404, code 3001); encoded twice, it survives and is decoded again."""
+    if value.startswith("/") or "//" in value:
+        return None
+    if "%" in value:
+        value = unquote(value)
+    return value
+
+
+def handle(state, request, raw_path, grant_for):
+    """Answer one /v2 request: returns (status, body or None, headers, template or "")."""
+    route, params = match(request.method, raw_path)
+    if route is None:
+        if raw_path.startswith("/v2/past_meetings/"):
+            raise _error(404, 3001, "This meeting is not available or the meeting ID is invalid.")
+        if params == "method":
+            raise SandboxError(405, 405, f"Method {request.method} is not allowed here.")
+        raise SandboxError(404, 404, "This API does not exist.")
+    grant = grant_for(request)
+    call = Call(state, request, grant, route, params)
+    scopes = set(grant.scopes)
+    if route.scope not in scopes and f"{route.scope}:admin" not in scopes:
+        raise _scope_error(route)
+    state.check_rate_limit(grant.account_id, route.label)
+    if route.handler is past_meeting:
+        decoded = decode_meeting_ref(params["meetingId"])
+        if decoded is None:
+            raise _error(404, 3001, "This meeting is not available or the meeting ID is invalid.")
+        params["meetingId"] = decoded
+    with state.lock:
+        status, body = route.handler(call)
+    return status, body, route.template
+
+
+def template_for(method, raw_path):
+    route, _ = match(method, raw_path)
+    return route.template if route else ""
+
+
+def raw_path_of(environ):
+    """The path exactly as the client sent it (percent-encoding intact)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        from urllib.parse import quote
+
+        return quote(environ.get("PATH_INFO", ""))
+    return urlsplit(raw).path
