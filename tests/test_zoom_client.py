@@ -2,6 +2,7 @@
 the sandbox over real HTTP."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,11 +13,13 @@ from hypothesis import strategies as st
 
 from meetings.zoom.client import ZoomClient, encode_uuid, validate_zoom_id
 from meetings.zoom.errors import (
+    ZoomAuthError,
     ZoomBadRequest,
     ZoomBadResponse,
     ZoomConnectionError,
     ZoomNeedsReconnect,
     ZoomNotFound,
+    ZoomNotHost,
     ZoomPageTokenExpired,
     ZoomRateLimited,
     ZoomServerError,
@@ -754,3 +757,496 @@ def test_a_client_is_built_from_settings_when_not_told_otherwise(settings):
     assert client.base_url == "https://zoom.example/v2"
     assert client.timeout == 7.0
     assert repr(client) == "<ZoomClient https://zoom.example/v2>"
+
+
+# --- Against the sandbox, over HTTP -------------------------------------------------------------
+# The zoom_sandbox fixture fails a test whose requests or answers break Zoom's OpenAPI contract,
+# so each of these also proves the client's requests are spec-valid.
+
+
+@pytest.fixture
+def zoom(zoom_sandbox, zoom_sandbox_token):
+    """A client on a plain session that only adds the bearer token: Accept and JSON bodies
+    must come from the client itself."""
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {zoom_sandbox_token}"
+        yield ZoomClient(session, zoom_sandbox.api_url, timeout=2)
+
+
+@pytest.fixture
+def world(zoom_sandbox):
+    return zoom_sandbox.state
+
+
+@pytest.fixture
+def host(world):
+    return world.add_user("host@sandbox.example", "Hana", "Host")
+
+
+def logged(sandbox, since=0):
+    return [r for r in sandbox.state.requests_since(since) if r.path.startswith("/v2/")]
+
+
+def test_ending_a_live_meeting_ends_it_in_the_sandbox(zoom, zoom_sandbox, world, host):
+    meeting = world.add_meeting(host["id"], "Town hall", status="started")
+
+    zoom.end_meeting(meeting["id"])
+
+    assert world.meetings[meeting["id"]]["status"] == "waiting"
+    assert world.latest_instance(meeting["id"]) is not None
+    (request,) = logged(zoom_sandbox)
+    assert (request.method, request.path, request.status) == (
+        "PUT",
+        f"/v2/meetings/{meeting['id']}/status",
+        204,
+    )
+    assert request.content_type == "application/json"
+    assert request.json == {"action": "end"}
+    assert request.headers["Accept"] == "application/json"
+    assert "Authorization" not in request.headers
+
+
+def test_recovering_a_deleted_meeting_brings_it_back(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="deleted")
+
+    zoom.recover_meeting(str(meeting["id"]))
+
+    assert world.meetings[meeting["id"]]["status"] == "waiting"
+
+
+def test_ending_a_live_webinar_ends_it(zoom, world, host):
+    webinar = world.add_webinar(host["id"], "Launch", status="started")
+
+    zoom.end_webinar(webinar["id"])
+
+    assert world.webinars[webinar["id"]]["status"] == "ended"
+
+
+def test_a_meeting_and_a_webinar_are_read_with_their_status(zoom, world, host):
+    meeting = world.add_meeting(host["id"], "Standup", status="started")
+    webinar = world.add_webinar(host["id"], "Launch")
+
+    got_meeting = zoom.get_meeting(meeting["id"])
+    got_webinar = zoom.get_webinar(webinar["id"])
+
+    assert isinstance(got_meeting, ZoomMeeting)
+    assert (got_meeting.id, got_meeting.topic, got_meeting.status) == (
+        meeting["id"],
+        "Standup",
+        "started",
+    )
+    assert got_meeting.uuid == meeting["uuid"]
+    assert got_meeting.host_email == "host@sandbox.example"
+    assert got_meeting.start_time.tzinfo is not None
+    assert (got_webinar.id, got_webinar.topic, got_webinar.status) == (
+        webinar["id"],
+        "Launch",
+        "waiting",
+    )
+    assert got_meeting.id > 2**32  # ids beyond 32 bits survive the round trip
+
+
+def test_me_is_the_user_the_credentials_act_as(zoom):
+    me = zoom.get_me()
+
+    assert isinstance(me, ZoomUser)
+    assert me.email == "owner@sandbox.example"
+    assert me.account_id == "sandbox-account"
+
+
+def test_a_past_meeting_by_id_is_its_latest_instance_with_all_fields(zoom, world, host):
+    meeting = world.add_meeting(host["id"], "Retro")
+    world.add_past_instance(meeting["id"], end_time=world.now() - 7200)
+    latest = world.add_past_instance(meeting["id"], participants=12)
+
+    details = zoom.get_past_meeting(meeting["id"])
+
+    assert isinstance(details, PastMeetingDetails)
+    assert details.uuid == latest["uuid"]
+    assert (details.id, details.topic, details.participants_count) == (meeting["id"], "Retro", 12)
+    assert details.user_email == "host@sandbox.example"
+    assert details.end_time > details.start_time
+    assert details.total_minutes == details.duration * 12
+
+
+@pytest.mark.parametrize("slash", [None, "leading", "double"])
+def test_a_past_meeting_is_found_by_any_uuid(zoom, zoom_sandbox, world, host, slash):
+    meeting = world.add_meeting(host["id"])
+    instance = world.add_past_instance(meeting["id"], slash=slash)
+    world.add_past_instance(meeting["id"])  # a later one: the UUID must pick the older
+    uuid = instance["uuid"]
+    assert uuid.startswith("/") == (slash == "leading")
+    assert ("//" in uuid) == (slash == "double")
+
+    details = zoom.get_past_meeting(uuid)
+
+    assert details.uuid == uuid
+    (request,) = logged(zoom_sandbox)
+    assert request.path == f"/v2/past_meetings/{encode_uuid(uuid)}"
+    if slash:
+        assert "%252F" in request.path
+
+
+@pytest.mark.parametrize("slash", ["leading", "double"])
+def test_a_uuid_with_slashes_encoded_only_once_is_not_found(
+    zoom_sandbox, zoom_sandbox_session, world, host, slash
+):
+    # What the client avoids: the proof that double encoding is needed at all.
+    meeting = world.add_meeting(host["id"])
+    uuid = world.add_past_instance(meeting["id"], slash=slash)["uuid"]
+    once = requests.utils.quote(uuid, safe="")
+
+    answer = zoom_sandbox_session.get(f"{zoom_sandbox.api_url}/past_meetings/{once}", timeout=2)
+
+    assert answer.status_code == 404
+    assert answer.json()["code"] == 3001
+    # Decoded once, the path has extra segments: no operation of the spec matches it.
+    assert {v["kind"] for v in zoom_sandbox.take_contract_violations()} <= {"request", "response"}
+
+
+def test_a_meeting_that_has_not_ended_has_no_past_details(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+
+    with pytest.raises(ZoomNotFound) as caught:
+        zoom.get_past_meeting(meeting["id"])
+
+    assert caught.value.code == 3001
+    assert caught.value.describe() == "Zoom: meeting not found or not ended (3001)"
+
+
+def test_a_live_stream_is_configured_read_started_and_stopped(zoom, zoom_sandbox, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+
+    zoom.update_livestream(
+        meeting["id"],
+        stream_url="rtmp://live.example.com/app",
+        stream_key=SECRET_KEY,
+        page_url="https://example.com/live",
+        resolution="1080p",
+    )
+    stream = zoom.get_livestream(meeting["id"])
+    zoom.start_livestream(meeting["id"], active_speaker_name=True, display_name="Town hall")
+    streaming = world.meetings[meeting["id"]]["livestreaming"]
+    zoom.stop_livestream(meeting["id"])
+
+    assert stream == LiveStream(
+        stream_url="rtmp://live.example.com/app",
+        stream_key=SECRET_KEY,
+        page_url="https://example.com/live",
+        resolution="1080p",
+    )
+    assert streaming is True
+    assert world.meetings[meeting["id"]]["livestreaming"] is False
+    start = next(r for r in logged(zoom_sandbox) if r.path.endswith("/livestream/status"))
+    assert start.json == {
+        "action": "start",
+        "settings": {"active_speaker_name": True, "display_name": "Town hall"},
+    }
+
+
+def test_changing_a_live_stream_while_it_streams_is_refused_by_zoom(zoom, world, host):
+    meeting = world.add_meeting(
+        host["id"],
+        status="started",
+        livestream={**GOOD_STREAM},
+        livestreaming=True,
+    )
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        zoom.update_livestream(meeting["id"], **GOOD_STREAM)
+
+    assert caught.value.code == 3000
+    assert caught.value.permanent is True
+    assert SECRET_KEY not in caught.value.describe()
+
+
+def test_starting_a_live_stream_twice_quickly_is_rate_limited_for_30_seconds(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started", livestream={**GOOD_STREAM})
+    zoom.start_livestream(meeting["id"])
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        zoom.start_livestream(meeting["id"])
+
+    assert 28 <= caught.value.retry_after <= 31
+
+
+# --- Paging against the sandbox -----------------------------------------------------------------
+
+
+def test_700_meetings_come_in_three_pages_of_at_most_300(zoom, zoom_sandbox, world, host):
+    ids = {world.add_meeting(host["id"])["id"] for _ in range(700)}
+    pages = []
+
+    meetings = list(zoom.list_meetings(host["id"], on_page=pages.append))
+
+    assert {m.id for m in meetings} == ids
+    assert len(meetings) == 700
+    assert [len(p.items) for p in pages] == [300, 300, 100]
+    assert [p.total_records for p in pages] == [700, 700, 700]
+    assert pages[-1].is_last
+    queries = [r.query for r in logged(zoom_sandbox)]
+    assert [q.get("page_size") for q in queries] == ["300"] * 3
+    assert "next_page_token" not in queries[0]
+    assert queries[1]["next_page_token"] == pages[0].next_page_token
+    assert queries[2]["next_page_token"] == pages[1].next_page_token
+
+
+def test_live_meetings_are_listed_by_the_users_email(zoom, world, host):
+    live = world.add_meeting(host["id"], status="started")
+    world.add_meeting(host["id"])
+
+    meetings = list(zoom.list_meetings("host@sandbox.example", type="live"))
+
+    assert [m.id for m in meetings] == [live["id"]]
+
+
+def test_users_and_webinars_are_listed_across_pages(zoom, world, host):
+    for n in range(330):
+        world.add_user(f"user{n}@sandbox.example")
+    world.add_user("gone@sandbox.example", status="inactive")
+    webinar_ids = {world.add_webinar(host["id"])["id"] for _ in range(301)}
+    user_pages, webinar_pages = [], []
+
+    users = list(zoom.list_users(on_page=user_pages.append))
+    inactive = list(zoom.list_users(status="inactive"))
+    webinars = list(zoom.list_webinars(host["id"], on_page=webinar_pages.append))
+
+    assert len(users) == 332  # the owner, the host and 330 more
+    assert len({u.id for u in users}) == 332
+    assert [len(p.items) for p in user_pages] == [300, 32]
+    assert [u.email for u in inactive] == ["gone@sandbox.example"]
+    assert {w.id for w in webinars} == webinar_ids
+    assert [len(p.items) for p in webinar_pages] == [300, 1]
+
+
+def test_an_expired_page_token_stops_the_listing_with_a_clear_error(zoom, world, host):
+    for _ in range(301):
+        world.add_meeting(host["id"])
+    pages = zoom.iter_pages_meetings(host["id"])
+    next(pages)
+    world.advance_clock(16 * 60)  # Zoom's next_page_token lives 15 minutes
+
+    with pytest.raises(ZoomPageTokenExpired) as caught:
+        next(pages)
+
+    assert (caught.value.status, caught.value.code) == (400, 300)
+    assert "start it again" in caught.value.describe()
+
+
+# --- Each error kind, from the sandbox ------------------------------------------------------------
+
+
+def test_ending_a_meeting_that_does_not_exist_is_not_found_3001(zoom):
+    with pytest.raises(ZoomNotFound) as caught:
+        zoom.end_meeting(2**63 - 1)
+
+    error = caught.value
+    assert (error.status, error.code, error.permanent) == (404, 3001, True)
+    assert error.message == f"Meeting does not exist: {2**63 - 1}."
+
+
+def test_ending_a_meeting_one_is_not_the_host_of_is_not_host_3003(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started", host_locked=True)
+
+    with pytest.raises(ZoomNotHost) as caught:
+        zoom.end_meeting(meeting["id"])
+
+    assert (caught.value.status, caught.value.code) == (400, 3003)
+    assert caught.value.describe() == "Zoom: you are not the host of this meeting (3003)"
+    assert world.meetings[meeting["id"]]["status"] == "started"
+
+
+def test_ending_an_on_premise_meeting_is_refused_3063(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started", on_premise=True)
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        zoom.end_meeting(meeting["id"])
+
+    assert caught.value.code == 3063
+
+
+def test_past_meetings_on_a_free_account_are_for_paid_accounts_only_200(
+    zoom, zoom_sandbox, world, host
+):
+    meeting = world.add_meeting(host["id"])
+    world.add_past_instance(meeting["id"])
+    world.set_plan("free")
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        zoom.get_past_meeting(meeting["id"])
+
+    assert (caught.value.status, caught.value.code) == (400, 200)
+    assert "paid" in caught.value.describe()
+
+
+def test_a_validation_failure_carries_zooms_field_errors(zoom, zoom_sandbox, world, host):
+    # The client refuses bad values itself, so reach past its validation to see Zoom's answer.
+    meeting = world.add_meeting(host["id"], status="started")
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        zoom._call("meetingStatus", meetingId=meeting["id"], body={"action": "pause"}, expect=None)
+
+    assert (caught.value.status, caught.value.code) == (400, 300)
+    assert caught.value.errors == [{"field": "action", "message": "Invalid field."}]
+    assert caught.value.describe() == "Zoom: Validation Failed. — action: Invalid field. (300)"
+    # The request broke the spec on purpose (action is an enum): clear what the fixture checks.
+    assert zoom_sandbox.take_contract_violations()
+
+
+def test_an_unknown_token_is_an_auth_error_124(zoom_sandbox):
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer not-a-token"
+        client = ZoomClient(session, zoom_sandbox.api_url, timeout=2)
+
+        with pytest.raises(ZoomAuthError) as caught:
+            client.get_me()
+
+    error = caught.value
+    assert (error.status, error.code, error.token_invalid, error.permanent) == (
+        401,
+        124,
+        True,
+        True,
+    )
+    assert error.describe() == "Zoom: the access token is invalid or has expired (124)"
+    assert "not-a-token" not in repr(error)
+
+
+def test_a_revoked_token_is_an_auth_error_124(zoom, world):
+    world.revoke_tokens()
+
+    with pytest.raises(ZoomAuthError) as caught:
+        zoom.get_me()
+
+    assert caught.value.token_invalid
+
+
+def test_a_429_carries_retry_after_from_zooms_iso_date_and_the_rate_limit_headers(zoom, world):
+    world.set_rate_limit("light", 1)
+    sandbox_now = datetime.fromtimestamp(world.now(), UTC)
+    zoom.clock = lambda: sandbox_now
+    zoom.get_me()
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        zoom.get_me()
+
+    error = caught.value
+    assert (error.status, error.permanent) == (429, False)
+    assert (error.category, error.limit_type, error.limit, error.remaining) == (
+        "Light",
+        "QPS",
+        1,
+        0,
+    )
+    # Zoom's Retry-After is a whole-second ISO date-time, at most a second or two away.
+    assert 0 <= error.retry_after <= 2
+    assert error.describe().startswith("Zoom is rate limiting this account; retrying after")
+
+
+def test_a_daily_limit_says_so(zoom, world):
+    world.set_plan("free")
+    day = int(world.now() // 86400)
+    world.daily_counts[("sandbox-account", "light", day)] = 6000
+    zoom.clock = lambda: datetime.fromtimestamp(world.now(), UTC)
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        zoom.get_me()
+
+    assert caught.value.limit_type == "Daily-limit"
+    assert 0 < caught.value.retry_after <= 86400
+    assert caught.value.describe().startswith("Zoom's daily request limit")
+
+
+def test_a_server_error_is_retryable(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+    world.set_faults(error_rate=1.0)
+
+    # Injected faults are a 500 JSON answer or a 503 HTML page, at random: read until a 500.
+    for _ in range(40):
+        with pytest.raises((ZoomServerError, ZoomBadResponse)) as caught:
+            zoom.end_meeting(meeting["id"])
+        if isinstance(caught.value, ZoomServerError):
+            break
+    error = caught.value
+    assert isinstance(error, ZoomServerError)
+    assert (error.status, error.code, error.permanent) == (500, 500, False)
+    assert world.meetings[meeting["id"]]["status"] == "started"
+
+
+def test_a_load_balancers_html_page_is_a_retryable_bad_response(zoom, world):
+    world.set_faults(down=True, down_mode="503")
+
+    with pytest.raises(ZoomBadResponse) as caught:
+        zoom.get_me()
+
+    error = caught.value
+    assert (error.status, error.permanent) == (503, False)
+    assert "text/html instead of JSON" in error.describe()
+
+
+def test_a_refused_connection_is_a_retryable_connection_error(zoom, world):
+    world_was_up = zoom.get_me()
+    world.set_faults(down=True)  # the sandbox closes its listening socket
+
+    with pytest.raises(ZoomConnectionError) as caught:
+        zoom.get_me()
+
+    assert world_was_up
+    assert not isinstance(caught.value, ZoomTimeout)
+    assert (caught.value.status, caught.value.permanent) == (None, False)
+    assert caught.value.describe() == "Could not reach Zoom: connection refused"
+
+
+def test_a_slow_answer_is_a_timeout_that_may_have_reached_zoom(zoom_sandbox, zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+    world.set_faults(latency_ms=400)
+    zoom.timeout = 0.1
+
+    with pytest.raises(ZoomTimeout) as caught:
+        zoom.end_meeting(meeting["id"])
+
+    assert caught.value.permanent is False
+    assert caught.value.may_have_reached_zoom is True
+    assert caught.value.describe() == "Zoom did not answer in time: no answer within 0.1 s"
+    # And it did reach Zoom: the meeting ends once the slow answer is done (which also keeps
+    # the late request out of the next test's sandbox).
+    deadline = time.monotonic() + 3
+    while world.meetings[meeting["id"]]["status"] == "started" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert world.meetings[meeting["id"]]["status"] == "waiting"
+
+
+def test_bad_ids_never_reach_zoom(zoom, zoom_sandbox):
+    before = zoom_sandbox.state.request_seq
+
+    for bad in (0, -1, 2**63, "-12", True, 1.0, None, "1 2"):
+        with pytest.raises(ValueError):
+            zoom.end_meeting(bad)
+        with pytest.raises(ValueError):
+            zoom.get_past_meeting(bad)
+        with pytest.raises(ValueError):
+            zoom.end_webinar(bad)
+
+    assert zoom_sandbox.state.request_seq == before
+
+
+def test_every_call_is_throttled_and_reported(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+    labels, reports = [], []
+    zoom.throttle = labels.append
+    zoom.on_response = lambda *args: reports.append(args)
+
+    zoom.get_meeting(meeting["id"])
+    list(zoom.list_users())
+    zoom.end_meeting(meeting["id"])
+    with pytest.raises(ZoomNotFound):
+        zoom.get_meeting(12345678901)
+
+    assert labels == ["light", "medium", "light", "light"]
+    assert [(r[0], r[1], r[2]) for r in reports] == [
+        ("GET", "/meetings/{meetingId}", 200),
+        ("GET", "/users", 200),
+        ("PUT", "/meetings/{meetingId}/status", 204),
+        ("GET", "/meetings/{meetingId}", 404),
+    ]
+    assert isinstance(reports[-1][4], ZoomNotFound)
