@@ -5,7 +5,18 @@ from importlib import import_module
 from django.urls import include, path
 
 # Modules under meetings/views/ that define `urlpatterns`, in the order they are matched.
-SCREENS = ["overview", "webhooks", "ops", "connections"]
+SCREENS = [
+    "overview",
+    "webhooks",
+    "ops",
+    "connections",
+    "meetings_list",
+    "meeting",
+    "webinars",
+    "past_meetings",
+    "activity",
+    "bulk",
+]
 
 urlpatterns = [
     path("", include(import_module(f"meetings.views.{name}").urlpatterns)) for name in SCREENS

@@ -1,13 +1,114 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
-from django.urls import path
+"""The overview: each Zoom account's connection health and last sync, meetings live now, jobs in
+flight and recent failures with Zoom's reason. The live parts refresh every few seconds."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.timezone import now
+from django.views.decorators.http import require_GET, require_POST
+
+from ..models import Action, ActionKind, Meeting, MeetingStatus, Webinar, ZoomAccount
+from ..models.actions import ACTIVE_STATES, ActionState
+from .access import allowed_kinds, dashboard_view, wants_fragment
+from .jobs import ActionRefused, announce, answer, start_action
+
+TEMPLATE = "meetings/overview.html"
+PARTS = ("accounts", "live")
+SECRETS = ("client_secret", "access_token", "refresh_token")
+LIVE_SHOWN = 25
+FAILURES_WINDOW = timedelta(hours=24)
 
 
-@login_required
+def accounts_context(request, refused=None):
+    """The accounts panel; `refused` is (account pk, why) when a Sync was just refused."""
+    accounts = list(
+        ZoomAccount.objects.defer(*SECRETS).annotate(
+            live_count=Count("meeting", filter=Q(meeting__status=MeetingStatus.STARTED))
+        )
+    )
+    # The latest sync of each account (the job shown beside its "Sync now" button).
+    syncs = {}
+    for action in (
+        Action.objects.filter(kind=ActionKind.SYNC)
+        .select_related("requested_by")
+        .order_by("-requested_at", "-id")[: 5 * max(len(accounts), 1)]
+    ):
+        syncs.setdefault(action.account_id, action)
+    for account in accounts:
+        account.sync_job = syncs.get(account.pk)
+        account.refused = refused[1] if refused and refused[0] == account.pk else ""
+    return {
+        "accounts": accounts,
+        "can_sync": ActionKind.SYNC in allowed_kinds(request.user),
+    }
+
+
+def live_context(request):
+    live = (
+        Meeting.objects.filter(status=MeetingStatus.STARTED)
+        .select_related("account")
+        .defer("stream_key", *(f"account__{s}" for s in SECRETS))
+    )
+    in_flight = Action.objects.filter(state__in=ACTIVE_STATES).select_related("requested_by")
+    failures = Action.objects.filter(
+        state=ActionState.FAILED, requested_at__gte=now() - FAILURES_WINDOW
+    ).select_related("requested_by")
+    return {
+        "live_meetings": list(live.order_by("-start_time", "-id")[:LIVE_SHOWN]),
+        "live_count": live.count(),
+        "live_webinars": list(
+            Webinar.objects.filter(status=MeetingStatus.STARTED).order_by("-start_time")[:10]
+        ),
+        "in_flight": list(in_flight.order_by("-requested_at", "-id")[:20]),
+        "in_flight_count": in_flight.count(),
+        "failures": list(failures.order_by("-requested_at", "-id")[:10]),
+    }
+
+
+@dashboard_view
+@require_GET
 def overview(request):
-    return render(request, "meetings/overview.html", {})
+    part = request.GET.get("part")
+    if wants_fragment(request) and part == "accounts":
+        return render(request, f"{TEMPLATE}#accounts", accounts_context(request))
+    if wants_fragment(request) and part == "live":
+        return render(request, f"{TEMPLATE}#live", live_context(request))
+    return render(request, TEMPLATE, {**accounts_context(request), **live_context(request)})
+
+
+@dashboard_view
+@require_POST
+def sync_account(request, pk):
+    account = get_object_or_404(ZoomAccount.objects.defer(*SECRETS), pk=pk)
+    refused = None
+    try:
+        action, created = start_action(
+            request,
+            account=account,
+            kind=ActionKind.SYNC,
+            target_type="account",
+            topic=account.name,
+        )
+    except ActionRefused as e:
+        if not wants_fragment(request):
+            messages.error(request, str(e))
+        refused = (account.pk, str(e))
+    else:
+        if not wants_fragment(request):
+            announce(request, action, created)
+    return answer(
+        request,
+        template=TEMPLATE,
+        fragment="accounts",
+        context=accounts_context(request, refused),
+        fallback_url=reverse("overview"),
+    )
 
 
 urlpatterns = [
     path("", overview, name="overview"),
+    path("zoom-accounts/<int:pk>/sync/", sync_account, name="account-sync"),
 ]

@@ -1,0 +1,296 @@
+"""The dashboard's forms. They validate like Zoom does (limits from the OpenAPI spec), so an
+operator learns about a bad value from the form, not from a failed job a second later."""
+
+import datetime as dt
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.utils import timezone
+
+from .models import ActionKind, ActionState, MeetingStatus
+from .models.actions import ActionSource
+from .models.mirror import Resolution
+
+# PATCH /meetings/{meetingId}/livestream: stream_url <= 1024, stream_key <= 512, page_url a
+# "uri" <= 1024; PATCH .../livestream/status: settings.display_name 1..50 characters.
+STREAM_URL_MAX = 1024
+STREAM_KEY_MAX = 512
+PAGE_URL_MAX = 1024
+DISPLAY_NAME_MAX = 50
+STREAM_SCHEMES = ("rtmp", "rtmps", "http", "https")
+
+# URLValidator checks host and port properly; it only needs to be told RTMP is a scheme too.
+_stream_url_validator = URLValidator(
+    schemes=list(STREAM_SCHEMES),
+    message="Enter a stream URL starting with rtmp://, rtmps://, http:// or https://.",
+)
+_page_url_validator = URLValidator(
+    schemes=["http", "https"], message="Enter a page URL starting with http:// or https://."
+)
+
+
+def _no_control_characters(value):
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("Remove the line breaks or control characters.")
+
+
+class LiveStreamConfigForm(forms.Form):
+    """Configure a meeting's custom live stream (Zoom: meetingLiveStreamUpdate).
+
+    The key is a secret: it is never rendered back (not even after a validation error) and an
+    empty key keeps the one already configured, so fixing a typo in the URL needs no key at hand.
+    """
+
+    stream_url = forms.CharField(
+        label="Stream URL",
+        max_length=STREAM_URL_MAX,
+        validators=[_stream_url_validator],
+        help_text="Where Zoom sends the stream: rtmp://, rtmps://, http:// or https://.",
+        widget=forms.TextInput(
+            attrs={"inputmode": "url", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+    stream_key = forms.CharField(
+        label="Stream key",
+        max_length=STREAM_KEY_MAX,
+        required=False,
+        strip=False,
+        validators=[_no_control_characters],
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
+    )
+    page_url = forms.CharField(
+        label="Live stream page URL",
+        max_length=PAGE_URL_MAX,
+        validators=[_page_url_validator],
+        help_text="The page where viewers watch: http:// or https://.",
+        widget=forms.TextInput(
+            attrs={"inputmode": "url", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+    resolution = forms.ChoiceField(
+        label="Resolution", choices=Resolution.choices, required=False, initial=""
+    )
+
+    def __init__(self, *args, meeting=None, **kwargs):
+        self.meeting = meeting
+        if meeting is not None and not args and "data" not in kwargs:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "stream_url": meeting.stream_url,
+                    "page_url": meeting.page_url,
+                    "resolution": meeting.resolution,
+                },
+            )
+        super().__init__(*args, **kwargs)
+        self.has_stored_key = bool(meeting is not None and meeting.stream_key)
+        self.fields["stream_key"].help_text = (
+            "A key is configured (not shown). Leave empty to keep it, or type a new one."
+            if self.has_stored_key
+            else "The stream name and key your streaming service gave you. It is never shown again."
+        )
+
+    def clean_stream_key(self):
+        key = self.cleaned_data["stream_key"]
+        if not key.strip():
+            if not self.has_stored_key:
+                raise ValidationError("Enter the stream key.", code="required")
+            return ""
+        return key
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.meeting is not None and self.meeting.livestream_status == "live":
+            raise ValidationError(
+                "The stream is live: stop it before changing its settings (Zoom only accepts "
+                "new settings for a stopped stream)."
+            )
+        return cleaned
+
+    def action_params(self):
+        """The parameters of the update_livestream action, the key in clear for the pipeline
+        (which stores it encrypted and redacts it from the audit record)."""
+        data = self.cleaned_data
+        return {
+            "stream_url": data["stream_url"],
+            "stream_key": data["stream_key"] or self.meeting.stream_key,
+            "page_url": data["page_url"],
+            "resolution": data["resolution"] or None,
+        }
+
+
+class LiveStreamStartForm(forms.Form):
+    """Start a meeting's live stream with its settings (Zoom: meetingLiveStreamStatusUpdate)."""
+
+    active_speaker_name = forms.BooleanField(
+        label="Show the active speaker's name", required=False, initial=True
+    )
+    display_name = forms.CharField(
+        label="Display name",
+        required=False,
+        # No maxlength attribute: a browser would silently cut a pasted name to 50 characters
+        # and put the wrong name on a live broadcast; the form says what is wrong instead.
+        validators=[_no_control_characters],
+        help_text=f"Shown on the stream; 1–{DISPLAY_NAME_MAX} characters. Optional.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def clean_display_name(self):
+        name = self.cleaned_data["display_name"]
+        if len(name) > DISPLAY_NAME_MAX:
+            raise ValidationError(
+                f"The display name can be at most {DISPLAY_NAME_MAX} characters "
+                f"(it has {len(name)}).",
+                code="max_length",
+            )
+        return name
+
+    def action_params(self):
+        data = self.cleaned_data
+        return {
+            "active_speaker_name": data["active_speaker_name"],
+            "display_name": data["display_name"] or None,
+        }
+
+
+def _local_day_start(day):
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+class ListFilterForm(forms.Form):
+    """What list pages share: a search box, an account, a date range. Bad values are reported
+    on the form and ignored, so a hand-edited URL shows the list rather than an error page."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    account = forms.TypedChoiceField(
+        label="Account", coerce=int, empty_value=None, required=False, choices=[("", "All")]
+    )
+    start_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    start_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, accounts=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if accounts is not None:
+            # The view's list of accounts (one query), not a queryset evaluated again here.
+            self.fields["account"].choices = [("", "All")] + [(a.pk, a.name) for a in accounts]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start_from"), cleaned.get("start_to")
+        if start and end and start > end:
+            self.add_error("start_to", "The end date is before the start date.")
+        return cleaned
+
+    def value(self, name):
+        """The cleaned value of a field, or None when it is missing or invalid."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        if name in self.errors:
+            return None
+        return self.cleaned_data.get(name)
+
+    def date_range(self):
+        start, end = self.value("start_from"), self.value("start_to")
+        if start and end and start > end:
+            return None, None
+        return (
+            _local_day_start(start) if start else None,
+            _local_day_start(end + dt.timedelta(days=1)) if end else None,
+        )
+
+
+class MeetingFilterForm(ListFilterForm):
+    SORTS = {
+        "newest": ("start_time", True),
+        "oldest": ("start_time", False),
+        "topic": ("topic", False),
+    }
+
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any"), *MeetingStatus.choices]
+    )
+    type = forms.TypedChoiceField(
+        label="Type",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[
+            ("", "Any"),
+            (2, "Scheduled"),
+            (8, "Recurring, fixed time"),
+            (3, "Recurring, no fixed time"),
+            (1, "Instant"),
+        ],
+    )
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        choices=[
+            ("newest", "Start time, newest first"),
+            ("oldest", "Start time, oldest first"),
+            ("topic", "Topic, A–Z"),
+        ],
+    )
+
+    def ordering(self):
+        return self.SORTS[self.value("sort") or "newest"]
+
+
+class WebinarFilterForm(ListFilterForm):
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any"), *MeetingStatus.choices]
+    )
+
+
+class ActivityFilterForm(ListFilterForm):
+    kind = forms.ChoiceField(
+        label="Action", required=False, choices=[("", "Any"), *ActionKind.choices]
+    )
+    state = forms.ChoiceField(
+        label="State", required=False, choices=[("", "Any"), *ActionState.choices]
+    )
+    source = forms.ChoiceField(
+        label="From", required=False, choices=[("", "Anywhere"), *ActionSource.choices]
+    )
+    user = forms.CharField(label="User", required=False, max_length=150)
+
+    field_order = ["q", "kind", "state", "account", "user", "source", "start_from", "start_to"]
+
+
+BULK_KINDS = [
+    (ActionKind.END_MEETING, "End meetings"),
+    (ActionKind.STOP_LIVESTREAM, "Stop live streams"),
+]
+BULK_MAX = 500
+
+
+class BulkForm(forms.Form):
+    """Which meetings (dashboard ids) and what to do with them."""
+
+    kind = forms.ChoiceField(label="Bulk action", choices=BULK_KINDS)
+    ids = forms.TypedMultipleChoiceField(coerce=int, required=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ids"].error_messages["required"] = "Select at least one meeting."
+
+    def clean_ids(self):
+        ids = self.cleaned_data["ids"]
+        if len(ids) > BULK_MAX:
+            raise ValidationError(f"Select at most {BULK_MAX} meetings at a time.")
+        if any(not 0 < i < 2**63 for i in ids):
+            raise ValidationError("That selection is not valid: reload the list and try again.")
+        return list(dict.fromkeys(ids))
+
+    def full_clean(self):
+        # Any integer is a valid choice here; whether it is a meeting is checked by the view.
+        raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
+        self.fields["ids"].choices = [(v, v) for v in raw]
+        super().full_clean()

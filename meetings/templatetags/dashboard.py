@@ -1,0 +1,61 @@
+"""Small template helpers for the dashboard: badges, Zoom's meeting types, query strings."""
+
+from django import template
+from django.utils.http import urlencode
+
+register = template.Library()
+
+# Zoom's meeting `type` numbers (Create a meeting: "type").
+MEETING_TYPES = {
+    1: "Instant",
+    2: "Scheduled",
+    3: "Recurring, no fixed time",
+    4: "Personal meeting ID",
+    8: "Recurring, fixed time",
+    10: "Screen share only",
+}
+WEBINAR_TYPES = {5: "Webinar", 6: "Recurring, no fixed time", 9: "Recurring, fixed time"}
+
+STATUS_BADGES = {
+    "started": "badge-live",
+    "waiting": "badge-waiting",
+    "ended": "badge-ended",
+    "deleted": "badge-deleted",
+    "live": "badge-live",
+    "stopped": "badge-muted",
+    "queued": "badge-info",
+    "running": "badge-info",
+    "succeeded": "badge-ok",
+    "failed": "badge-error",
+    "cancelled": "badge-muted",
+    "connected": "badge-ok",
+    "needs_reconnect": "badge-error",
+    "disconnected": "badge-muted",
+}
+
+
+@register.filter
+def badge_class(status):
+    return STATUS_BADGES.get(str(status), "badge-muted")
+
+
+@register.filter
+def meeting_type(number):
+    return MEETING_TYPES.get(number, f"Type {number}")
+
+
+@register.filter
+def webinar_type(number):
+    return WEBINAR_TYPES.get(number, f"Type {number}")
+
+
+@register.simple_tag(takes_context=True)
+def query(context, **changes):
+    """The current query string with some parameters changed (None or "" removes them)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        params.pop(key, None)
+        if value not in (None, ""):
+            params[key] = value
+    encoded = urlencode(sorted(params.lists()), doseq=True)
+    return f"?{encoded}" if encoded else "?"

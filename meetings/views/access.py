@@ -1,0 +1,70 @@
+"""Who may see and do what on the dashboard. Every view checks here; templates only hide controls.
+
+A user sees the dashboard with `meetings.view_meeting` (the "Zoom viewers" group) or any action
+permission (the "Zoom operators" group); acting needs the action kind's own permission
+(`KIND_PERMISSIONS`), so a supervisor can allow live-stream control without allowing ends.
+Superusers have every permission. Signed-in users with none of these get the "no access" page.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
+
+from ..models.actions import KIND_PERMISSIONS
+
+VIEW_PERMISSION = "meetings.view_meeting"
+CONNECTIONS_PERMISSION = "meetings.manage_connections"
+
+
+def can_view(user):
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    granted = user.get_all_permissions()  # cached on the user for the request
+    return VIEW_PERMISSION in granted or any(p in granted for p in KIND_PERMISSIONS.values())
+
+
+def can_act(user, kind):
+    return can_view(user) and user.has_perm(KIND_PERMISSIONS[kind])
+
+
+def allowed_kinds(user):
+    """The action kinds this user may request: what templates consult to show controls."""
+    if not can_view(user):
+        return frozenset()
+    return frozenset(kind for kind, perm in KIND_PERMISSIONS.items() if user.has_perm(perm))
+
+
+def require_action_permission(user, kind):
+    if not can_act(user, kind):
+        raise PermissionDenied(f"You are not allowed to {kind.label.lower()}.")
+
+
+def dashboard_view(view):
+    """Signed in (else the sign-in page) and allowed to see the dashboard (else "no access")."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not can_view(request.user):
+            return render(request, "meetings/no_access.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def client_ip(request):
+    """The client's address as Django sees it (REMOTE_ADDR), for the audit record.
+
+    Behind a reverse proxy, REMOTE_ADDR is the proxy's; deployments that want the client's set it
+    from X-Forwarded-For in the proxy (or a trusted middleware), never by believing the header here.
+    """
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def wants_fragment(request):
+    """An htmx request for part of a page (not a history restore, which needs the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request

@@ -1,0 +1,163 @@
+"""Bulk actions: the meetings list's selection → a dry run (what would be done, and what is
+skipped and why) → run as one batch → its progress bar and per-row results → cancel."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from .. import actions
+from ..forms import BulkForm
+from ..models import ActionKind, ActionSource, Batch, Meeting
+from .access import can_act, client_ip, dashboard_view, require_action_permission, wants_fragment
+
+SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
+
+
+def _selection(request, data):
+    """(form, kind, meetings in the order given) from the list's selection; kind is None if the
+    form is invalid. Permission for the kind is checked before anything is looked up."""
+    form = BulkForm(data)
+    if not form.is_valid():
+        return form, None, []
+    kind = ActionKind(form.cleaned_data["kind"])
+    require_action_permission(request.user, kind)
+    ids = form.cleaned_data["ids"]
+    found = Meeting.objects.select_related("account").defer("stream_key", *SECRETS).in_bulk(ids)
+    return form, kind, [found[i] for i in ids if i in found]
+
+
+def _form_problem(request, form):
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+    return redirect("meetings")
+
+
+@dashboard_view
+@require_GET
+def bulk_preview(request):
+    form, kind, meetings = _selection(request, request.GET)
+    if kind is None:
+        return _form_problem(request, form)
+    if not meetings:
+        messages.error(request, "None of the selected meetings exists any more. Reload the list.")
+        return redirect("meetings")
+    # A batch acts on one Zoom account: the first selected meeting's. Meetings of another
+    # account appear in the dry run as skipped, with that reason.
+    account = meetings[0].account
+    plan = actions.dry_run(kind, meetings, account=account)
+    by_key = {(m.account_id, m.zoom_id): m for m in meetings}
+    rows = [(item, by_key.get((item.account_id, item.target_id))) for item in plan]
+    todo = [item for item in plan if item.do]
+    return render(
+        request,
+        "meetings/bulk_preview.html",
+        {
+            "kind": kind,
+            "account": account,
+            "rows": rows,
+            "todo_count": len(todo),
+            "skip_count": len(plan) - len(todo),
+            "ids": [m.pk for m in meetings],
+        },
+    )
+
+
+@dashboard_view
+@require_POST
+def bulk_run(request):
+    form, kind, meetings = _selection(request, request.POST)
+    if kind is None:
+        return _form_problem(request, form)
+    if not meetings:
+        messages.error(request, "None of the selected meetings exists any more. Reload the list.")
+        return redirect("meetings")
+    try:
+        batch, plan = actions.create_batch(
+            account=meetings[0].account,
+            kind=kind,
+            targets=meetings,
+            user=request.user,
+            source=ActionSource.BULK,
+            client_ip=client_ip(request),
+        )
+    except ValueError as e:
+        # Nothing left to do (everything ended meanwhile, or was requested by someone else).
+        messages.error(request, str(e))
+        return redirect("meetings")
+    skipped = sum(1 for item in plan if not item.do)
+    messages.success(
+        request,
+        f"{batch.get_kind_display()}: {batch.total} requested"
+        + (f", {skipped} skipped." if skipped else "."),
+    )
+    return redirect("bulk", pk=batch.pk)
+
+
+def batch_context(request, batch):
+    progress = batch.progress()
+    total = progress["total"] or 0
+    return {
+        "batch": batch,
+        "progress": progress,
+        "percent": round(100 * progress["done"] / total) if total else 100,
+        "rows": batch.actions.order_by("id").only(
+            "pk",
+            "kind",
+            "target_id",
+            "topic",
+            "state",
+            "result_summary",
+            "attempts_count",
+            "batch_id",
+            "account_id",
+        ),
+        "can_cancel": (
+            not batch.is_cancelled
+            and not progress["finished"]
+            and can_act(request.user, ActionKind(batch.kind))
+        ),
+    }
+
+
+@dashboard_view
+@require_GET
+def bulk_page(request, pk):
+    batch = get_object_or_404(Batch.objects.select_related("requested_by", "account"), pk=pk)
+    context = batch_context(request, batch)
+    if wants_fragment(request):
+        if context["progress"]["finished"]:
+            # Every row is final: stop the poll (htmx 286) with the final state in place.
+            html = render_to_string("meetings/bulk.html#progress", context, request=request)
+            return HttpResponseStopPolling(html)
+        return render(request, "meetings/bulk.html#progress", context)
+    return render(request, "meetings/bulk.html", context)
+
+
+@dashboard_view
+@require_POST
+def bulk_cancel(request, pk):
+    batch = get_object_or_404(Batch, pk=pk)
+    require_action_permission(request.user, ActionKind(batch.kind))
+    cancelled = actions.cancel_batch(batch, user=request.user)
+    text = (
+        f"Batch cancelled: {cancelled} action{'s' if cancelled != 1 else ''} that had not "
+        "started will not run; those already talking to Zoom finish."
+    )
+    if wants_fragment(request):
+        context = batch_context(request, batch)
+        context["notice"] = text
+        return render(request, "meetings/bulk.html#progress", context)
+    messages.success(request, text)
+    return redirect(reverse("bulk", args=[batch.pk]))
+
+
+urlpatterns = [
+    path("bulk/preview/", bulk_preview, name="bulk-preview"),
+    path("bulk/", bulk_run, name="bulk-run"),
+    path("bulk/<int:pk>/", bulk_page, name="bulk"),
+    path("bulk/<int:pk>/cancel/", bulk_cancel, name="bulk-cancel"),
+]

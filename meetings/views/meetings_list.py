@@ -1,0 +1,103 @@
+"""The meetings list: search, filters, sort and keyset pages over the whole mirror, live badges
+that refresh by themselves, and row selection for bulk actions."""
+
+import re
+
+from django.db.models import Q
+from django.shortcuts import render
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from ..forms import BULK_KINDS, MeetingFilterForm
+from ..models import Meeting, ZoomAccount
+from .access import allowed_kinds, dashboard_view, wants_fragment
+from .pagination import paginate
+
+# Ids as operators paste them: "85123456789", "851 2345 6789", "851-2345-6789".
+ID_PATTERN = re.compile(r"^\d[\d\s-]{5,30}$")
+BADGES_MAX = 100
+
+
+def search_filter(q):
+    """The Q for a search box value: a meeting id, a host's email, or words of the topic."""
+    q = q.strip()
+    if not q:
+        return Q()
+    if ID_PATTERN.match(q):
+        digits = re.sub(r"\D", "", q)
+        number = int(digits)
+        if 0 < number < 2**63:
+            return Q(zoom_id=number)
+    if "@" in q:
+        return Q(host_email__icontains=q)
+    return Q(topic__icontains=q) | Q(host_email__icontains=q)
+
+
+def filtered_meetings(form):
+    meetings = Meeting.objects.all()
+    meetings = meetings.filter(search_filter(form.value("q") or ""))
+    for name in ("status", "account", "type"):
+        value = form.value(name)
+        if value not in (None, ""):
+            meetings = meetings.filter(**{name: value})
+    start, end = form.date_range()
+    if start:
+        meetings = meetings.filter(start_time__gte=start)
+    if end:
+        meetings = meetings.filter(start_time__lt=end)
+    return meetings
+
+
+@dashboard_view
+@require_GET
+def meetings_list(request):
+    accounts = list(ZoomAccount.objects.only("pk", "name"))
+    form = MeetingFilterForm(request.GET, accounts=accounts)
+    form.is_valid()
+    field, descending = form.ordering()
+    page = paginate(
+        filtered_meetings(form)
+        .select_related("account")
+        .defer(
+            "stream_key",
+            "account__client_secret",
+            "account__access_token",
+            "account__refresh_token",
+        ),
+        field=field,
+        descending=descending,
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
+    kinds = allowed_kinds(request.user)
+    context = {
+        "form": form,
+        "page": page,
+        "show_account": len(accounts) > 1,
+        "bulk_kinds": [(k, label) for k, label in BULK_KINDS if k in kinds],
+        "filtered": any(
+            request.GET.get(k) for k in ("q", "status", "account", "type", "start_from", "start_to")
+        ),
+    }
+    template = "meetings/meetings_list.html"
+    if wants_fragment(request) and request.htmx.target == "results":
+        template += "#results"
+    return render(request, template, context)
+
+
+@dashboard_view
+@require_GET
+def meeting_badges(request):
+    """The status badges of the meetings on a list page, as out-of-band swaps (polled)."""
+    ids = []
+    for raw in request.GET.getlist("id")[:BADGES_MAX]:
+        if raw.isdigit() and 0 < int(raw) < 2**63:
+            ids.append(int(raw))
+    meetings = Meeting.objects.filter(pk__in=ids).only("pk", "status", "livestream_status")
+    return render(request, "meetings/meetings_list.html#badges", {"meetings": meetings})
+
+
+urlpatterns = [
+    path("meetings/", meetings_list, name="meetings"),
+    path("meetings/badges/", meeting_badges, name="meeting-badges"),
+]

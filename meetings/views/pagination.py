@@ -1,0 +1,130 @@
+"""Keyset ("seek") pagination for lists that reach 100,000 rows.
+
+OFFSET pagination reads and throws away every row before the page, so page 2,000 of the meetings
+list costs what reading 100,000 rows costs. Here a page starts after the last row of the previous
+one (`WHERE (start_time, id) < (:last_start, :last_id) ORDER BY start_time DESC, id DESC LIMIT 51`),
+which an index on (start_time, id) answers in the same few milliseconds at any depth. The total is
+counted with a cap (`SELECT COUNT(*) FROM (... LIMIT 10001)`), so it stays bounded too; past the
+cap the page says "10,000+".
+
+The sort key may be nullable (meetings without a start time): the database decides whether NULLs
+sort first or last (`connection.features.nulls_order_largest`), and the seek condition follows it,
+so the order the index gives and the order the pages walk are the same.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import F, Q
+
+PER_PAGE = 50
+COUNT_CAP = 10_000
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: str | None
+    previous_cursor: str | None
+    total: int
+    total_capped: bool
+
+    @property
+    def total_display(self):
+        return f"{COUNT_CAP:,}+" if self.total_capped else f"{self.total:,}"
+
+
+def _encode(field, row):
+    value = getattr(row, field)
+    if hasattr(value, "isoformat"):
+        value = value.isoformat()
+    raw = json.dumps([value, row.pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(model, field, cursor):
+    """(value, pk) from a cursor, or None when it is not one of ours (then: the first page)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, pk = json.loads(raw)
+        if not isinstance(pk, int) or isinstance(pk, bool) or not 0 < pk < 2**63:
+            return None
+        if value is not None:
+            value = model._meta.get_field(field).to_python(value)
+    except (ValueError, TypeError, binascii.Error, ValidationError, UnicodeDecodeError):
+        return None
+    return value, pk
+
+
+def _nulls_first(descending):
+    largest = connection.features.nulls_order_largest
+    return largest if descending else not largest
+
+
+def _after(field, value, pk, descending):
+    """Rows that come after (value, pk) in the order `field` (desc or asc), then pk the same way."""
+    op = "lt" if descending else "gt"
+    nulls_first = _nulls_first(descending)
+    if value is None:
+        q = Q(**{f"{field}__isnull": True, f"pk__{op}": pk})
+        if nulls_first:
+            q |= Q(**{f"{field}__isnull": False})
+        return q
+    q = Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
+    if not nulls_first:
+        q |= Q(**{f"{field}__isnull": True})
+    return q
+
+
+def _order(field, descending):
+    if descending:
+        return [F(field).desc(), F("pk").desc()]
+    return [F(field).asc(), F("pk").asc()]
+
+
+def paginate(queryset, *, field, descending=True, after=None, before=None, per_page=PER_PAGE):
+    """One page of `queryset` ordered by `field` then pk, starting after/before a cursor.
+
+    Two queries whatever the depth: the page (per_page + 1 rows, to know if there is more) and
+    the capped count. Cursors that do not decode are ignored (the first page), never an error.
+    """
+    model = queryset.model
+    total = queryset.order_by()[: COUNT_CAP + 1].count()
+    going_back = False
+    position = None
+    if before:
+        position = _decode(model, field, before)
+        going_back = position is not None
+    if position is None and after:
+        position = _decode(model, field, after)
+
+    if going_back:
+        value, pk = position
+        page_qs = queryset.filter(_after(field, value, pk, not descending)).order_by(
+            *_order(field, not descending)
+        )
+        rows = list(page_qs[: per_page + 1])
+        more_before = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        has_previous, has_next = more_before, True
+    else:
+        page_qs = queryset
+        if position is not None:
+            value, pk = position
+            page_qs = page_qs.filter(_after(field, value, pk, descending))
+        rows = list(page_qs.order_by(*_order(field, descending))[: per_page + 1])
+        has_next = len(rows) > per_page
+        rows = rows[:per_page]
+        has_previous = position is not None
+
+    return Page(
+        rows=rows,
+        next_cursor=_encode(field, rows[-1]) if rows and has_next else None,
+        previous_cursor=_encode(field, rows[0]) if rows and has_previous else None,
+        total=min(total, COUNT_CAP),
+        total_capped=total > COUNT_CAP,
+    )

@@ -1,0 +1,235 @@
+"""The meetings list: search, filters, sort, keyset pages, a constant number of queries, and the
+live badges fragment."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils.timezone import now
+
+from meetings.models import Meeting
+from meetings.views.pagination import PER_PAGE
+
+from .dashboard_data import make_account, make_meeting
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signed_in(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+def bulk_meetings(account, count, *, start=None, first_id=90_000_000_000):
+    """COUNT meetings one minute apart (bulk_create: fast), newest first by start time."""
+    start = start or now()
+    rows = [
+        Meeting(
+            account=account,
+            zoom_id=first_id + i,
+            topic=f"Meeting number {i:05d}",
+            host_email=f"host{i % 7}@example.com",
+            status="waiting",
+            start_time=start - timedelta(minutes=i),
+        )
+        for i in range(count)
+    ]
+    return Meeting.objects.bulk_create(rows)
+
+
+def rows_of(response):
+    return list(response.context["page"].rows)
+
+
+def walk(client, params, direction="next"):
+    """Every page from the first, following the Next (or from the last, Previous) cursors."""
+    seen = []
+    response = client.get(reverse("meetings"), params)
+    pages = 0
+    while True:
+        pages += 1
+        assert pages < 100, "pagination does not end"
+        seen.extend(m.pk for m in rows_of(response))
+        cursor = response.context["page"].next_cursor
+        if not cursor:
+            return seen, response
+        response = client.get(reverse("meetings"), {**params, "after": cursor})
+
+
+def test_the_list_shows_meetings_newest_first_with_host_and_status(signed_in):
+    account = make_account()
+    older = make_meeting(account, topic="Older", start_time=now() - timedelta(days=1))
+    newer = make_meeting(account, topic="Newer", status="started", start_time=now())
+    response = signed_in.get(reverse("meetings"))
+    assert response.status_code == 200
+    assert rows_of(response) == [newer, older]
+    page = response.content.decode()
+    assert "host@example.com" in page
+    assert 'class="badge badge-live"' in page
+
+
+def test_search_finds_by_topic_words_by_id_with_spaces_and_by_host(signed_in):
+    account = make_account()
+    target = make_meeting(
+        account, topic="Board meeting Q3", zoom_id=85123456789, host_email="chair@example.com"
+    )
+    make_meeting(account, topic="Something else", host_email="other@example.com")
+    for q in ("board", "851 2345 6789", "851-2345-6789", "85123456789", "chair@example"):
+        assert rows_of(signed_in.get(reverse("meetings"), {"q": q})) == [target], q
+
+
+def test_filters_by_status_type_account_and_date_range(signed_in):
+    acme, other = make_account("Acme"), make_account("Other")
+    live = make_meeting(acme, status="started", start_time=now())
+    recurring = make_meeting(acme, type=8, start_time=now() - timedelta(days=3))
+    elsewhere = make_meeting(other, start_time=now() - timedelta(days=10))
+    get = signed_in.get
+    assert rows_of(get(reverse("meetings"), {"status": "started"})) == [live]
+    assert rows_of(get(reverse("meetings"), {"type": "8"})) == [recurring]
+    assert rows_of(get(reverse("meetings"), {"account": other.pk})) == [elsewhere]
+    day = (now() - timedelta(days=3)).date().isoformat()
+    assert rows_of(get(reverse("meetings"), {"start_from": day, "start_to": day})) == [recurring]
+    # Two accounts: the account column and filter appear.
+    assert "Account" in get(reverse("meetings")).content.decode()
+
+
+def test_sorting_by_topic_and_oldest_first(signed_in):
+    account = make_account()
+    b = make_meeting(account, topic="Bravo", start_time=now())
+    a = make_meeting(account, topic="Alpha", start_time=now() - timedelta(hours=1))
+    assert rows_of(signed_in.get(reverse("meetings"), {"sort": "topic"})) == [a, b]
+    assert rows_of(signed_in.get(reverse("meetings"), {"sort": "oldest"})) == [a, b]
+    assert rows_of(signed_in.get(reverse("meetings"), {"sort": "newest"})) == [b, a]
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "topic"])
+def test_keyset_pages_cover_every_meeting_once_in_order_even_without_start_times(signed_in, sort):
+    account = make_account()
+    created = bulk_meetings(account, PER_PAGE * 2 + 7)
+    # Meetings with no fixed time (and equal start times) are where naive keyset pagination
+    # loses or repeats rows.
+    undated = [make_meeting(account, start_time=None, topic=f"Undated {i}") for i in range(4)]
+    same = [make_meeting(account, start_time=created[10].start_time, topic="Tie") for _ in range(3)]
+    expected_count = len(created) + len(undated) + len(same)
+
+    seen, last = walk(signed_in, {"sort": sort})
+    assert len(seen) == expected_count
+    assert len(set(seen)) == expected_count
+
+    # And back: Previous from the last page walks the same rows in reverse page order.
+    back = []
+    response = last
+    while True:
+        back = [m.pk for m in rows_of(response)] + back
+        cursor = response.context["page"].previous_cursor
+        if not cursor:
+            break
+        response = signed_in.get(reverse("meetings"), {"sort": sort, "before": cursor})
+    assert back == seen
+
+
+def test_a_page_costs_the_same_few_queries_at_any_size_and_depth(
+    client, operator, django_assert_max_num_queries
+):
+    client.force_login(operator)
+    account = make_account()
+    bulk_meetings(account, 3)
+    counts = []
+    with django_assert_max_num_queries(10) as small:
+        client.get(reverse("meetings"))
+    counts.append(len(small))
+    bulk_meetings(account, 400, start=now() - timedelta(days=30), first_id=91_000_000_000)
+    with django_assert_max_num_queries(10) as first:
+        response = client.get(reverse("meetings"), {"q": "Meeting", "status": "waiting"})
+    counts.append(len(first))
+    cursor = response.context["page"].next_cursor
+    for _ in range(5):
+        response = client.get(reverse("meetings"), {"q": "Meeting", "after": cursor})
+        cursor = response.context["page"].next_cursor
+    with django_assert_max_num_queries(10) as deep:
+        response = client.get(reverse("meetings"), {"q": "Meeting", "after": cursor})
+    counts.append(len(deep))
+    assert len(response.context["page"].rows) == PER_PAGE
+    assert counts[0] == counts[1] == counts[2], counts
+
+
+def test_the_total_is_counted_with_a_cap(signed_in, monkeypatch):
+    from meetings.views import pagination
+
+    monkeypatch.setattr(pagination, "COUNT_CAP", 20)
+    bulk_meetings(make_account(), 25)
+    response = signed_in.get(reverse("meetings"))
+    assert response.context["page"].total_capped
+    assert "20+ meetings" in response.content.decode()
+
+
+def test_bad_filters_and_cursors_show_the_list_with_a_message_not_an_error(signed_in):
+    account = make_account()
+    meeting = make_meeting(account)
+    for params in (
+        {"status": "exploded"},
+        {"type": "banana"},
+        {"account": "999999"},
+        {"start_from": "2024-13-45"},
+        {"start_from": "2024-05-02", "start_to": "2024-05-01"},
+        {"after": "not-a-cursor"},
+        {"before": "eyJhIjoxfQ"},
+        {"after": "WzEsIDBd"},
+        {"q": "x" * 500},
+        {"q": "99999999999999999999999999"},
+        {"sort": "'; drop table meetings_meeting; --"},
+    ):
+        response = signed_in.get(reverse("meetings"), params)
+        assert response.status_code == 200, params
+    response = signed_in.get(reverse("meetings"), {"status": "exploded", "after": "zzz"})
+    assert rows_of(response) == [meeting]
+    assert "This filter is ignored" in response.content.decode()
+
+
+def test_htmx_search_answers_only_the_results_fragment(signed_in):
+    make_meeting(make_account(), topic="Fragment test")
+    response = signed_in.get(
+        reverse("meetings"), {"q": "Fragment"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="results"
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="results">')
+    assert "Fragment test" in html
+    assert "<html" not in html
+
+
+def test_a_history_restore_gets_the_whole_page(signed_in):
+    make_meeting(make_account())
+    response = signed_in.get(
+        reverse("meetings"),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TARGET="results",
+        HTTP_HX_HISTORY_RESTORE_REQUEST="true",
+    )
+    assert "<html" in response.content.decode()
+
+
+def test_every_htmx_link_on_the_list_has_a_real_href(signed_in):
+    import re
+
+    bulk_meetings(make_account(), PER_PAGE + 5)
+    page = signed_in.get(reverse("meetings")).content.decode()
+    anchors = re.findall(r"<a [^>]*hx-get[^>]*>", page)
+    assert anchors, "the pager links use htmx"
+    for anchor in anchors:
+        assert 'href="?' in anchor or 'href="/' in anchor, anchor
+
+
+def test_live_badges_refresh_from_a_small_fragment_polled_every_few_seconds(signed_in):
+    account = make_account()
+    meeting = make_meeting(account)
+    page = signed_in.get(reverse("meetings")).content.decode()
+    assert f'hx-get="{reverse("meeting-badges")}?id={meeting.pk}"' in page
+    assert 'hx-trigger="every 5s"' in page
+
+    Meeting.objects.filter(pk=meeting.pk).update(status="started", livestream_status="live")
+    response = signed_in.get(reverse("meeting-badges"), {"id": [meeting.pk, "junk", "-3"]})
+    html = response.content.decode()
+    assert f'id="mstatus-{meeting.pk}"' in html
+    assert 'hx-swap-oob="true"' in html
+    assert "Live" in html and "Streaming" in html
