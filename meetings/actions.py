@@ -423,15 +423,18 @@ def backoff_delay(failures, *, rng=random.random):
     return ceiling / 2 + rng() * ceiling / 2
 
 
-def execute(action_id, *, task_id="", inline=False, sleep=time.sleep):
+def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
     """Claim the action (conditional update queued → running), call Zoom, record each attempt,
     retry what may succeed later, finish it exactly once. What the Celery task runs.
 
     `task_id` is the Celery task's id: a running action is taken over only by the message it
-    waits for (see Action.claim). With `inline` (the command line), retries wait here instead of
-    being re-enqueued. Returns the action's state when this run is done with it, or None when
-    the action was not this run's to do.
+    waits for (see Action.claim). Run `inline` (the default without a task id: the command
+    line), retries wait here instead of being re-enqueued, so the action is finished when this
+    returns. Returns the action's state when this run is done with it, or None when the action
+    was not this run's to do.
     """
+    if inline is None:
+        inline = not task_id
     action = Action.claim(action_id, task_id=task_id)
     if action is None:
         log.info("action %s: not ours to run (task %s)", action_id, task_id or "-")
