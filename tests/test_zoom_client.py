@@ -23,6 +23,7 @@ from meetings.zoom.errors import (
     ZoomPageTokenExpired,
     ZoomRateLimited,
     ZoomServerError,
+    ZoomServerErrorPage,
     ZoomTimeout,
 )
 from meetings.zoom.types import LiveStream, Page, PastMeetingDetails, ZoomMeeting, ZoomUser
@@ -522,16 +523,31 @@ def test_an_error_answer_in_xml_is_a_bad_response_with_its_status():
     assert caught.value.status == 401
 
 
-def test_a_proxys_html_error_page_is_retryable_and_never_quoted():
+def test_a_proxys_html_error_page_is_a_retryable_server_error_and_never_quoted():
     page = "<html>502 Bad Gateway. Your request: Authorization: Bearer eyJsecret</html>"
-    client, _ = stub_client((502, {"Content-Type": "text/html"}, page))
+    client, _ = stub_client(
+        (502, {"Content-Type": "text/html"}, page),
+        (500, JSON, "{broken"),
+    )
 
-    with pytest.raises(ZoomBadResponse) as caught:
+    with pytest.raises(ZoomServerErrorPage) as caught:
+        client.end_meeting(1)
+    with pytest.raises(ZoomServerErrorPage) as broken:
         client.end_meeting(1)
 
-    assert caught.value.permanent is False
-    assert "eyJsecret" not in str(caught.value)
-    assert "eyJsecret" not in repr(caught.value)
+    error = caught.value
+    # Both a server error (what callers retry) and an answer we could not read.
+    assert isinstance(error, ZoomServerError)
+    assert isinstance(error, ZoomBadResponse)
+    assert (error.status, error.permanent) == (502, False)
+    assert (
+        error.describe() == "Zoom had a server error (HTTP 502; its answer was text/html, not JSON)"
+    )
+    assert "eyJsecret" not in str(error)
+    assert "eyJsecret" not in repr(error)
+    assert broken.value.describe() == (
+        "Zoom had a server error (HTTP 500; its answer was not valid JSON)"
+    )
 
 
 def test_an_error_answer_without_a_body_is_still_its_kind():
@@ -1161,27 +1177,34 @@ def test_a_server_error_is_retryable(zoom, world, host):
     meeting = world.add_meeting(host["id"], status="started")
     world.set_faults(error_rate=1.0)
 
-    # Injected faults are a 500 JSON answer or a 503 HTML page, at random: read until a 500.
+    # Injected faults are a 500 JSON answer or a 503 HTML page, at random: both are server
+    # errors; read until Zoom's own JSON one has come.
     for _ in range(40):
-        with pytest.raises((ZoomServerError, ZoomBadResponse)) as caught:
+        with pytest.raises(ZoomServerError) as caught:
             zoom.end_meeting(meeting["id"])
-        if isinstance(caught.value, ZoomServerError):
+        assert caught.value.permanent is False
+        if caught.value.status == 500:
             break
     error = caught.value
-    assert isinstance(error, ZoomServerError)
     assert (error.status, error.code, error.permanent) == (500, 500, False)
+    assert error.describe() == (
+        "Zoom had a server error (HTTP 500): Internal Error. Please try again later. (500)"
+    )
     assert world.meetings[meeting["id"]]["status"] == "started"
 
 
-def test_a_load_balancers_html_page_is_a_retryable_bad_response(zoom, world):
+def test_a_load_balancers_html_page_is_a_retryable_server_error(zoom, world):
     world.set_faults(down=True, down_mode="503")
 
-    with pytest.raises(ZoomBadResponse) as caught:
+    with pytest.raises(ZoomServerErrorPage) as caught:
         zoom.get_me()
 
     error = caught.value
-    assert (error.status, error.permanent) == (503, False)
-    assert "text/html instead of JSON" in error.describe()
+    assert isinstance(error, ZoomBadResponse)
+    assert (error.status, error.code, error.permanent) == (503, None, False)
+    assert (
+        error.describe() == "Zoom had a server error (HTTP 503; its answer was text/html, not JSON)"
+    )
 
 
 def test_a_refused_connection_is_a_retryable_connection_error(zoom, world):

@@ -33,6 +33,7 @@ from .errors import (
     ZoomError,
     ZoomNotHost,
     ZoomPageTokenExpired,
+    ZoomServerErrorPage,
     ZoomTimeout,
     error_from_response,
 )
@@ -513,7 +514,19 @@ class ZoomClient:
             except ZoomBadResponse:
                 data = None
         elif content.strip():
-            data = _decode(response, op)
+            try:
+                data = _decode(response, op)
+            except ZoomBadResponse:
+                if status < 500:
+                    raise
+                mime = _mime(response)
+                raise ZoomServerErrorPage(
+                    "its answer was not valid JSON"
+                    if _is_json(mime)
+                    else f"its answer was {mime or 'untyped'}, not JSON",
+                    status=status,
+                    operation=op.operation_id,
+                ) from None
         else:
             data = None
         raise error_from_response(
@@ -528,8 +541,8 @@ def _decode(response, op):
     headers, and those carry the bearer token.
     """
     status = response.status_code
-    mime = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if mime != "application/json" and not mime.endswith("+json"):
+    mime = _mime(response)
+    if not _is_json(mime):
         raise ZoomBadResponse(
             f"{op.operation_id} answered HTTP {status} with {mime or 'no content type'} "
             "instead of JSON",
@@ -544,6 +557,14 @@ def _decode(response, op):
             status=status,
             operation=op.operation_id,
         ) from None
+
+
+def _mime(response):
+    return (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+
+def _is_json(mime):
+    return mime == "application/json" or mime.endswith("+json")
 
 
 def _looks_like_page_token_error(error):

@@ -213,6 +213,16 @@ class ZoomBadResponse(ZoomError):
         return f"Zoom sent an answer we could not read: {self.message or 'unexpected content'}"
 
 
+class ZoomServerErrorPage(ZoomServerError, ZoomBadResponse):
+    """A 5xx whose body is not Zoom's JSON: a load balancer's or proxy's HTML page. Both a
+    server error (it may pass: not permanent) and an answer we could not read."""
+
+    permanent = False
+
+    def describe(self):
+        return f"Zoom had a server error (HTTP {self.status}; {self.message})"
+
+
 class ZoomNeedsReconnect(ZoomError):
     """The account's credentials were revoked or refused (invalid_grant): an admin must
     reconnect it. Raised by the OAuth layer, before any API request."""
