@@ -15,6 +15,7 @@ Executors call these after Zoom answers; the webhook task calls them for each ev
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
 
 from .models import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
@@ -108,6 +109,8 @@ def _record_status(
                         **fields,
                         **(extra or {}),
                     )
+                if model is Meeting:
+                    link_past_meetings(account, [zoom_id])
                 return row, True
             except IntegrityError:
                 # Created meanwhile by a sync or another event: apply the report to that row.
@@ -210,6 +213,17 @@ PAST_MEETING_FIELDS = (
     "dept",
     "source",
 )
+
+
+def link_past_meetings(account, zoom_ids):
+    """Link stored instances to their meeting once the mirror knows it (an instance fetched by
+    UUID may arrive before the meeting does). One UPDATE; nothing when nothing is unlinked."""
+    if not zoom_ids:
+        return 0
+    meeting = Meeting.objects.filter(account=account, zoom_id=OuterRef("zoom_id")).values("pk")
+    return PastMeeting.objects.filter(
+        account=account, meeting__isnull=True, zoom_id__in=list(zoom_ids)
+    ).update(meeting=Subquery(meeting[:1]))
 
 
 def store_past_meeting(account, details):

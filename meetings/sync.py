@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
-from .mirror import clip
+from .mirror import clip, link_past_meetings
 from .models import LiveStreamStatus, Meeting, MeetingStatus, MirrorLock, Webinar, ZoomAccount
 from .zoom.errors import (
     ZoomAuthError,
@@ -422,6 +422,10 @@ class _Sync:
                 unique_fields=["account", "zoom_id"],
                 update_fields=[*DATA_FIELDS, "last_synced_at"],
             )
+            if model is Meeting:
+                for start in range(0, len(rows), WRITE_BATCH):
+                    batch = rows[start : start + WRITE_BATCH]
+                    link_past_meetings(self.account, [row.zoom_id for row in batch])
         self.result.created += len(rows)
 
     def _update(self, model, rows):
