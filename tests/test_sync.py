@@ -465,3 +465,153 @@ def _session(token):
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
     return session
+
+
+# --- Through the action pipeline: the audit record, the schedule, the shell, a real worker -------
+
+
+def test_a_sync_action_runs_the_sync_and_keeps_its_outcome(
+    sandbox_account, sandbox_host, zoom_sandbox
+):
+    from meetings.actions import execute, request_action
+    from meetings.models import ActionState
+
+    for n in range(5):
+        zoom_sandbox.state.add_meeting(sandbox_host["id"], f"Meeting {n}")
+    action, created = request_action(
+        account=sandbox_account, kind="sync", source="dashboard", enqueue=False
+    )
+
+    assert created
+    assert execute(action.pk) == ActionState.SUCCEEDED
+
+    action.refresh_from_db()
+    assert action.result_summary.startswith("Synced 2 users: 5 meetings and 0 webinars on Zoom")
+    assert action.result["created"] == 5
+    assert action.result["complete"] is True
+    assert Meeting.objects.filter(account=sandbox_account).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sync_keeps_to_the_medium_rate_limit_through_the_shared_limiter(
+    zoom_sandbox, settings, request
+):
+    from meetings.actions import execute, request_action
+    from meetings.models import ActionState
+
+    sandbox_account = request.getfixturevalue("sandbox_account")
+    zoom = zoom_sandbox.state
+    for n in range(5):
+        zoom.add_meeting(zoom.add_user()["id"], f"Meeting {n}")
+    # Zoom allows 8 Medium requests a second on this account; the limiter is told the same.
+    zoom.set_rate_limit("medium", 8)
+    settings.ZOOM_RATE_LIMIT_MEDIUM = 8
+    action, _ = request_action(account=sandbox_account, kind="sync", source="cli", enqueue=False)
+    started = time.monotonic()
+
+    assert execute(action.pk) == ActionState.SUCCEEDED
+
+    elapsed = time.monotonic() - started
+    lists = [r for r in zoom.requests if r.path.startswith("/v2/users")]
+    assert len(lists) == 1 + 6 * 3
+    assert zoom.counters["status_429"] == 0  # Zoom never had to say no
+    # 19 requests at 8/s less headroom: the limiter spaced them out (the first ones may burst)
+    assert elapsed >= (len(lists) - settings.ZOOM_RATE_LIMIT_BURST - 1) / 8
+
+
+def test_the_schedule_asks_for_one_sync_per_connected_account(
+    sandbox_account, django_capture_on_commit_callbacks
+):
+    from meetings.models import Action
+    from meetings.tasks.mirror import sync_all_accounts
+
+    other = ZoomAccount.objects.create(name="Other", kind="server_to_server", client_id="c2")
+    ZoomAccount.objects.create(
+        name="Broken",
+        kind="server_to_server",
+        client_id="c3",
+        status=ZoomAccount.Status.NEEDS_RECONNECT,
+    )
+
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert sync_all_accounts() == 2
+        # the next beat, while those are still queued, adds nothing
+        assert sync_all_accounts() == 0
+
+    actions = Action.objects.filter(kind="sync")
+    assert {a.account for a in actions} == {sandbox_account, other}
+    assert {a.source for a in actions} == {"schedule"}
+    assert {a.target_type for a in actions} == {"account"}
+    assert len(sent) == 2  # one task message each, after commit
+
+
+def test_the_periodic_sync_is_in_the_beat_schedule(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["sync-all-accounts"]
+
+    assert entry["task"] == "meetings.tasks.mirror.sync_all_accounts"
+    assert entry["schedule"] == settings.SYNC_INTERVAL_SECONDS
+
+
+def test_zoom_sync_runs_the_same_sync_from_a_shell_and_audits_it(
+    sandbox_account, sandbox_host, zoom_sandbox, admin_user
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from meetings.models import Action
+
+    zoom_sandbox.state.add_meeting(sandbox_host["id"], "From the shell")
+    out = StringIO()
+
+    call_command("zoom_sync", "--account", "Sandbox", "--user", admin_user.username, stdout=out)
+
+    assert "Sandbox: Synced 2 users: 1 meetings" in out.getvalue()
+    action = Action.objects.get(kind="sync")
+    assert (action.source, action.state, action.requested_by) == ("cli", "succeeded", admin_user)
+    assert Meeting.objects.get().topic == "From the shell"
+
+
+def test_zoom_sync_names_an_unknown_account_and_fails(sandbox_account):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"No Zoom account is named 'Nope'.*Sandbox"):
+        call_command("zoom_sync", "--account", "Nope")
+
+
+def test_zoom_sync_fails_when_zoom_refuses(sandbox_account, zoom_sandbox):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    zoom_sandbox.state.revoke_tokens(client_id=sandbox_account.client_id)
+    zoom_sandbox.state.remove_app(sandbox_account.client_id)  # the app was deleted on Zoom
+    err = StringIO()
+
+    with pytest.raises(CommandError, match="1 of 1 syncs did not succeed"):
+        call_command("zoom_sync", stderr=err)
+
+    assert "Sandbox: failed:" in err.getvalue()
+
+
+@pytest.mark.worker
+def test_a_scheduled_sync_runs_on_a_real_worker(celery_worker_process, zoom_sandbox, request):
+    from meetings.models import Action
+    from meetings.tasks.mirror import sync_all_accounts
+
+    sandbox_account = request.getfixturevalue("sandbox_account")
+    host = zoom_sandbox.state.add_user()
+    ids = {zoom_sandbox.state.add_meeting(host["id"])["id"] for _ in range(30)}
+
+    sync_all_accounts.delay()  # what beat sends every SYNC_INTERVAL_SECONDS
+
+    deadline = time.monotonic() + 60
+    action = None
+    while time.monotonic() < deadline:
+        action = Action.objects.filter(kind="sync", account=sandbox_account).first()
+        if action is not None and action.is_terminal:
+            break
+        time.sleep(0.2)
+    assert action is not None and action.state == "succeeded", action and action.result_summary
+    assert action.source == "schedule"
+    assert set(Meeting.objects.values_list("zoom_id", flat=True)) == ids
