@@ -882,16 +882,33 @@ def test_plan_table_sets_the_default_limits(zoom_sandbox):
 
 
 # --- faults and latency ----------------------------------------------------------------------
-def test_error_rate_injects_500_and_503_answers(zoom_sandbox, token):
+def test_error_rate_injects_500_and_503_answers_in_turn(zoom_sandbox, token):
     zoom_sandbox.state.set_faults(error_rate=1.0)
 
-    statuses = {api(zoom_sandbox, "GET", "/users/me", token).status_code for _ in range(12)}
+    answers = [api(zoom_sandbox, "GET", "/users/me", token) for _ in range(4)]
 
-    assert statuses <= {500, 503}
-    assert statuses == {500, 503}
-    assert zoom_sandbox.state.counters["injected_errors"] == 12
+    assert [a.status_code for a in answers] == [500, 503, 500, 503]
+    assert all(a.json()["code"] in (500, 503) for a in answers)
+    assert zoom_sandbox.state.counters["injected_errors"] == 4
     zoom_sandbox.state.set_faults()
     assert api(zoom_sandbox, "GET", "/users/me", token).status_code == 200
+
+
+def test_html_errors_look_like_a_load_balancer(zoom_sandbox, token):
+    zoom_sandbox.state.set_faults(error_rate=1.0, html_errors=True)
+
+    answers = [api(zoom_sandbox, "GET", "/users/me", token) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [502, 503]
+    assert all(a.headers["Content-Type"].startswith("text/html") for a in answers)
+
+
+def test_partial_error_rates_fail_about_that_share(zoom_sandbox, token):
+    zoom_sandbox.state.set_faults(error_rate=0.5)
+
+    statuses = [api(zoom_sandbox, "GET", "/users/me", token).status_code for _ in range(60)]
+
+    assert 10 <= sum(s >= 500 for s in statuses) <= 50
 
 
 def test_latency_and_slow_answers_delay_requests_concurrently(zoom_sandbox, token):

@@ -19,6 +19,10 @@ logger = logging.getLogger("meetings.zoom.sandbox")
 
 _HIDDEN_HEADERS = {"authorization", "cookie"}
 
+_BAD_GATEWAY_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body>"
+    "<center><h1>502 Bad Gateway</h1></center></body></html>"
+)
 _UNAVAILABLE_PAGE = (
     "<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
     "<center><h1>503 Service Temporarily Unavailable</h1></center></body></html>"
@@ -92,9 +96,14 @@ class SandboxApp:
         template = api.template_for(request.method, raw_path) if is_api else ""
         if (is_api or raw_path == "/oauth/token") and state.roll(faults.error_rate):
             state.counters["injected_errors"] += 1
-            if state.roll(0.5):
-                return self._unavailable(), template
-            exc = SandboxError(500, 500, "Internal Error. Please try again later.")
+            # 500 and 503 in turn, so a test sees both and always the same sequence.
+            second = state.counters["injected_errors"] % 2 == 0
+            if faults.html_errors:
+                return self._unavailable(bad_gateway=not second), template
+            if second:
+                exc = SandboxError(503, 503, "Service is temporarily unavailable. Try again later.")
+            else:
+                exc = SandboxError(500, 500, "Internal Error. Please try again later.")
             return error_response(request, exc), template
         if is_api:
             return self._api(request, raw_path), template
@@ -126,7 +135,9 @@ class SandboxApp:
             json.dumps(body), status=status, content_type="application/json;charset=UTF-8"
         )
 
-    def _unavailable(self):
+    def _unavailable(self, *, bad_gateway=False):
+        if bad_gateway:
+            return Response(_BAD_GATEWAY_PAGE, status=502, content_type="text/html")
         return Response(_UNAVAILABLE_PAGE, status=503, content_type="text/html")
 
     def _home(self):

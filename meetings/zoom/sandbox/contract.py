@@ -3,18 +3,19 @@ Contract checking: every request the sandbox receives on /v2 and every answer it
 against Zoom's OpenAPI description (`ZoomMeetingAPISpec.json`) with openapi-core.
 
 The whole 2.7 MB spec does not pass openapi-spec-validator, so we extract the operations we use
-(they reference no shared components) into a small valid document, and change four things,
+(they reference no shared components) into a small valid document, and change five things,
 each because the published spec is silent or wrong where Zoom is not:
 - The server is "/v2" (relative), so the sandbox's own host and port match.
 - The "OAuth" security scheme (oauth2, which openapi-core cannot check) becomes HTTP bearer:
   what Zoom actually reads is `Authorization: Bearer <access token>`.
 - Path parameters declared with overlapping `oneOf` alternatives ("me" is both a string and
   the enum ["me"]) are read as `anyOf`, which is what the spec means.
+- The status operations' `action` is required (the spec forgets to say so).
 - Error answers get a schema: Zoom's `{"code": int, "message": str, "errors"?: [...]}` for the
   statuses the operation documents without a body (400, 404), plus the ones every operation can
   give but the spec lists only in its general docs: 400 (code 4711, a token without the scope;
-  code 300, an invalid next_page_token), 401 (code 124), 429 (rate limits), 500 and 503 (a 503
-  may be a load balancer's HTML page). XML is allowed for errors because Zoom answers
+  code 300, an invalid next_page_token), 401 (code 124), 429 (rate limits), 500, 502 and 503
+  (502/503 may be a load balancer's HTML page). XML is allowed for errors because Zoom answers
   a request without `Accept: application/json` in XML.
 
 The parsed subset is cached per spec file (parsing the full spec takes a moment).
@@ -68,6 +69,7 @@ EXTRA_ERRORS = {
     "401": "Invalid or expired access token (code 124).",
     "429": "Rate limited: Retry-After, X-RateLimit-Category, -Type, -Limit, -Remaining.",
     "500": "Zoom internal error.",
+    "502": "Zoom's load balancer could not reach Zoom.",
     "503": "Zoom or its load balancer unavailable.",
 }
 
@@ -103,7 +105,7 @@ def extract_subset(spec):
         for status, description in EXTRA_ERRORS.items():
             if status not in responses:
                 content = copy.deepcopy(ERROR_CONTENT)
-                if status == "503":
+                if status in ("502", "503"):
                     content["text/html"] = {"schema": {"type": "string"}}
                 responses[status] = {"description": description, "content": content}
         for parameter in operation.get("parameters", ()):
@@ -112,6 +114,15 @@ def extract_subset(spec):
                 # The spec's "oneOf" alternatives overlap ("me" is a string and the enum ["me"];
                 # "123" fits both integer and string), so no value could pass exactly one.
                 schema["anyOf"] = schema.pop("oneOf")
+        schema = (
+            operation.get("requestBody", {})
+            .get("content", {})
+            .get("application/json", {})
+            .get("schema", {})
+        )
+        if "action" in schema.get("properties", {}):
+            # A status change without "action" asks for nothing; Zoom answers it with code 300.
+            schema.setdefault("required", ["action"])
         operation["security"] = [{"OAuth": []}]
         paths.setdefault(template, {})[method] = operation
     return {

@@ -172,10 +172,13 @@ class Faults:
     down_until: float | None = None
     # Zoom has been reported to answer 204 to "end" without ending the meeting (NOTES.md).
     silent_end_rate: float = 0.0
+    # Injected 5xx answers as a load balancer's HTML page instead of Zoom's JSON error.
+    html_errors: bool = False
 
     def as_json(self):
         return {
             "error_rate": self.error_rate,
+            "html_errors": self.html_errors,
             "latency_ms": self.latency_ms,
             "slow_rate": self.slow_rate,
             "slow_ms": self.slow_ms,
@@ -1060,16 +1063,19 @@ class SandboxState:
         down_mode="refuse",
         down_for=None,
         silent_end_rate=0.0,
+        html_errors=False,
     ):
         """Replace the injected faults (call with no arguments to clear them).
 
-        error_rate: share of /v2 answers that are a 500 (JSON) or a 503 (HTML page, as from a
-        load balancer). latency_ms: extra delay on every request, on top of the sandbox's base
-        latency. slow_rate: share of requests delayed by slow_ms. down=True: the sandbox goes
-        down — down_mode "refuse" closes the listening socket (connections refused; open
-        keep-alive connections are dropped), "503" answers every API/OAuth request with a 503
-        page; down_for=N seconds brings it back by itself. silent_end_rate: share of "end"
-        calls answered 204 without ending the meeting.
+        - error_rate: share of /v2 and /oauth/token answers that are Zoom's JSON server errors,
+          500 and 503 in turn; html_errors=True gives a load balancer's HTML 502/503 page
+          instead, which a client must not choke on.
+        - latency_ms: extra delay on every request, on top of the sandbox's base latency;
+          slow_rate: share of requests delayed by slow_ms more.
+        - down=True: the sandbox goes down. down_mode "refuse" closes the listening socket
+          (connections refused, open keep-alive connections dropped); "503" answers every
+          API/OAuth request with a 503 page. down_for=N seconds brings it back by itself.
+        - silent_end_rate: share of "end" calls answered 204 without ending the meeting.
         """
         for name, rate in (
             ("error_rate", error_rate),
@@ -1091,6 +1097,7 @@ class SandboxState:
                 down_mode=down_mode,
                 down_until=(time.monotonic() + down_for) if (down and down_for) else None,
                 silent_end_rate=float(silent_end_rate),
+                html_errors=bool(html_errors),
             )
         if (down or was_down) and self.on_down_change is not None:
             self.on_down_change(bool(down), down_mode, down_for)
