@@ -180,3 +180,33 @@ def test_samples_from_another_process_are_added_up_in_the_scrape(staff_client):
 
     after = value(scrape(staff_client), "zoomadmin_zoom_requests_total", **labels)
     assert after - before == 3
+
+
+def test_the_zoom_client_feeds_the_metrics_from_real_answers(
+    staff_client, zoom_sandbox, zoom_sandbox_session
+):
+    from meetings.zoom.client import ZoomClient
+    from meetings.zoom.errors import ZoomRateLimited
+    from meetings.zoom.sandbox import DEFAULT_ACCOUNT_ID
+
+    owner = zoom_sandbox.state.account_owner(DEFAULT_ACCOUNT_ID)
+    meeting = zoom_sandbox.state.add_meeting(owner["id"], status="started")
+    zoom_sandbox.state.set_rate_limit("light", 1)
+    client = ZoomClient(zoom_sandbox_session, zoom_sandbox.api_url, timeout=5)
+    path = "/meetings/{meetingId}"
+    ok = {"method": "GET", "path": path, "status": "200"}
+    limited = {"method": "GET", "path": path, "limit_type": "QPS"}
+    before = scrape(staff_client)
+
+    client.get_meeting(meeting["id"])
+    with pytest.raises(ZoomRateLimited):
+        client.get_meeting(meeting["id"])  # a second Light request in the same second
+    after = scrape(staff_client)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("zoomadmin_zoom_requests_total", **ok) == 1
+    assert delta("zoomadmin_zoom_requests_total", **{**ok, "status": "429"}) == 1
+    assert delta("zoomadmin_zoom_rate_limited_total", **limited) == 1
+    assert delta("zoomadmin_zoom_request_duration_seconds_count", method="GET", path=path) == 2

@@ -479,6 +479,10 @@ class ZoomClient:
                 duration_ms,
                 f" ({type(error).__name__})" if error else "",
             )
+            # Every request to Zoom is measured for /metrics, whoever built the client.
+            from ..metrics import observe_zoom_response
+
+            observe_zoom_response(op.method, op.path, status, duration_ms, error)
             if self.on_response is not None:
                 try:
                     self.on_response(op.method, op.path, status, duration_ms, error)
