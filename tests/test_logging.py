@@ -216,3 +216,53 @@ def test_production_writes_json_lines_without_secrets(tmp_path):
     assert line["level"] == "WARNING"
     assert "rt-abcdefgh1" not in result.stderr
     assert line["message"] == "refreshed refresh_token=[redacted]"
+
+
+@pytest.mark.worker
+# The worker writes its samples where this process's /metrics reads them (the fixture would
+# otherwise give it a directory of its own).
+@pytest.mark.worker_env(PROMETHEUS_MULTIPROC_DIR=os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+def test_a_real_jobs_lines_carry_its_action_id_and_its_zoom_calls_reach_metrics(
+    celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox, admin_user, client
+):
+    import time
+
+    from django.urls import reverse
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from meetings.actions import request_action
+    from meetings.models import Action
+    from meetings.models.actions import TERMINAL_STATES
+
+    def requests_ended():
+        client.force_login(admin_user)
+        text = client.get(reverse("metrics")).content.decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "zoomadmin_zoom_requests_total" and s.labels == {
+                    "method": "PUT",
+                    "path": "/meetings/{meetingId}/status",
+                    "status": "204",
+                }:
+                    return s.value
+        return 0.0
+
+    meeting = zoom_sandbox.state.add_meeting(sandbox_host["id"], status="started")
+    before = requests_ended()
+
+    action, _ = request_action(
+        account=sandbox_account, kind="end_meeting", source="dashboard", target_id=meeting["id"]
+    )
+    deadline = time.monotonic() + 60
+    while not Action.objects.filter(pk=action.pk, state__in=TERMINAL_STATES).exists():
+        assert time.monotonic() < deadline, "the action did not finish in 60 s"
+        time.sleep(0.1)
+
+    lines = celery_worker_process.log().splitlines()
+    own = [line for line in lines if f"action {action.pk} " in line or "run_action[" in line]
+    finished = [line for line in own if "succeeded" in line]
+    assert finished, "\n".join(lines[-50:])
+    # Lines the job wrote while it ran (not the main process's "received").
+    during = [line for line in own if "received" not in line]
+    assert during and all(f"[action={action.pk}]" in line for line in during), "\n".join(own)
+    assert requests_ended() - before == 1
