@@ -14,12 +14,6 @@ OAUTH_BASE = "http://zoom.invalid"
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The shared users are created with passwords; PBKDF2 would dominate these tests' time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def oauth_app(settings):
     settings.ZOOM_OAUTH_BASE_URL = OAUTH_BASE
     settings.ZOOM_CLIENT_ID = "dashboard-client"

@@ -1,25 +1,34 @@
 """Secrets at rest: Fernet-encrypted, rotatable, and a wrong key is a clear error, not a crash."""
 
+import io
+import logging
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
+from django.utils.timezone import now
 
 from meetings.fields import is_undecryptable
 from meetings.models import ZoomAccount
+from meetings.zoom import oauth
 from meetings.zoom.errors import ZoomNeedsReconnect
 from meetings.zoom.oauth import ZoomCredentialsUnreadable, client_for_account
+from meetings.zoom.sandbox import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_OAUTH_CLIENT_ID,
+    DEFAULT_S2S_CLIENT_ID,
+)
+from meetings.zoom.sandbox import DEFAULT_OAUTH_CLIENT_SECRET as OAUTH_SECRET
+from meetings.zoom.sandbox import DEFAULT_S2S_CLIENT_SECRET as S2S_SECRET
+from tests.test_oauth import connect_through_zoom
 
 SECRET = "s2s-client-secret-0123456789"
 ACCESS = "access-token-abcdefghijklmnop"
 REFRESH = "refresh-token-qrstuvwxyz012345"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The shared users are created with passwords; PBKDF2 would dominate these tests' time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -243,3 +252,120 @@ def test_the_admin_never_shows_a_token_or_secret(client, admin_user, account):
     # the S2S change form has a write-only secret field, empty
     assert 'name="new_client_secret"' in pages[2].text
     assert 'name="access_token"' not in pages[2].text
+
+
+# --- The proof: after every flow, no token or secret in clear anywhere ---------------------
+
+
+@pytest.fixture
+def sandbox(zoom_sandbox, settings):
+    settings.ZOOM_CLIENT_ID = DEFAULT_OAUTH_CLIENT_ID
+    settings.ZOOM_CLIENT_SECRET = OAUTH_SECRET
+    return zoom_sandbox
+
+
+def database_text():
+    """Everything the database holds, as text: the SQLite file and its write-ahead log byte for
+    byte, or every PostgreSQL table's rows cast to text."""
+    if connection.vendor == "sqlite":
+        name = Path(connection.settings_dict["NAME"])
+        data = b"".join(p.read_bytes() for p in (name, Path(f"{name}-wal")) if p.exists())
+        return data.decode("latin-1")
+    rows = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f'SELECT CAST(t AS text) FROM "{table}" AS t')  # noqa: S608
+            rows.extend(r[0] for r in cursor.fetchall())
+    return "\n".join(rows)
+
+
+def test_no_token_or_secret_is_ever_in_the_database_the_logs_or_a_page(
+    transactional_db, client, admin_user, sandbox, caplog
+):
+    # Every logger at DEBUG, the chatty HTTP and OAuth libraries included.
+    caplog.set_level(logging.DEBUG)
+    for name in ("requests_oauthlib", "oauthlib", "urllib3", "meetings", "django"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    client.force_login(admin_user)
+    pages = []
+
+    def keep(response):
+        pages.append(response.content.decode())
+        return response
+
+    # OAuth: connect through Zoom's consent, refresh on expiry, renew on a 401
+    keep(connect_through_zoom(client, name="Via OAuth"))
+    oauth_account = ZoomAccount.objects.get(name="Via OAuth")
+    ZoomAccount.objects.filter(pk=oauth_account.pk).update(token_expires_at=now())
+    oauth.client_for_account(ZoomAccount.objects.get(pk=oauth_account.pk)).get_me()
+    sandbox.state.expire_access_tokens()
+    oauth.client_for_account(ZoomAccount.objects.get(pk=oauth_account.pk)).get_me()
+    keep(client.post(reverse("connection-test", args=[oauth_account.pk]), follow=True))
+    keep(
+        client.post(
+            reverse("connection-test", args=[oauth_account.pk]), headers={"HX-Request": "true"}
+        )
+    )
+
+    # Server-to-Server: the command, the admin (a refused secret, then a good one), reconnect
+    out = io.StringIO()
+    call_command(
+        "zoom_connect",
+        "--server-to-server",
+        "--name=Via command",
+        f"--account-id={DEFAULT_ACCOUNT_ID}",
+        f"--client-id={DEFAULT_S2S_CLIENT_ID}",
+        f"--client-secret={S2S_SECRET}",
+        stdout=out,
+    )
+    form = {"zoom_account_id": DEFAULT_ACCOUNT_ID, "client_id": DEFAULT_S2S_CLIENT_ID}
+    keep(
+        client.post(
+            "/admin/meetings/zoomaccount/add/",
+            form | {"name": "Via admin", "plan": "pro", "new_client_secret": "typed-wrong-secret"},
+        )
+    )
+    keep(
+        client.post(
+            "/admin/meetings/zoomaccount/add/",
+            form | {"name": "Via admin", "plan": "pro", "new_client_secret": S2S_SECRET},
+            follow=True,
+        )
+    )
+    via_admin = ZoomAccount.objects.get(name="Via admin")
+    keep(
+        client.post(
+            reverse("connection-reconnect", args=[via_admin.pk]),
+            {"client_secret": "typed-wrong-secret"},
+        )
+    )
+    keep(client.post(reverse("connection-disconnect", args=[via_admin.pk]), follow=True))
+
+    # Every page an admin can open about them
+    for account in ZoomAccount.objects.all():
+        for url in (
+            reverse("connection", args=[account.pk]),
+            reverse("connection-reconnect", args=[account.pk]),
+            f"/admin/meetings/zoomaccount/{account.pk}/change/",
+            f"/admin/meetings/zoomaccount/{account.pk}/history/",
+        ):
+            keep(client.get(url))
+    for url in (reverse("connections"), "/admin/meetings/zoomaccount/", "/admin/"):
+        keep(client.get(url))
+
+    # the scans read what they claim to read
+    stored = database_text()
+    logs = caplog.text
+    assert "owner@sandbox.example" in stored
+    assert "gAAAAA" in stored  # the secrets are there, as Fernet ciphertext
+    assert "New Zoom access token for account" in logs
+    assert "connectionpool" in logs or "Starting new HTTP connection" in logs
+    assert sum("Via OAuth" in page for page in pages) >= 5
+    assert ZoomAccount.objects.filter(access_token__gt="").count() >= 2
+
+    # then no token (the sandbox's all start sbx_at_ / sbx_rt_) and no secret is in clear
+    for where, text in [("database", stored), ("logs", logs), ("command output", out.getvalue())]:
+        text_pages = [(f"page {i}", page) for i, page in enumerate(pages)]
+        for label, haystack in [(where, text), *text_pages]:
+            for secret in ("sbx_at_", "sbx_rt_", OAUTH_SECRET, S2S_SECRET, "typed-wrong-secret"):
+                assert secret not in haystack, f"{secret!r} found in clear in {label}"

@@ -560,20 +560,23 @@ CONNECTION_FAILURES = (
 )
 
 _health_lock = threading.Lock()
-_health_written = {}  # (account pk, "success" | "error") -> (monotonic time, message)
+# (account pk, its creation time, "success" | "error") -> (monotonic time, message). The creation
+# time tells apart rows that reuse a primary key (a deleted account's, or a test's).
+_health_written = {}
 
 
-def note_call(account_pk, error=None, *, force=False):
+def note_call(account, error=None, *, force=False):
     """Note a call's outcome on the account: last_success_at, or last_error / last_error_at.
 
-    Throttled to one write per HEALTH_WRITE_INTERVAL per account and kind (a new error message is
-    written at once); `force` writes regardless (the "Test connection" button).
+    Throttled to one write per HEALTH_WRITE_INTERVAL per account and kind in this process (a
+    different error message is written at once); `force` writes regardless (the "Test
+    connection" button). Failures about the target rather than the connection are ignored.
     """
     if error is not None and not isinstance(error, CONNECTION_FAILURES):
         return
     kind = "success" if error is None else "error"
     message = "" if error is None else error.describe()[:1000]
-    key = (account_pk, kind)
+    key = (account.pk, account.created, kind)
     clock = time.monotonic()
     with _health_lock:
         last = _health_written.get(key)
@@ -587,9 +590,11 @@ def note_call(account_pk, error=None, *, force=False):
         _health_written[key] = (clock, message)
     fields = {"last_success_at": now()} if error is None else _error_fields(message)
     try:
-        ZoomAccount.objects.filter(pk=account_pk).update(**fields)
+        # A savepoint: a failed write must not break the caller's transaction (PostgreSQL).
+        with transaction.atomic():
+            ZoomAccount.objects.filter(pk=account.pk).update(**fields)
     except DatabaseError:
-        logger.warning("Could not note the health of Zoom account id %s", account_pk, exc_info=True)
+        logger.warning("Could not note the health of Zoom account id %s", account.pk, exc_info=True)
 
 
 def _error_fields(message):
@@ -602,9 +607,9 @@ def _note_error_now(account, error):
     account.save(update_fields=["last_error", "last_error_at"])
 
 
-def _health_recorder(account_pk, on_response):
+def _health_recorder(account, on_response):
     def record(method, path_template, status, duration_ms, error):
-        note_call(account_pk, error)
+        note_call(account, error)
         if on_response is not None:
             on_response(method, path_template, status, duration_ms, error)
 
@@ -628,7 +633,7 @@ def client_for_account(account, *, throttle=None, on_response=None):
         settings.ZOOM_API_BASE_URL,
         timeout=settings.ZOOM_TIMEOUT_SECONDS,
         throttle=throttle,
-        on_response=_health_recorder(account.pk, on_response),
+        on_response=_health_recorder(account, on_response),
     )
 
 
@@ -655,11 +660,11 @@ def check_connection(account):
     except ZoomNeedsReconnect:
         raise
     except ZoomError as e:
-        note_call(account.pk, e, force=True)
+        note_call(account, e, force=True)
         if not isinstance(e, CONNECTION_FAILURES):
             ZoomAccount.objects.filter(pk=account.pk).update(**_error_fields(e.describe()))
         raise
-    note_call(account.pk, None, force=True)
+    note_call(account, None, force=True)
     return me
 
 
