@@ -282,3 +282,30 @@ def test_no_banner_for_users_without_dashboard_access(client, outsider, account)
     account.save()
     client.force_login(outsider)
     assert "Acme" not in client.get(reverse("overview")).text
+
+
+def test_the_demo_falls_back_to_the_sandbox_apps_only_for_a_local_zoom(settings):
+    from meetings.zoom.oauth import oauth_app_credentials, server_to_server_defaults
+    from meetings.zoom.sandbox import DEFAULT_OAUTH_CLIENT_ID, DEFAULT_S2S_CLIENT_ID
+
+    settings.ZOOM_CLIENT_ID = settings.ZOOM_CLIENT_SECRET = settings.ZOOM_ACCOUNT_ID = ""
+    settings.ZOOM_SANDBOX = None
+    settings.DEBUG = True
+    settings.ZOOM_OAUTH_BASE_URL = "http://127.0.0.1:8100"
+    assert oauth_app_credentials()[0] == DEFAULT_OAUTH_CLIENT_ID
+    assert server_to_server_defaults()[1] == DEFAULT_S2S_CLIENT_ID
+
+    settings.ZOOM_OAUTH_BASE_URL = "https://zoom.us"
+    assert oauth_app_credentials() == ("", "")
+
+    settings.ZOOM_OAUTH_BASE_URL = "http://localhost:8100"
+    settings.ZOOM_SANDBOX = False
+    assert oauth_app_credentials() == ("", "")
+
+    settings.ZOOM_SANDBOX = None
+    settings.DEBUG = False
+    assert oauth_app_credentials() == ("", "")
+
+    settings.ZOOM_CLIENT_ID, settings.ZOOM_CLIENT_SECRET = "mine", "my-secret"
+    settings.DEBUG = True
+    assert oauth_app_credentials() == ("mine", "my-secret")

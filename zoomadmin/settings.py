@@ -277,6 +277,10 @@ ZOOM_WEBHOOK_SECRET_TOKEN = env("ZOOM_WEBHOOK_SECRET_TOKEN", "")
 ZOOM_TIMEOUT_SECONDS = env_float("ZOOM_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # The address Zoom redirects back to after consent; derived from the request when empty.
 ZOOM_OAUTH_REDIRECT_URL = env("ZOOM_OAUTH_REDIRECT_URL", "")
+# Demo convenience: with ZOOM_CLIENT_ID/SECRET (and ZOOM_ACCOUNT_ID) empty, connect with the
+# built-in sandbox's default apps (meetings.zoom.oauth.oauth_app_credentials). Unset: on when DEBUG
+# is on and ZOOM_OAUTH_BASE_URL is on this machine (the sandbox of `make demo`), off otherwise.
+ZOOM_SANDBOX = env_bool("ZOOM_SANDBOX", default=None)
 # Zoom's OpenAPI description; the sandbox's contract checks validate against it (tests, dev).
 # The repository is cloned with shared/ beside it.
 ZOOM_OPENAPI_SPEC = Path(
