@@ -241,3 +241,22 @@ def test_the_fixture_fails_a_test_that_broke_the_contract(zoom_sandbox, zoom_san
     assert f"request PUT /v2/meetings/{meeting['id']}/status → 400" in message
     assert "application/x-www-form-urlencoded" in message
     fail_on_contract_violations([])  # nothing to report: passes
+
+
+def test_violation_messages_never_repeat_a_stream_key(zoom_sandbox, zoom_sandbox_session):
+    owner = zoom_sandbox.state.account_owner("sandbox-account")
+    meeting = zoom_sandbox.state.add_meeting(owner["id"], status="started")
+    body = STREAM | {"stream_key": "do-not-log-me", "resolution": 1080}
+
+    api(
+        zoom_sandbox,
+        zoom_sandbox_session,
+        "PATCH",
+        f"/meetings/{meeting['id']}/livestream",
+        json=body,
+    )
+
+    violations = zoom_sandbox.take_contract_violations()
+    assert violations
+    assert all("do-not-log-me" not in v["problem"] for v in violations)
+    assert all("do-not-log-me" not in str(r.as_json()) for r in zoom_sandbox.state.requests)

@@ -62,6 +62,24 @@ def _mask(data):
     return data
 
 
+def _secrets_in(request, response):
+    """Values a violation message must not repeat: openapi-core quotes the offending body, and
+    a live stream body carries the stream key (a GET answer too); the bearer token, to be safe."""
+    found = []
+    _, _, token = request.headers.get("Authorization", "").partition(" ")
+    if token.strip():
+        found.append(token.strip())
+    for raw in (request.get_data(as_text=True), response.get_data(as_text=True)):
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("stream_key"), str):
+            found.append(data["stream_key"])
+    # Longest first, so a secret containing another is masked whole.
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
 class SandboxApp:
     def __init__(self, state, checker=None):
         self.state = state
@@ -176,7 +194,10 @@ class SandboxApp:
         if template and state.contract_checking and self.checker is not None:
             problems = [("request", p) for p in self.checker.check_request(request)]
             problems += [("response", p) for p in self.checker.check_response(request, response)]
+            secrets = _secrets_in(request, response)
             for kind, problem in problems:
+                for secret in secrets:
+                    problem = problem.replace(secret, "•••")
                 violation = {
                     "kind": kind,
                     "method": request.method,

@@ -173,7 +173,7 @@ def _describe(exc):
         parts.append(_describe(inner))
     unique = []
     for part in parts:
-        if part and part not in unique:
+        if part and not any(part in seen for seen in unique):
             unique.append(part)
     return ": ".join(unique)
 

@@ -62,35 +62,40 @@ def seed_world(
             )
         created = []
         now = state.now()
+        # One random() per choice: at 100,000 meetings, random.choice/randint's overhead is
+        # most of the time.
+        rand = rng.random
+        durations = (15, 30, 45, 60, 90, 120)
         for n in range(meetings):
-            host = hosts[n % len(hosts)] if n < len(hosts) else rng.choice(hosts)
-            live = rng.random() < live_share
-            kind = rng.choices((2, 8, 3, 1), weights=(70, 15, 10, 5))[0]
+            host = hosts[n] if n < len(hosts) else hosts[int(rand() * len(hosts))]
+            live = rand() < live_share
+            r = rand()
+            kind = 2 if r < 0.70 else 8 if r < 0.85 else 3 if r < 0.95 else 1
             if kind == 1 and not live:
                 kind = 2  # an instant meeting only exists while it runs
             livestream = None
             streaming = False
-            if (live and rng.random() < 0.4) or rng.random() < 0.03:
+            if (live and rand() < 0.4) or rand() < 0.03:
                 livestream = {
                     "stream_url": f"rtmp://live.sandbox.example/app{n}",
                     "stream_key": f"sbx-key-{rng.getrandbits(48):012x}",
                     "page_url": f"https://watch.sandbox.example/{n}",
-                    "resolution": rng.choice(("720p", "1080p")),
+                    "resolution": "1080p" if rand() < 0.5 else "720p",
                 }
-                streaming = live and rng.random() < 0.5
-            status = "started" if live else ("deleted" if rng.random() < 0.02 else "waiting")
+                streaming = live and rand() < 0.5
+            status = "started" if live else ("deleted" if rand() < 0.02 else "waiting")
             start_time = None
-            if kind != 3:
-                start_time = now + rng.randint(-30, 60) * 86400 + rng.randint(0, 86399)
-                if live:
-                    start_time = now - rng.randint(60, 5400)
+            if live:
+                start_time = now - 60 - int(rand() * 5340)
+            elif kind != 3:
+                start_time = now + int((rand() * 90 - 30) * 86400)
             meeting = state.add_meeting(
                 host["id"],
-                f"{rng.choice(TEAMS)} {rng.choice(THINGS)}",
+                f"{TEAMS[int(rand() * len(TEAMS))]} {THINGS[int(rand() * len(THINGS))]}",
                 type=kind,
                 status=status,
                 start_time=start_time,
-                duration=rng.choice((15, 30, 45, 60, 90, 120)),
+                duration=durations[int(rand() * len(durations))],
                 livestream=livestream,
                 livestreaming=streaming,
             )

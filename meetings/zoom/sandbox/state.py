@@ -571,7 +571,7 @@ class SandboxState:
     def _new_id(self):
         """An 11-digit meeting/webinar number, unique in this sandbox (Zoom's exceed 10 digits)."""
         while True:
-            number = self.rng.randrange(81_000_000_000, 99_999_999_999)
+            number = 81_000_000_000 + int(self.rng.random() * 18_999_999_999)
             if number not in self._used_ids:
                 self._used_ids.add(number)
                 return number
