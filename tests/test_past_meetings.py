@@ -206,3 +206,101 @@ def test_storing_is_idempotent_and_clips_what_does_not_fit(account):
     assert PastMeeting.objects.count() == 1
     assert len(second.topic) == 300
     assert second.total_minutes is None
+
+
+# --- Through the action pipeline (what the meeting page's button and meeting.ended use) ---------
+
+
+def test_a_meeting_ended_event_fetches_that_instance_through_the_pipeline(
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    client,
+    django_capture_on_commit_callbacks,
+    settings,
+):
+    import json
+    import time
+
+    from django.test import Client
+
+    from meetings.actions import execute
+    from meetings.models import Action, ActionState, WebhookEvent
+    from meetings.tasks.mirror import process_webhook_event
+    from meetings.webhooks import sign
+
+    zoom = zoom_sandbox.state
+    meeting = zoom.add_meeting(sandbox_host["id"], "All hands", status="started")
+    instance = zoom.end_meeting(meeting["id"])
+    body = json.dumps(
+        {
+            "event": "meeting.ended",
+            "event_ts": int(time.time() * 1000),
+            "payload": {
+                "account_id": DEFAULT_ACCOUNT_ID,
+                "object": {
+                    "id": str(meeting["id"]),
+                    "uuid": instance["uuid"],
+                    "topic": "All hands",
+                },
+            },
+        }
+    ).encode()
+    timestamp = str(int(time.time()))
+    settings.ZOOM_WEBHOOK_SECRET_TOKEN = "s3cret"
+    with django_capture_on_commit_callbacks(execute=False):
+        response = Client().post(
+            "/webhooks/zoom/",
+            data=body,
+            content_type="application/json",
+            HTTP_X_ZM_REQUEST_TIMESTAMP=timestamp,
+            HTTP_X_ZM_SIGNATURE=sign("s3cret", timestamp, body),
+        )
+    assert response.status_code == 200
+    with django_capture_on_commit_callbacks(execute=False):
+        process_webhook_event(WebhookEvent.objects.get().pk)
+
+    action = Action.objects.get(kind="fetch_past_meeting")
+    assert (action.source, action.target_id, action.target_uuid) == (
+        "webhook",
+        meeting["id"],
+        instance["uuid"],
+    )
+    assert execute(action.pk) == ActionState.SUCCEEDED
+    past = PastMeeting.objects.get(uuid=instance["uuid"])
+    assert past.meeting == Meeting.objects.get(zoom_id=meeting["id"])
+    assert past.topic == "All hands"
+
+
+@pytest.mark.parametrize(
+    ("plan", "started", "words"),
+    [
+        ("pro", True, "Zoom: meeting not found or not ended (3001)"),
+        ("free", False, "Zoom: this is only available for paid Zoom accounts (200)"),
+    ],
+)
+def test_a_refused_fetch_is_recorded_in_plain_words(
+    sandbox_account, sandbox_host, zoom_sandbox, plan, started, words
+):
+    from meetings.actions import execute, request_action
+    from meetings.models import ActionState
+
+    zoom = zoom_sandbox.state
+    zoom.set_plan(plan)
+    meeting = zoom.add_meeting(sandbox_host["id"], status="started" if started else "waiting")
+    if not started:
+        zoom.add_past_instance(meeting["id"])
+    action, _ = request_action(
+        account=sandbox_account,
+        kind="fetch_past_meeting",
+        source="dashboard",
+        target_id=meeting["id"],
+        enqueue=False,
+    )
+
+    assert execute(action.pk) == ActionState.FAILED
+
+    action.refresh_from_db()
+    assert action.result_summary == words
+    assert action.attempts_count == 1  # a 4xx is not retried
+    assert not PastMeeting.objects.exists()

@@ -605,3 +605,91 @@ def test_verify_signature_says_why_without_the_secret():
 
     assert reason == "signature does not match"
     assert SECRET not in reason
+
+
+# --- End to end: the sandbox's own webhooks → this endpoint → a real worker → the mirror ------
+
+
+def wait_for(condition, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_sandboxs_signed_webhooks_drive_the_mirror_end_to_end(
+    celery_worker_process, live_server, zoom_sandbox, request
+):
+    from meetings.models import Action, PastMeeting
+
+    account = request.getfixturevalue("sandbox_account")
+    zoom = zoom_sandbox.state
+    zoom.set_webhook(live_server.url + URL, secret=SECRET)
+    host = zoom.add_user(email="host@sandbox.example")
+    meeting = zoom.add_meeting(
+        host["id"],
+        "Town hall",
+        livestream={
+            "stream_url": "rtmp://live.example.com/app",
+            "stream_key": "sk-e2e-secret-key",
+            "page_url": "https://example.com/live",
+        },
+    )
+    zoom_id = meeting["id"]
+
+    def row():
+        return Meeting.objects.filter(account=account, zoom_id=zoom_id).first()
+
+    # the host starts the meeting: unknown to the mirror until the event creates it
+    zoom.start_meeting(zoom_id)
+    wait_for(lambda: row() and row().status == MeetingStatus.STARTED, "meeting.started")
+    assert row().topic == "Town hall"
+    assert row().uuid == meeting["uuid"]
+
+    zoom.start_livestream(zoom_id)
+    wait_for(lambda: row().livestream_status == LiveStreamStatus.LIVE, "live streaming started")
+    assert row().stream_url == "rtmp://live.example.com/app"
+
+    # it ends: the stream stops, and the instance's details are fetched through the pipeline
+    instance = zoom.end_meeting(zoom_id)
+    wait_for(lambda: row().status == MeetingStatus.ENDED, "meeting.ended")
+    assert row().livestream_status == LiveStreamStatus.STOPPED
+    wait_for(
+        lambda: PastMeeting.objects.filter(uuid=instance["uuid"]).exists(), "past meeting fetch"
+    )
+    fetch = Action.objects.get(kind="fetch_past_meeting")
+    assert (fetch.source, fetch.state, fetch.target_uuid) == (
+        "webhook",
+        "succeeded",
+        instance["uuid"],
+    )
+    assert PastMeeting.objects.get(uuid=instance["uuid"]).meeting == row()
+
+    zoom.delete_meeting(zoom_id)
+    wait_for(lambda: row().status == MeetingStatus.DELETED, "meeting.deleted")
+    zoom.recover_meeting(zoom_id)
+    wait_for(lambda: row().status == MeetingStatus.WAITING, "meeting.recovered")
+
+    webinar = zoom.add_webinar(host["id"], "Launch")
+    zoom.start_webinar(webinar["id"])
+    wait_for(
+        lambda: Webinar.objects.filter(zoom_id=webinar["id"], status="started").exists(),
+        "webinar.started",
+    )
+    zoom.end_webinar(webinar["id"])
+    wait_for(
+        lambda: Webinar.objects.filter(zoom_id=webinar["id"], status="ended").exists(),
+        "webinar.ended",
+    )
+
+    zoom_sandbox.webhooks.wait_idle(timeout=5)
+    assert zoom.webhook_deliveries and all(d["ok"] for d in zoom.webhook_deliveries)
+    events = WebhookEvent.objects.all()
+    assert events.count() == len(zoom.webhook_deliveries) == 8
+    wait_for(lambda: not events.filter(processed_at__isnull=True).exists(), "all processed")
+    assert not events.exclude(error="").exists()
+    assert all("sk-e2e-secret-key" not in json.dumps(e.payload) for e in events)
