@@ -710,3 +710,49 @@ def test_successful_calls_note_the_account_at_most_once_a_minute(db, sandbox):
     assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     account.refresh_from_db()
     assert account.last_success_at is not None
+
+
+def test_a_new_secret_entered_in_the_admin_is_checked_and_the_next_call_gets_a_fresh_token(
+    client, admin_user, sandbox
+):
+    # given a Server-to-Server account Zoom refused
+    account = s2s_account(client_secret="regenerated-away")
+    with pytest.raises(ZoomNeedsReconnect):
+        oauth.client_for_account(account).get_me()
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/admin/meetings/zoomaccount/{account.pk}/change/",
+        {
+            "name": account.name,
+            "zoom_account_id": DEFAULT_ACCOUNT_ID,
+            "client_id": DEFAULT_S2S_CLIENT_ID,
+            "plan": "pro",
+            "new_client_secret": DEFAULT_S2S_CLIENT_SECRET,
+        },
+    )
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.status == ZoomAccount.Status.CONNECTED
+    assert account.access_token == ""
+    assert oauth.client_for_account(account).get_me().email == OWNER_EMAIL
+    assert counter(sandbox, "token_requests:account_credentials") == 2  # the check, then ours
+
+
+def test_deleting_an_account_in_the_admin_revokes_its_token_first(client, admin_user, db, sandbox):
+    account = oauth_account(sandbox)
+    token = account.access_token
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/admin/meetings/zoomaccount/{account.pk}/delete/", {"post": "yes"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert not ZoomAccount.objects.filter(pk=account.pk).exists()
+    assert counter(sandbox, "revoke_requests") == 1
+    gone = requests.get(
+        f"{sandbox.api_url}/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
+    assert gone.status_code == 401

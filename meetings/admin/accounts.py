@@ -154,13 +154,26 @@ class ZoomAccountAdmin(admin.ModelAdmin):
         if form.verified_token is not None:
             obj.client_secret = form.verified_secret
             obj.refresh_token = ""
-            obj.store_token(form.verified_token, at=now())
+            if change:
+                # The check fetched a token outside the row lock (and so invalidated the one
+                # workers share); storing it could overwrite a newer one a worker fetched under
+                # the lock meanwhile. Drop it: the next call fetches a fresh one, under the lock.
+                obj.access_token = ""
+                obj.token_expires_at = None
+                obj.status = ZoomAccount.Status.CONNECTED
+            else:
+                obj.store_token(form.verified_token, at=now())
         super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj):
         # Tell Zoom first: a deleted row must not leave a live token behind.
         oauth.disconnect(obj)
         super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for account in queryset:
+            oauth.disconnect(account)
+        super().delete_queryset(request, queryset)
 
     def has_manage_connections_permission(self, request):
         return request.user.has_perm("meetings.manage_connections")

@@ -415,6 +415,10 @@ def ensure_access_token(account_pk, *, stale_token=None):
     `needs_reconnect` when Zoom refuses its refresh token or client credentials (invalid_grant,
     invalid_client). Other failures (Zoom down, timeouts, 429) are noted on the account as its
     last error and raised as they are: they may pass.
+
+    Call Zoom outside any transaction of your own: inside one, the new token is committed (and
+    the lock released) only with it, and a rollback would lose a refresh token Zoom has already
+    rotated, which costs the connection.
     """
     row = (
         ZoomAccount.objects.filter(pk=account_pk)
