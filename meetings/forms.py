@@ -30,12 +30,20 @@ _page_url_validator = URLValidator(
 )
 
 
+class DashboardForm(forms.Form):
+    """Labels without Django's trailing colon: the stylesheet sets labels apart already."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 def _no_control_characters(value):
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValidationError("Remove the line breaks or control characters.")
 
 
-class LiveStreamConfigForm(forms.Form):
+class LiveStreamConfigForm(DashboardForm):
     """Configure a meeting's custom live stream (Zoom: meetingLiveStreamUpdate).
 
     The key is a secret: it is never rendered back (not even after a validation error) and an
@@ -122,7 +130,7 @@ class LiveStreamConfigForm(forms.Form):
         }
 
 
-class LiveStreamStartForm(forms.Form):
+class LiveStreamStartForm(DashboardForm):
     """Start a meeting's live stream with its settings (Zoom: meetingLiveStreamStatusUpdate)."""
 
     active_speaker_name = forms.BooleanField(
@@ -160,7 +168,7 @@ def _local_day_start(day):
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-class ListFilterForm(forms.Form):
+class ListFilterForm(DashboardForm):
     """What list pages share: a search box, an account, a date range. Bad values are reported
     on the form and ignored, so a hand-edited URL shows the list rather than an error page."""
 
@@ -271,7 +279,7 @@ BULK_KINDS = [
 BULK_MAX = 500
 
 
-class BulkForm(forms.Form):
+class BulkForm(DashboardForm):
     """Which meetings (dashboard ids) and what to do with them."""
 
     kind = forms.ChoiceField(label="Bulk action", choices=BULK_KINDS)

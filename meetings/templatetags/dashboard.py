@@ -2,6 +2,8 @@
 
 from django import template
 from django.utils.http import urlencode
+from django.utils.timesince import timesince
+from django.utils.timezone import now
 
 register = template.Library()
 
@@ -59,3 +61,13 @@ def query(context, **changes):
             params[key] = value
     encoded = urlencode(sorted(params.lists()), doseq=True)
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def ago(value):
+    """ "just now", "5 minutes ago", "2 hours, 3 minutes ago" (in the past) for a datetime."""
+    if not value:
+        return ""
+    if (now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value)} ago"

@@ -43,6 +43,9 @@ def accounts_context(request, refused=None):
     return {
         "accounts": accounts,
         "can_sync": ActionKind.SYNC in allowed_kinds(request.user),
+        # While a sync runs its job polls, and its end refreshes the panel (no periodic refresh
+        # then, which could swallow the job's end).
+        "syncing": any(a.sync_job and a.sync_job.is_active for a in accounts),
     }
 
 

@@ -1,0 +1,377 @@
+"""Operators clicking through the dashboard in Chromium, against the live server, a real Celery
+worker and the Zoom sandbox over HTTP."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from meetings.models import Action, Meeting
+
+from .conftest import JOB_TIMEOUT_MS, PHONE
+
+pytestmark = [pytest.mark.browser]
+
+
+def mirror(account, zoom_meeting, host, **extra):
+    """The dashboard's copy of a sandbox meeting (what a sync would have written)."""
+    fields = {
+        "zoom_id": zoom_meeting["id"],
+        "uuid": zoom_meeting["uuid"],
+        "host_id": host["id"],
+        "host_email": host["email"],
+        "topic": zoom_meeting["topic"],
+        "type": zoom_meeting["type"],
+        "status": zoom_meeting["status"],
+        "duration": 60,
+    }
+    fields.update(extra)
+    return Meeting.objects.create(account=account, **fields)
+
+
+OVERFLOWING_ELEMENTS = """() => {
+  const width = document.documentElement.clientWidth;
+  const inScrollBox = (el) => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const style = getComputedStyle(p);
+      if (style.overflowX === "auto" || style.overflowX === "scroll") return true;
+    }
+    return false;
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter((el) => el.getBoundingClientRect().right > width + 1 &&
+                    (!inScrollBox(el) || getComputedStyle(el).position === "absolute"))
+    .slice(0, 8)
+    .map((el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+         (el.className ? "." + String(el.className).split(" ").join(".") : ""));
+}"""
+
+
+def open_meeting(page, live_server, meeting):
+    page.goto(f"{live_server.url}/meetings/{meeting.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(meeting.topic)
+
+
+def test_operator_ends_a_live_meeting_and_sees_it_succeed(
+    page,
+    live_server,
+    sign_in,
+    screenshot,
+    operator,
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    celery_worker_process,
+):
+    # given a live meeting at Zoom and in the mirror
+    zoom_meeting = zoom_sandbox.state.add_meeting(
+        sandbox_host["id"], "All-hands: Q3 results", status="started"
+    )
+    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    controls = page.locator("#controls")
+    expect(controls.locator("#meeting-status")).to_have_text("Live")
+
+    # when the operator ends it, confirming in the dialog that names the meeting and its host
+    page.get_by_role("link", name="End meeting…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("All-hands: Q3 results")
+    expect(dialog).to_contain_text(sandbox_host["email"])
+    screenshot(page, "1-confirm")
+    zoom_sandbox.state.set_faults(latency_ms=1500)
+    dialog.get_by_role("button", name="End meeting").click()
+
+    # then the job shows in place, then succeeds, and the status follows
+    expect(dialog).to_be_hidden()
+    # while the job is in flight (Zoom is slowed down), the button is disabled
+    expect(controls.get_by_role("button", name="Ending…")).to_be_disabled()
+    expect(controls.locator(".job")).to_be_visible()
+    expect(controls.locator(".job")).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(controls.locator("#meeting-status")).to_have_text("Ended", timeout=JOB_TIMEOUT_MS)
+    screenshot(page, "2-ended")
+
+    action = Action.objects.get(kind="end_meeting")
+    assert action.state == "succeeded"
+    assert action.requested_by == operator and action.source == "dashboard"
+    assert action.client_ip == "127.0.0.1"
+    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["status"] != "started"
+    # the poll stopped: no element on the page still polls the finished job
+    assert page.locator(f'[hx-get="/activity/{action.pk}/"]').count() == 0
+
+
+def test_a_failing_end_shows_zooms_reason(
+    page,
+    live_server,
+    sign_in,
+    screenshot,
+    operator,
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    celery_worker_process,
+):
+    # Zoom refuses to end this one: the dashboard's account is not its host (3003).
+    zoom_meeting = zoom_sandbox.state.add_meeting(
+        sandbox_host["id"], "Locked board meeting", status="started", host_locked=True
+    )
+    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    page.get_by_role("link", name="End meeting…").click()
+    page.get_by_role("dialog").get_by_role("button", name="End meeting").click()
+
+    job = page.locator("#controls .job")
+    expect(job).to_contain_text("Failed", timeout=JOB_TIMEOUT_MS)
+    expect(job).to_contain_text("not the host")
+    expect(job).to_contain_text("3003")
+    screenshot(page, "failed")
+    # The meeting is still live, and End is offered again.
+    expect(page.locator("#meeting-status")).to_have_text("Live")
+    expect(page.get_by_role("link", name="End meeting…")).to_be_visible()
+    assert Action.objects.get().state == "failed"
+
+
+def test_operator_configures_starts_and_stops_a_live_stream(
+    page,
+    live_server,
+    sign_in,
+    screenshot,
+    operator,
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    celery_worker_process,
+):
+    zoom_meeting = zoom_sandbox.state.add_meeting(
+        sandbox_host["id"], "Product launch", status="started"
+    )
+    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    panel = page.locator("#livestream")
+    expect(panel).to_contain_text("Start is unavailable: No stream is configured")
+    expect(panel.get_by_role("button", name="Start live stream")).to_be_disabled()
+
+    # configure
+    panel.get_by_label("Stream URL").fill("rtmps://live.example.com:443/launch")
+    panel.get_by_label("Stream key").fill("sk-launch-5d1e")
+    panel.get_by_label("Live stream page URL").fill("https://example.com/launch")
+    panel.get_by_label("Resolution").select_option("1080p")
+    screenshot(page, "1-config-typed")
+    panel.get_by_role("button", name="Save settings").click()
+    expect(panel.locator(".job")).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(panel).to_contain_text("rtmps://live.example.com:443/launch")
+    expect(panel).not_to_contain_text("sk-launch-5d1e")
+    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestream"]["stream_key"] == (
+        "sk-launch-5d1e"
+    )
+
+    # start, with settings
+    expect(panel.get_by_role("button", name="Start live stream")).to_be_enabled()
+    panel.get_by_label("Display name").fill("Launch day")
+    panel.get_by_role("button", name="Start live stream").click()
+    expect(panel.locator(".job")).to_contain_text("Start live stream", timeout=JOB_TIMEOUT_MS)
+    expect(panel.locator(".job")).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(panel.locator("h2 .badge")).to_have_text("Live", timeout=JOB_TIMEOUT_MS)
+    expect(panel).to_contain_text("Settings can be changed only while the stream is stopped")
+    screenshot(page, "2-streaming")
+    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestreaming"] is True
+
+    # stop, confirmed
+    panel.get_by_role("link", name="Stop live stream…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Stop the live stream?")
+    dialog.get_by_role("button", name="Stop live stream").click()
+    expect(panel.locator(".job")).to_contain_text("Stop live stream", timeout=JOB_TIMEOUT_MS)
+    expect(panel.locator(".job")).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(panel.locator("h2 .badge")).to_have_text("Stopped", timeout=JOB_TIMEOUT_MS)
+    screenshot(page, "3-stopped")
+    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestreaming"] is False
+    kinds = list(Action.objects.order_by("id").values_list("kind", "state"))
+    assert kinds == [
+        ("update_livestream", "succeeded"),
+        ("start_livestream", "succeeded"),
+        ("stop_livestream", "succeeded"),
+    ]
+
+
+def test_an_invalid_display_name_shows_an_inline_error_and_keeps_what_was_typed(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting
+
+    meeting = make_meeting(
+        make_account(),
+        topic="Streamed keynote",
+        status="started",
+        stream_url="rtmp://live.example.com/app",
+        page_url="https://example.com/keynote",
+        stream_key="sk-keynote-1",
+    )
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    panel = page.locator("#livestream")
+    too_long = "The annual keynote, live from the main hall in London"  # 53 characters
+    panel.get_by_label("Show the active speaker's name").uncheck()
+    panel.get_by_label("Display name").fill(too_long)
+    panel.get_by_role("button", name="Start live stream").click()
+
+    expect(panel.get_by_role("alert")).to_contain_text("at most 50 characters (it has 53)")
+    expect(panel.get_by_label("Display name")).to_have_value(too_long)
+    expect(panel.get_by_label("Display name")).to_have_attribute("aria-invalid", "true")
+    expect(panel.get_by_label("Show the active speaker's name")).not_to_be_checked()
+    screenshot(page, "error")
+    assert Action.objects.count() == 0
+
+
+def test_a_viewer_sees_no_action_controls(
+    page, live_server, sign_in, screenshot, viewer, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting
+
+    account = make_account()
+    meeting = make_meeting(
+        account,
+        topic="Live and watched",
+        status="started",
+        stream_url="rtmp://a.example/x",
+        page_url="https://a.example",
+        stream_key="k-123456",
+        livestream_status="live",
+    )
+    sign_in(page, viewer)
+    open_meeting(page, live_server, meeting)
+    screenshot(page, "meeting")
+    expect(page.locator("#controls #meeting-status")).to_have_text("Live")
+    assert page.get_by_role("button").filter(has_not_text="Sign out").count() == 0
+    assert page.locator("main form").count() == 0
+    assert page.locator("dialog").count() == 0
+    assert page.locator("[data-confirm]").count() == 0
+
+    page.goto(f"{live_server.url}/meetings/")
+    expect(page.get_by_role("link", name="Live and watched")).to_be_visible()
+    assert page.locator('input[name="ids"]').count() == 0
+    screenshot(page, "list")
+    page.goto(f"{live_server.url}/")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    assert page.get_by_role("button", name="Sync now").count() == 0
+
+
+def test_a_bulk_end_with_a_dry_run_and_progress(
+    page,
+    live_server,
+    sign_in,
+    screenshot,
+    operator,
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    celery_worker_process,
+):
+    live = []
+    for n in range(4):
+        zoom_meeting = zoom_sandbox.state.add_meeting(
+            sandbox_host["id"], f"Breakout room {n + 1}", status="started"
+        )
+        live.append(mirror(sandbox_account, zoom_meeting, sandbox_host))
+    waiting = zoom_sandbox.state.add_meeting(sandbox_host["id"], "Tomorrow's standup")
+    mirror(sandbox_account, waiting, sandbox_host)
+    # Slow Zoom down a little so the progress is visible between polls.
+    zoom_sandbox.state.set_faults(latency_ms=400)
+
+    sign_in(page, operator)
+    page.goto(f"{live_server.url}/meetings/?q=Breakout")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(4)
+    page.get_by_label("Select all meetings on this page").check()
+    expect(page.locator("[data-selected-count]")).to_have_text("4 selected")
+    page.get_by_label("Bulk action").select_option("end_meeting")
+    screenshot(page, "1-selected")
+    page.get_by_role("button", name="Review…").click()
+
+    # the dry run: nothing done yet
+    expect(page.get_by_role("heading", level=2)).to_contain_text("4 will be done")
+    assert Action.objects.count() == 0
+    screenshot(page, "2-dry-run")
+    page.get_by_role("button", name="End 4 meetings").click()
+
+    # progress, then per-row results
+    expect(page.get_by_role("heading", level=1)).to_contain_text("End meeting in bulk")
+    progress = page.locator("#progress")
+    expect(progress.locator("progress")).to_be_visible()
+    screenshot(page, "3-progress")
+    expect(progress).to_contain_text("4 of 4 finished", timeout=JOB_TIMEOUT_MS * 2)
+    expect(progress.get_by_role("heading", level=2)).to_contain_text("Done")
+    expect(progress).to_contain_text("4 succeeded")
+    expect(progress.locator("tbody tr .badge-ok")).to_have_count(4)
+    screenshot(page, "4-done")
+    assert sorted(Action.objects.values_list("state", flat=True)) == ["succeeded"] * 4
+    assert set(Action.objects.values_list("source", flat=True)) == {"bulk"}
+    for m in live:
+        assert zoom_sandbox.state.meetings[m.zoom_id]["status"] != "started"
+    assert zoom_sandbox.state.meetings[waiting["id"]]["status"] == "waiting"
+
+
+@pytest.mark.parametrize("viewport", ["laptop", "phone"])
+def test_the_pages_fit_the_screen_on_a_laptop_and_a_phone(
+    page, live_server, sign_in, screenshot, operator, transactional_db, viewport
+):
+    from tests.dashboard_data import make_account, make_action, make_meeting, make_past
+
+    account = make_account()
+    meeting = make_meeting(
+        account,
+        topic="Global town hall with a rather long topic to see how it wraps on a phone",
+        status="started",
+        host_email="someone.with.a.long.address@example.com",
+    )
+    make_past(account, meeting)
+    make_action(
+        account,
+        target=meeting,
+        state="failed",
+        result_summary="Zoom: you are not the host of this meeting (3003)",
+    )
+    for n in range(5):
+        make_meeting(account, topic=f"Team sync {n}")
+    if viewport == "phone":
+        page.set_viewport_size(PHONE)
+    sign_in(page, operator)
+    for label, path in (
+        ("overview", "/"),
+        ("meetings", "/meetings/"),
+        ("meeting", f"/meetings/{meeting.pk}/"),
+        ("activity", "/activity/"),
+        ("webinars", "/webinars/"),
+    ):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, f"{viewport}-{label}")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        if overflow > 1:
+            # Name the culprits: elements reaching past the right edge outside a scroll box.
+            culprits = page.evaluate(OVERFLOWING_ELEMENTS)
+            pytest.fail(f"{label} scrolls sideways by {overflow}px at {viewport}: {culprits}")
+
+
+def test_the_confirmation_dialog_is_keyboard_usable(
+    page, live_server, sign_in, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting
+
+    meeting = make_meeting(make_account(), topic="Keyboard check", status="started")
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    page.get_by_role("link", name="End meeting…").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    # Focus starts on the harmless choice; Escape closes without doing anything.
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert Action.objects.count() == 0
+    assert re.search(r"/meetings/\d+/$", page.url)
