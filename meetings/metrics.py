@@ -6,7 +6,11 @@ Two sources, one page:
   happens, in web and worker processes alike, with prometheus-client's multiprocess mode: each
   process writes its samples to files in settings.PROMETHEUS_MULTIPROC_DIR (the settings export
   it as the environment variable prometheus-client reads, before it is first imported) and the
-  scrape adds them up. Clear that directory when the service (all its processes) restarts.
+  scrape adds them up. A process that exits cleanly folds its files into `*_archive.db` there
+  (`archive_process`), so counters survive gunicorn/Celery recycling their processes without the
+  directory growing a file per process ever started; a killed process's files simply stay. All
+  processes writing the directory must share one host (and pid namespace). Empty it when the
+  whole service restarts, if counters should start again from zero.
 - What the database already knows (actions by kind and state, the queue, accounts, worker
   heartbeats) is read at scrape time by `DatabaseCollector`: no process has to keep it in step.
 
@@ -15,6 +19,9 @@ Two sources, one page:
     client = ZoomClient.for_account(account, on_response=observe_zoom_response)
 """
 
+import atexit
+import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -34,6 +41,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 logger = logging.getLogger(__name__)
 
@@ -212,11 +220,74 @@ def multiprocess_enabled():
     return bool(directory) and os.path.isdir(directory)
 
 
+@contextlib.contextmanager
+def _directory_lock(directory, *, exclusive):
+    """Scrapes read the files under a shared lock, archiving rewrites them under an exclusive
+    one: a scrape never sees a process's samples twice (archived, not yet removed) or not at all."""
+    fd = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def archive_process(pid=None):
+    """Fold a finished process's counter and histogram files into the directory's archive files.
+
+    Called as the process exits (atexit; Celery's worker_process_shutdown for pool children),
+    when it will count nothing more. Never raises: exiting matters more than the archive."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not multiprocess_enabled():
+        return
+    pid = pid or os.getpid()
+    try:
+        with _directory_lock(directory, exclusive=True):
+            for kind in ("counter", "histogram"):
+                own = os.path.join(directory, f"{kind}_{pid}.db")
+                if not os.path.exists(own):
+                    continue
+                archive = os.path.join(directory, f"{kind}_archive.db")
+                files = [f for f in (archive, own) if os.path.exists(f)]
+                merged = multiprocess.MultiProcessCollector.merge(files, accumulate=False)
+                scratch = archive + ".new"  # not *.db: a scrape must not read it half-written
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(scratch)
+                out = MmapedDict(scratch)
+                try:
+                    for metric in merged:
+                        for sample in metric.samples:
+                            key = mmap_key(
+                                metric.name,
+                                sample.name,
+                                list(sample.labels),
+                                list(sample.labels.values()),
+                                metric.documentation,
+                            )
+                            out.write_value(key, sample.value, 0.0)
+                finally:
+                    out.close()
+                os.replace(scratch, archive)
+                os.remove(own)
+    except Exception:
+        logger.warning("could not archive the metrics of process %s", pid, exc_info=True)
+
+
+class _LockedMultiProcessCollector(multiprocess.MultiProcessCollector):
+    def collect(self):
+        with _directory_lock(self._path, exclusive=False):
+            return list(super().collect())
+
+
+if multiprocess_enabled():
+    atexit.register(archive_process)
+
+
 def render():
     """(body, content_type) of the metrics page: every process's samples plus the gauges."""
     registry = CollectorRegistry()
     if multiprocess_enabled():
-        multiprocess.MultiProcessCollector(registry)
+        _LockedMultiProcessCollector(registry)
     else:
         registry.register(_DefaultRegistryCollector())
     registry.register(DatabaseCollector())

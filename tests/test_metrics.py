@@ -157,29 +157,46 @@ def test_actions_are_counted_by_kind_and_state_with_the_queue_depth(staff_client
     assert value(samples, "zoomadmin_broker_queue_length") >= 0
 
 
-def test_samples_from_another_process_are_added_up_in_the_scrape(staff_client):
+def test_samples_of_other_processes_are_added_up_and_outlive_them(staff_client):
     path = "/webinars/{webinarId}/status"
     labels = {"method": "PUT", "path": path, "status": "204"}
-    before = value(scrape(staff_client), "zoomadmin_zoom_requests_total", **labels)
+    histogram = {"method": "PUT", "path": path}
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    before = scrape(staff_client)
     script = (
-        "import django; django.setup()\n"
+        "import django, os; django.setup()\n"
         "from meetings.metrics import observe_zoom_response\n"
         f"for _ in range(3): observe_zoom_response('PUT', {path!r}, 204, 50.0, None)\n"
+        "print(os.getpid())\n"
     )
 
-    # A worker is another process: it shares only the multiprocess directory with the web.
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "zoomadmin.settings"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    # Workers are other processes: they share only the multiprocess directory with the web.
+    # Each exits cleanly, folding its samples into the archive and removing its own files.
+    pids = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "zoomadmin.settings"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        pids.append(int(result.stdout.split()[-1]))
 
-    after = value(scrape(staff_client), "zoomadmin_zoom_requests_total", **labels)
-    assert after - before == 3
+    after = scrape(staff_client)
+    requests = "zoomadmin_zoom_requests_total"
+    assert value(after, requests, **labels) - value(before, requests, **labels) == 6
+    count = "zoomadmin_zoom_request_duration_seconds_count"
+    assert value(after, count, **histogram) - value(before, count, **histogram) == 6
+    bucket = "zoomadmin_zoom_request_duration_seconds_bucket"
+    le = {**histogram, "le": "0.05"}
+    assert value(after, bucket, **le) - value(before, bucket, **le) == 6
+    for pid in pids:
+        assert not os.path.exists(os.path.join(directory, f"counter_{pid}.db"))
+        assert not os.path.exists(os.path.join(directory, f"histogram_{pid}.db"))
+    assert os.path.exists(os.path.join(directory, "counter_archive.db"))
 
 
 def test_the_zoom_client_feeds_the_metrics_from_real_answers(

@@ -5,6 +5,8 @@ every log line of a job.
   daemon thread upserts its `WorkerHeartbeat` row every WORKER_HEARTBEAT_INTERVAL_SECONDS; a
   clean shutdown deletes the row. A killed worker's row simply goes stale, which /healthz
   reports after WORKER_HEARTBEAT_STALE_SECONDS.
+- Metrics: a pool child that exits folds its Prometheus samples into the archive
+  (meetings.metrics.archive_process), which atexit does for every other process.
 - Log context: `task_prerun` binds the action id (meetings.logging) for any task whose first
   parameter is named `action_id` (or that is called with an `action_id` keyword), and
   `task_postrun` unbinds it, so every line the job logs carries `action_id`.
@@ -18,7 +20,13 @@ import threading
 from datetime import timedelta
 from functools import lru_cache
 
-from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils.timezone import now
@@ -101,6 +109,14 @@ def stop_heartbeat(sender=None, **kwargs):
     except DatabaseError:
         log.warning("worker heartbeat: could not remove this worker's row", exc_info=True)
     _heartbeat = None
+
+
+@worker_process_shutdown.connect
+def archive_pool_process_metrics(sender=None, pid=None, **kwargs):
+    # Pool children leave with os._exit, which skips atexit: fold their metrics in here.
+    from ..metrics import archive_process
+
+    archive_process()
 
 
 # --- the action id on every log line of a job ----------------------------------------------
