@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from meetings.models import WorkerHeartbeat, ZoomAccount
+from tests.fixtures.worker import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 OTHER_KEY = "T3RoZXIta2V5LW5vdC1jb25maWd1cmVkLWhlcmUtMDA="  # a valid Fernet key, not configured
@@ -220,16 +221,6 @@ def test_healthz_refuses_to_change_anything(client, db):
 # --- a real worker ----------------------------------------------------------------------------
 
 
-def _database_url():
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-    return f"postgres://{user}{password}@{host}/{db['NAME']}"
-
-
 def _wait_for(predicate, timeout, interval=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -245,7 +236,7 @@ def test_a_running_worker_turns_the_check_green_and_its_shutdown_turns_it_red(cl
     node = f"ops-health-{os.getpid()}@localhost"
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "WORKER_HEARTBEAT_INTERVAL_SECONDS": "1",
         "WORKER_HEARTBEAT_STALE_SECONDS": "5",
     }
