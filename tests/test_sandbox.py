@@ -327,6 +327,7 @@ def test_ending_a_started_meeting_answers_204_and_records_the_instance(zoom_sand
 
     assert answer.status_code == 204
     assert answer.content == b""
+    assert "Content-Type" not in answer.headers
     assert meeting["status"] == "waiting"
     assert meeting["uuid"] != instance_uuid  # the next instance gets a new UUID
     assert zoom_sandbox.state.latest_instance(meeting["id"])["uuid"] == instance_uuid

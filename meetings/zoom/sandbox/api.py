@@ -123,7 +123,7 @@ class Call:
         return user
 
 
-def _check_ended_host(call, item, kind):
+def _check_ended_host(call, item):
     """Who may end a meeting/webinar: its host, or an admin-level token unless host_locked."""
     is_host = item["host_id"] == call.user_id and call.grant.user_id is not None
     if (not call.admin or item.get("host_locked")) and not is_host:
@@ -155,7 +155,7 @@ def meeting_status(call):
         return 204, None
     if meeting["status"] == "deleted":
         raise _error(404, 3001, f"Meeting does not exist: {meeting_id}.")
-    _check_ended_host(call, meeting, "meeting")
+    _check_ended_host(call, meeting)
     if meeting["status"] != "started":
         raise _error(400, 3000, f"Meeting {meeting_id} has not started: there is nothing to end.")
     if state.roll(state.faults.silent_end_rate):
@@ -223,7 +223,7 @@ def webinar_status(call):
     if body.get("action") != "end":
         raise _validation("action", "Invalid field.")
     webinar = _webinar(call)
-    _check_ended_host(call, webinar, "webinar")
+    _check_ended_host(call, webinar)
     if webinar["status"] != "started":
         raise _error(400, 3000, f"Webinar {webinar['id']} has not started: nothing to end.")
     call.state.end_webinar(webinar["id"])

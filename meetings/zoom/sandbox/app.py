@@ -148,7 +148,9 @@ class SandboxApp:
         except SandboxError as exc:
             return error_response(request, exc)
         if body is None:
-            return Response(status=status)
+            response = Response(status=status)
+            del response.headers["Content-Type"]  # a 204 has no body, so no type
+            return response
         return Response(
             json.dumps(body), status=status, content_type="application/json;charset=UTF-8"
         )

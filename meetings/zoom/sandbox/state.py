@@ -9,8 +9,8 @@ offset) so tests can jump ahead with `advance_clock(seconds)` instead of sleepin
 expiry, authorization-code expiry or next_page_token expiry.
 
 Meetings, webinars, users and past instances are plain dicts (what `add_meeting` returns and
-`state.meetings[id]` holds). Internal keys start with an underscore-free name but are never sent
-as is: `meeting_json()` and friends render Zoom's shapes.
+`state.meetings[id]` holds), with some keys Zoom never shows (host_locked, livestreaming, ...):
+`meeting_json()` and friends render what Zoom sends.
 
 Meeting status: "waiting" (scheduled, not running), "started" (live), "deleted" (recoverable for
 7 days, as in Zoom's web portal), "ended" (an instant meeting that ended: gone for good). Zoom's
