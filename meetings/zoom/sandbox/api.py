@@ -41,7 +41,6 @@ class Route:
     handler: object
     label: str  # Zoom's rate-limit label
     scope: str  # the user-level scope; the ":admin" one satisfies it too
-    write: bool = False
 
     def __post_init__(self):
         self.parts = self.template.strip("/").split("/")
@@ -95,7 +94,7 @@ class Call:
             raise _error(400, 300, f"Invalid {label}.")
         return int(value)
 
-    def meeting(self, *, write=False):
+    def meeting(self):
         meeting_id = self.numeric_id("meetingId")
         meeting = self.state.meetings.get(meeting_id)
         if (
@@ -104,10 +103,11 @@ class Call:
             or meeting["status"] in ("deleted", "ended")
         ):
             raise _error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
-        self.check_access(meeting, write=write)
+        self.check_access(meeting)
         return meeting
 
-    def check_access(self, item, *, write=False):
+    def check_access(self, item):
+        """User-level tokens reach only their own user's meetings and webinars."""
         if not self.admin and item["host_id"] != self.user_id:
             raise _error(400, 3000, "Cannot access meeting info.")
 
@@ -150,7 +150,7 @@ def meeting_status(call):
             raise _error(400, 3000, f"Meeting {meeting_id} is not deleted: nothing to recover.")
         if meeting["deleted_at"] + 7 * 86400 < state.now():
             raise _error(404, 3001, f"Meeting does not exist: {meeting_id}.")
-        call.check_access(meeting, write=True)
+        call.check_access(meeting)
         state.recover_meeting(meeting_id)
         return 204, None
     if meeting["status"] == "deleted":
@@ -341,7 +341,7 @@ def update_livestream(call):
     resolution = body.get("resolution")
     if resolution is not None and resolution not in ("720p", "1080p"):
         raise _validation("resolution", "resolution must be 720p or 1080p.")
-    meeting = call.meeting(write=True)
+    meeting = call.meeting()
     if meeting["livestreaming"]:
         raise _error(
             400, 3000, "The live stream settings cannot be changed while the meeting is streaming."
@@ -373,7 +373,7 @@ def livestream_status(call):
         name = settings.get("display_name")
         if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 50):
             raise _validation("settings.display_name", "Must be 1 to 50 characters.")
-    meeting = call.meeting(write=True)
+    meeting = call.meeting()
     if action == "stop":
         if meeting["livestreaming"]:
             state.stop_livestream(meeting["id"])
@@ -440,8 +440,8 @@ def _scope_error(route):
 
 
 ROUTES = [
-    Route("PUT", "/meetings/{meetingId}/status", meeting_status, "light", "meeting:write", True),
-    Route("PUT", "/webinars/{webinarId}/status", webinar_status, "light", "webinar:write", True),
+    Route("PUT", "/meetings/{meetingId}/status", meeting_status, "light", "meeting:write"),
+    Route("PUT", "/webinars/{webinarId}/status", webinar_status, "light", "webinar:write"),
     Route("GET", "/past_meetings/{meetingId}", past_meeting, "light", "meeting:read"),
     Route("GET", "/meetings/{meetingId}/livestream", get_livestream, "light", "meeting:read"),
     Route("PATCH", "/meetings/{meetingId}/livestream", update_livestream, "light", "meeting:write"),
