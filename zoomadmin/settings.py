@@ -192,6 +192,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         "polling_interval": 0.05,
+        # Broadcast (remote control) files; kombu's default is ./control in the working dir.
+        "control_folder": str(BROKER_DIR / "control"),
     }
 elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
