@@ -280,13 +280,15 @@ def _livestream_config(obj):
 
 
 def _request_past_meeting_fetch(accounts, zoom_id, uuid, topic):
-    from .actions import request_action
+    """Ask the pipeline for the ended instance's details, sent after commit with a countdown:
+    Zoom answers 3001 "not ended" for a while after meeting.ended."""
+    from .actions import enqueue_actions, request_action
     from .models import ActionKind
 
     connected = [a for a in accounts if a.status == ZoomAccount.Status.CONNECTED]
     if not connected:
         return
-    request_action(
+    action, created = request_action(
         account=connected[0],
         kind=ActionKind.FETCH_PAST_MEETING,
         source="webhook",
@@ -294,7 +296,13 @@ def _request_past_meeting_fetch(accounts, zoom_id, uuid, topic):
         target_id=zoom_id,
         target_uuid=uuid,
         topic=topic if isinstance(topic, str) else "",
+        enqueue=False,
     )
+    if created:
+        delay = settings.PAST_MEETING_FETCH_DELAY_SECONDS
+        transaction.on_commit(
+            lambda: enqueue_actions([action.pk], countdown=delay or None), robust=True
+        )
 
 
 def process_event(event_id):

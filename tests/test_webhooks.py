@@ -504,17 +504,33 @@ def test_processing_a_vanished_event_does_nothing():
     assert process_webhook_event(987654) is False
 
 
-def test_meeting_ended_asks_the_pipeline_to_fetch_that_instances_details(
-    client, account, django_capture_on_commit_callbacks, monkeypatch
+def test_meeting_ended_asks_the_pipeline_to_fetch_that_instances_details_a_little_later(
+    client, account, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
-    asked = []
+    from meetings.models import Action
+
+    settings.PAST_MEETING_FETCH_DELAY_SECONDS = 20
+    asked, sent = [], []
+
+    def request_action(**kwargs):
+        asked.append(kwargs)
+        return Action(pk=4242), True
+
+    monkeypatch.setattr("meetings.actions.request_action", request_action)
     monkeypatch.setattr(
-        "meetings.actions.request_action", lambda **kwargs: asked.append(kwargs) or (None, True)
+        "meetings.actions.enqueue_actions", lambda ids, countdown: sent.append((ids, countdown))
     )
+    with django_capture_on_commit_callbacks(execute=False):
+        deliver(client, event("meeting.ended"))
+    stored = WebhookEvent.objects.get()
 
-    stored_and_applied(client, django_capture_on_commit_callbacks, event("meeting.ended"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert process_webhook_event(stored.pk)
 
+    # sent after the commit, with a countdown: Zoom says "not ended" (3001) for a while
+    assert sent == [([4242], 20)]
     assert len(asked) == 1
+    assert asked[0]["enqueue"] is False
     assert asked[0]["account"] == account
     assert asked[0]["kind"] == "fetch_past_meeting"
     assert asked[0]["source"] == "webhook"
@@ -620,6 +636,7 @@ def wait_for(condition, what, timeout=30):
 
 
 @pytest.mark.worker
+@pytest.mark.worker_env(PAST_MEETING_FETCH_DELAY_SECONDS="1")
 @pytest.mark.django_db(transaction=True)
 def test_the_sandboxs_signed_webhooks_drive_the_mirror_end_to_end(
     celery_worker_process, live_server, zoom_sandbox, request
@@ -659,7 +676,10 @@ def test_the_sandboxs_signed_webhooks_drive_the_mirror_end_to_end(
     wait_for(lambda: row().status == MeetingStatus.ENDED, "meeting.ended")
     assert row().livestream_status == LiveStreamStatus.STOPPED
     wait_for(
-        lambda: PastMeeting.objects.filter(uuid=instance["uuid"]).exists(), "past meeting fetch"
+        lambda: Action.objects.filter(
+            kind="fetch_past_meeting", state__in=["succeeded", "failed"]
+        ).exists(),
+        "past meeting fetch",
     )
     fetch = Action.objects.get(kind="fetch_past_meeting")
     assert (fetch.source, fetch.state, fetch.target_uuid) == (

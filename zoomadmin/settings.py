@@ -214,6 +214,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# After meeting.ended, Zoom's past-meeting details answer "not found or not ended" (3001) for a
+# while: the automatic fetch of the instance waits this long before asking.
+PAST_MEETING_FETCH_DELAY_SECONDS = env_int("PAST_MEETING_FETCH_DELAY_SECONDS", 30, minimum=0)
 ACTION_SWEEP_INTERVAL_SECONDS = env_int("ACTION_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 120, minimum=5)
 ACTION_MAX_ATTEMPTS = env_int("ACTION_MAX_ATTEMPTS", 6, minimum=1)
