@@ -309,3 +309,14 @@ def test_the_demo_falls_back_to_the_sandbox_apps_only_for_a_local_zoom(settings)
     settings.ZOOM_CLIENT_ID, settings.ZOOM_CLIENT_SECRET = "mine", "my-secret"
     settings.DEBUG = True
     assert oauth_app_credentials() == ("mine", "my-secret")
+
+
+def test_the_connect_and_reconnect_pages_let_their_form_go_on_to_zoom(client, admin_user, account):
+    # The policy's form-action also governs where a submitted form is redirected.
+    client.force_login(admin_user)
+    for url in (reverse("connection-connect"), reverse("connection-reconnect", args=[account.pk])):
+        policy = client.get(url)["Content-Security-Policy"]
+        form_action = next(d for d in policy.split(";") if d.strip().startswith("form-action"))
+        assert form_action.split()[1:] == ["'self'", OAUTH_BASE]
+    listing = client.get(reverse("connections"))["Content-Security-Policy"]
+    assert OAUTH_BASE not in listing

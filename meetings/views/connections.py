@@ -11,6 +11,7 @@ saying what happened, with nothing stored.
 import logging
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import messages
@@ -70,6 +71,33 @@ def _problem(request, title, message, *, status=400, account=None, retry_url=Non
         {"title": title, "message": message, "account": account, "retry_url": retry_url},
         status=status,
     )
+
+
+def _forms_may_go_to_zoom(response):
+    """Let this page's form be redirected to Zoom's consent page.
+
+    The Content-Security-Policy's form-action is 'self', and browsers apply it to where a form
+    submission is redirected as well: the Connect and Reconnect forms, whose answer is a redirect
+    to ZOOM_OAUTH_BASE_URL/oauth/authorize, would be blocked. Those two pages (only) get the same
+    policy with Zoom's OAuth origin added to form-action; the middleware keeps a view's header.
+    """
+    from django.conf import settings
+
+    policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+    if not policy:
+        return response
+    parts = urlsplit(settings.ZOOM_OAUTH_BASE_URL)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    directives = [d.strip() for d in policy.split(";") if d.strip()]
+    if any(d.split()[0] == "form-action" for d in directives):
+        directives = [f"{d} {origin}" if d.split()[0] == "form-action" else d for d in directives]
+    header = (
+        "Content-Security-Policy-Report-Only"
+        if getattr(settings, "CSP_REPORT_ONLY", False)
+        else "Content-Security-Policy"
+    )
+    response.headers[header] = "; ".join(directives)
+    return response
 
 
 def _redirect_uri(request):
@@ -149,7 +177,9 @@ def connect(request):
         return _start_authorization(
             request, client_id, name=form.cleaned_data["name"], plan=form.cleaned_data["plan"]
         )
-    return render(request, "meetings/connections/connect.html", {"form": form})
+    return _forms_may_go_to_zoom(
+        render(request, "meetings/connections/connect.html", {"form": form})
+    )
 
 
 def _start_authorization(request, client_id, *, name="", plan="", account=None):
@@ -346,7 +376,9 @@ def reconnect(request, pk):
                     account=account,
                 )
             return _start_authorization(request, client_id, account=account)
-        return render(request, "meetings/connections/reconnect.html", {"account": account})
+        return _forms_may_go_to_zoom(
+            render(request, "meetings/connections/reconnect.html", {"account": account})
+        )
 
     form = ServerToServerCredentialsForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
