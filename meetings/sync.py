@@ -164,13 +164,13 @@ class _RedisLock:
     def __init__(self, name):
         import redis
 
-        self.lock = redis.Redis.from_url(settings.REDIS_URL).lock(
-            f"zoomadmin:{name}", timeout=LOCK_TTL_SECONDS, blocking=False
-        )
+        self.client = redis.Redis.from_url(settings.REDIS_URL)
+        self.lock = self.client.lock(f"zoomadmin:{name}", timeout=LOCK_TTL_SECONDS, blocking=False)
         self.renewed = 0.0
 
     def acquire(self):
         if not self.lock.acquire(blocking=False):
+            self.client.close()
             return False
         self.renewed = time.monotonic()
         return True
@@ -191,6 +191,7 @@ class _RedisLock:
 
         with contextlib.suppress(LockError):  # it lapsed: nothing of ours to release
             self.lock.release()
+        self.client.close()
 
 
 def sync_lock(account):
@@ -202,7 +203,11 @@ def sync_lock(account):
 def is_sync_running(account):
     """Whether a sync of `account` holds its lock now (for the dashboard)."""
     if settings.REDIS_URL:
-        return bool(sync_lock(account).lock.locked())
+        lock = sync_lock(account)
+        try:
+            return bool(lock.lock.locked())
+        finally:
+            lock.client.close()
     return MirrorLock.objects.filter(
         name=f"sync:account:{account.pk}", expires_at__gte=now()
     ).exists()
