@@ -18,7 +18,7 @@ from .jobs import ActionRefused, announce, answer, start_action
 TEMPLATE = "meetings/overview.html"
 PARTS = ("accounts", "live")
 SECRETS = ("client_secret", "access_token", "refresh_token")
-LIVE_SHOWN = 25
+LIVE_SHOWN = 12
 FAILURES_WINDOW = timedelta(hours=24)
 
 

@@ -1,0 +1,291 @@
+"""`manage.py demo` (what `make demo` runs): the whole dashboard on one machine, one command.
+
+Migrates, starts the Zoom sandbox (seeded: users, ~200 meetings, some live with live streams,
+webinars, past instances) with its webhooks pointed at the dashboard, connects the sandbox's
+account (Server-to-Server), syncs it, creates the demo users (passwords printed), then runs
+the web server, a Celery worker and Celery beat, and prints the URL. Ctrl-C (or SIGTERM) stops
+everything it started.
+
+Each child runs in a session (process group) of its own, so the terminal's Ctrl-C reaches only
+this command, which then stops the children in order: SIGTERM to each whole group, SIGKILL to
+what is left after a grace period. Children also get SIGTERM if this process dies without
+cleaning up (Linux's parent-death signal), so nothing is orphaned. Their output goes to
+var/demo/<name>.log; the tail is printed if one of them stops unexpectedly.
+"""
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from ...zoom import sandbox as sbx
+
+STOP_GRACE_SECONDS = 10  # a worker finishing its current Zoom call; runserver exits at once
+READY_TIMEOUT_SECONDS = 90  # cold starts on a busy 2-core machine take a while; fail clearly
+
+
+def _die_with_parent():
+    """In the child, before exec: get SIGTERM when the demo process dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_free(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
+        return response.status
+
+
+class Child:
+    def __init__(self, name, command, env, log_dir):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it; closed below
+        try:
+            self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                command,
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # the demo starts no threads: safe before exec
+            )
+        finally:
+            log.close()
+
+    def running(self):
+        return self.popen.poll() is None
+
+    def tail(self, lines=30):
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def signal_group(self, signum):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signum)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole dashboard against the Zoom sandbox (migrate, seed, serve). Ctrl-C stops it."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+        parser.add_argument("--port", type=int, default=8000, help="the dashboard's port")
+        parser.add_argument("--sandbox-port", type=int, default=8100, help="the sandbox's port")
+        parser.add_argument("--seed", type=int, default=1, help="the sandbox's data seed")
+        parser.add_argument(
+            "--latency-ms", type=float, default=50, help="the sandbox's delay per request"
+        )
+
+    def handle(self, *args, host, port, sandbox_port, seed, latency_ms, **options):
+        if not settings.DEBUG:
+            raise CommandError("The demo runs with DEBUG on (it serves static files itself).")
+        for what, number in (("dashboard", port), ("sandbox", sandbox_port)):
+            if not _port_free(host, number):
+                raise CommandError(
+                    f"Port {number} ({what}) is in use: stop what uses it, or pass "
+                    f"--{'port' if what == 'dashboard' else 'sandbox-port'} N."
+                )
+        self.base_url = f"http://{host}:{port}"
+        self.sandbox_url = f"http://{host}:{sandbox_port}"
+        self.log_dir = Path(settings.VAR_DIR) / "demo"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "ZOOM_API_BASE_URL": f"{self.sandbox_url}/v2",
+            "ZOOM_OAUTH_BASE_URL": self.sandbox_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.children = []
+        previous = signal.signal(signal.SIGTERM, self._terminated)
+        try:
+            self._start(seed, latency_ms)
+            self._watch()
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            self._stop_all()
+            signal.signal(signal.SIGTERM, previous)
+
+    def _terminated(self, signum, frame):
+        raise KeyboardInterrupt
+
+    # --- starting ---------------------------------------------------------------------------
+
+    def _step(self, text):
+        self.stdout.write(self.style.MIGRATE_HEADING(f"== {text}"))
+
+    def _manage(self, *args, name):
+        """Run a management command in a child process with the demo's environment."""
+        result = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "manage.py", *args],
+            cwd=settings.BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,  # a sync of the seeded sandbox takes seconds; this only stops a hang
+            preexec_fn=_die_with_parent,
+        )
+        if result.returncode != 0:
+            raise CommandError(f"{name} failed:\n{result.stdout}{result.stderr}".strip())
+        return result.stdout.strip()
+
+    def _spawn(self, name, *command):
+        child = Child(name, [sys.executable, *command], self.env, self.log_dir)
+        self.children.append(child)
+        return child
+
+    def _wait_for(self, child, what, check):
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if not child.running():
+                raise CommandError(f"The {child.name} stopped while starting:\n{child.tail()}")
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                if check():
+                    return
+            time.sleep(0.2)
+        raise CommandError(f"The {child.name} did not become ready ({what}):\n{child.tail()}")
+
+    def _start(self, seed, latency_ms):
+        self._step("Migrating the database")
+        call_command("migrate", interactive=False, verbosity=0)
+
+        self._step(f"Starting the Zoom sandbox on {self.sandbox_url} (seed {seed})")
+        sandbox = self._spawn(
+            "sandbox",
+            "manage.py",
+            "zoom_sandbox",
+            "--port",
+            str(self.sandbox_url.rsplit(":", 1)[1]),
+            "--seed",
+            str(seed),
+            "--latency-ms",
+            str(latency_ms),
+            "--webhook-url",
+            f"{self.base_url}/webhooks/zoom/",
+        )
+        self._wait_for(sandbox, self.sandbox_url, lambda: _get(f"{self.sandbox_url}/_sandbox/"))
+
+        self._step("Connecting the sandbox's account (Server-to-Server)")
+        connect_env = {
+            "ZOOM_ACCOUNT_ID": sbx.DEFAULT_ACCOUNT_ID,
+            "ZOOM_CLIENT_ID": sbx.DEFAULT_S2S_CLIENT_ID,
+            # Through the environment, not argv: other users of the machine can read argv.
+            "ZOOM_CLIENT_SECRET": sbx.DEFAULT_S2S_CLIENT_SECRET,
+        }
+        saved = self.env
+        self.env = {**saved, **connect_env}
+        try:
+            self.stdout.write(
+                self._manage(
+                    "zoom_connect",
+                    "--server-to-server",
+                    "--name",
+                    "Sandbox (demo)",
+                    name="Connecting",
+                )
+            )
+        finally:
+            self.env = saved
+
+        self._step("Syncing its users, meetings and webinars")
+        self.stdout.write(self._manage("zoom_sync", "--account", "Sandbox (demo)", name="Sync"))
+
+        self._step("Creating the demo users")
+        users = self._manage("seed_demo", name="Creating the demo users")
+
+        self._step(f"Starting the web server, a Celery worker and beat (logs: {self.log_dir})")
+        web = self._spawn(
+            "web", "manage.py", "runserver", self.base_url.split("//", 1)[1], "--noreload"
+        )
+        worker = self._spawn(
+            "worker",
+            "-m",
+            "celery",
+            "-A",
+            "zoomadmin",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=2",
+            "--without-gossip",
+            "--without-mingle",
+        )
+        self._spawn(
+            "beat",
+            "-m",
+            "celery",
+            "-A",
+            "zoomadmin",
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(self.log_dir / "celerybeat-schedule"),
+        )
+        self._wait_for(web, self.base_url, lambda: _get(f"{self.base_url}/accounts/login/"))
+        self._wait_for(worker, "worker ready", lambda: " ready." in worker.tail(200))
+
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"zoomadmin is running: {self.base_url}/"))
+        self.stdout.write(users)
+        self.stdout.write(f"Zoom sandbox: {self.sandbox_url}/_sandbox/ (its control API)")
+        self.stdout.write("Press Ctrl-C to stop everything.")
+        self.stdout.flush()
+
+    # --- running and stopping ---------------------------------------------------------------
+
+    def _watch(self):
+        while True:
+            for child in self.children:
+                if not child.running():
+                    raise CommandError(
+                        f"The {child.name} stopped (exit code {child.popen.returncode}); "
+                        f"stopping the rest. Its last lines:\n{child.tail()}"
+                    )
+            time.sleep(0.5)
+
+    def _stop_all(self):
+        # The web server first (no new clicks), then beat and the worker (which finishes the
+        # Zoom call it is in), the sandbox last (the worker may still be talking to it).
+        order = {"web": 0, "beat": 1, "worker": 2, "sandbox": 3}
+        children = sorted(self.children, key=lambda c: order.get(c.name, 9))
+        for child in children:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for child in self.children:
+            # Whatever is left of each group (a pool process, a stuck thread) goes now.
+            child.signal_group(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.popen.wait(timeout=5)
+        if self.children:
+            self.stdout.write("Stopped: " + ", ".join(c.name for c in self.children) + ".")

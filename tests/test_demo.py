@@ -1,0 +1,128 @@
+"""`make demo` (`manage.py demo`) on a fresh state directory: everything comes up, the printed
+credentials sign in, the synced sandbox shows, and Ctrl-C stops every process it started."""
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 240  # migrate + sync + three PBKDF2 passwords + worker start on a busy 2-core box
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def processes_with(marker):
+    """PIDs of live processes whose environment contains MARKER (our temporary VAR dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:  # zombies are already gone
+                    found.append(int(entry.name))
+    return found
+
+
+def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
+    var_dir = str(tmp_path / "var")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "ZOOM_", "DJANGO_", "PYTEST_"))
+    }
+    # The embedded profile in a directory of its own: the demo's database, broker and logs.
+    env.update(ZOOMADMIN_VAR_DIR=var_dir, PYTHONUNBUFFERED="1", DEBUG="true")
+    port, sandbox_port = free_port(), free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+            "--latency-ms",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = []
+    reader = threading.Thread(target=lambda: output.extend(iter(demo.stdout.readline, "")))
+    reader.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Press Ctrl-C" not in "".join(output):
+            assert demo.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "demo not up in time:\n" + "".join(output)
+            time.sleep(0.2)
+        text = "".join(output)
+        assert f"zoomadmin is running: http://127.0.0.1:{port}/" in text
+        passwords = dict(re.findall(r"^\s+(admin|operator|viewer)\s+(\S+)$", text, re.M))
+        assert set(passwords) == {"admin", "operator", "viewer"}
+
+        # the printed operator password signs in, and the synced sandbox is there
+        base = f"http://127.0.0.1:{port}"
+        with requests.Session() as browser:
+            login = browser.get(f"{base}/accounts/login/", timeout=10)
+            assert login.status_code == 200
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+            overview = browser.post(
+                f"{base}/accounts/login/",
+                data={
+                    "username": "operator",
+                    "password": passwords["operator"],
+                    "csrfmiddlewaretoken": token,
+                },
+                headers={"Referer": f"{base}/accounts/login/"},
+                timeout=10,
+            )
+            assert overview.url == f"{base}/"
+            assert "Sandbox (demo)" in overview.text
+            assert "Live now" in overview.text
+            meetings = browser.get(f"{base}/meetings/", timeout=10)
+            assert re.search(r"\d+ meetings", meetings.text)
+        assert len(processes_with(var_dir)) >= 5  # demo, sandbox, web, worker (+ pool), beat
+    finally:
+        # Ctrl-C: the terminal sends SIGINT to the demo's process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGINT)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+            output.append("\n(the demo did not stop within 60 s of Ctrl-C)")
+        reader.join(timeout=10)
+        rest = "".join(output)
+        deadline = time.monotonic() + 10
+        left = processes_with(var_dir)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = processes_with(var_dir)
+        for pid in left:  # never leave strays behind, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert "Stopped: " in rest, rest
+    assert demo.returncode == 0, rest
+    assert left == [], f"processes left running after Ctrl-C: {left}"
