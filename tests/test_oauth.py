@@ -3,8 +3,13 @@ races (20 workers, one token request), shared Server-to-Server tokens, needs_rec
 """
 
 import html
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +34,7 @@ from meetings.zoom.sandbox import (
     DEFAULT_S2S_CLIENT_ID,
     DEFAULT_S2S_CLIENT_SECRET,
 )
+from tests.fixtures.worker import ROOT, database_url
 
 OWNER_EMAIL = "owner@sandbox.example"
 OWNER_ID = "sandboxOwner0000000000A"
@@ -756,3 +762,88 @@ def test_deleting_an_account_in_the_admin_revokes_its_token_first(client, admin_
         f"{sandbox.api_url}/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
     assert gone.status_code == 401
+
+
+# --- Across processes: the lock is the database's, not Python's -----------------------------
+
+PROCESS_SCRIPT = """
+import json, os, sys, threading, time
+import django
+
+django.setup()
+from django.db import connection
+from meetings.models import ZoomAccount
+from meetings.zoom.oauth import client_for_account
+
+pk, go_file, threads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+results = []
+
+def work():
+    try:
+        account = ZoomAccount.objects.get(pk=pk)
+        while not os.path.exists(go_file):
+            time.sleep(0.01)
+        results.append(client_for_account(account).get_me().email)
+    except Exception as e:
+        results.append(repr(e))
+    finally:
+        connection.close()
+
+pool = [threading.Thread(target=work) for _ in range(threads)]
+for t in pool:
+    t.start()
+print("ready", flush=True)
+for t in pool:
+    t.join(60)
+print(json.dumps(results), flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["oauth", "server_to_server"])
+def test_worker_processes_share_one_refresh(transactional_db, sandbox, tmp_path, kind):
+    """4 processes x 5 threads, each with its own database connection, holding an expired
+    token: one token request between them (the row lock works across processes)."""
+    if kind == "oauth":
+        account = oauth_account(sandbox, expires_in=-timedelta(minutes=1))
+    else:
+        account = s2s_account()
+    before = counter(sandbox, "token_requests")
+    go = tmp_path / "go"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "zoomadmin.settings",
+        "DATABASE_URL": database_url(),
+        "ZOOM_API_BASE_URL": sandbox.api_url,
+        "ZOOM_OAUTH_BASE_URL": sandbox.oauth_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS_SCRIPT, str(account.pk), str(go), "5"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        deadline = time.monotonic() + 90  # four cold Django start-ups on a busy 2-core box
+        for process in processes:
+            assert process.stdout.readline().strip() == "ready"
+            assert time.monotonic() < deadline
+        go.touch()
+        outputs = [process.communicate(timeout=60) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    emails = []
+    for out, err in outputs:
+        assert out.strip(), err
+        emails.extend(json.loads(out.strip().splitlines()[-1]))
+    assert emails == [OWNER_EMAIL] * 20
+    assert counter(sandbox, "token_requests") - before == 1
+    account.refresh_from_db()
+    assert account.status == ZoomAccount.Status.CONNECTED
