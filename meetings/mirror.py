@@ -166,20 +166,20 @@ def record_livestream(meeting, *, status=None, config=None, at=None):
 
     `config` is a LiveStream (or a dict) as Zoom holds it after `GET`/`PATCH .../livestream`;
     the stream key is stored encrypted and never shown in clear. A live stream runs only in a
-    started meeting, so "live" also marks the meeting started. A status report older than the
-    meeting's last applied report changes nothing. Returns the meeting.
+    started meeting, so "live" also marks the meeting started. A report older than the
+    meeting's last applied report (`at`, default now) changes nothing. Returns the meeting.
     """
     at = at or now()
     with transaction.atomic():
         meeting = Meeting.objects.select_for_update().get(pk=meeting.pk)
+        stale = bool(meeting.last_event_at and at < meeting.last_event_at)
         changes = {}
-        if config is not None:
+        if config is not None and not stale:
             get = config.get if isinstance(config, dict) else lambda n: getattr(config, n, None)
             for name in ("stream_url", "stream_key", "page_url", "resolution"):
                 value = get(name)
                 if value is not None:
                     changes[name] = clip(Meeting, name, value)
-        stale = bool(meeting.last_event_at and at < meeting.last_event_at)
         if status is not None and not stale:
             if status not in LiveStreamStatus.values:
                 raise ValueError(f"unknown live stream status {status!r}")
@@ -230,21 +230,8 @@ def store_past_meeting(account, details):
     """Store one ended instance (a PastMeetingDetails), idempotently by its UUID, linked to its
     meeting when the mirror knows it. Fetching the same instance again updates it in place.
     Returns the PastMeeting."""
-    values = {
-        "zoom_id": details.id,
-        "host_id": details.host_id,
-        "type": details.type,
-        "topic": details.topic,
-        "user_name": details.user_name,
-        "user_email": details.user_email,
-        "start_time": details.start_time,
-        "end_time": details.end_time,
-        "duration": details.duration,
-        "total_minutes": details.total_minutes,
-        "participants_count": details.participants_count,
-        "dept": details.dept,
-        "source": details.source,
-    }
+    values = {name: getattr(details, name) for name in PAST_MEETING_FIELDS if name != "zoom_id"}
+    values["zoom_id"] = details.id
     for name in ("duration", "total_minutes", "participants_count", "type"):
         if values[name] is not None and values[name] < 0:
             values[name] = None  # PositiveIntegerField: a nonsense negative is "unknown"

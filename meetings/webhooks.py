@@ -193,7 +193,7 @@ def zoom_webhook(request):
         return JsonResponse({"error": "invalid signature"}, status=401)
     try:
         envelope = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return JsonResponse({"error": "body is not JSON"}, status=400)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), str):
         return JsonResponse({"error": "not a Zoom event"}, status=400)

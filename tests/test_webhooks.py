@@ -229,6 +229,15 @@ def test_a_signed_body_that_is_not_a_zoom_event_is_a_clear_400(client, account, 
     assert not WebhookEvent.objects.exists()
 
 
+def test_a_signed_but_absurdly_nested_body_is_a_clear_400(client, account):
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    response = deliver(client, None, body=body)
+
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
 def test_an_oversized_body_is_refused_before_anything_is_stored(client, account):
     envelope = event("meeting.started", padding="x" * (webhooks.MAX_BODY_BYTES + 1))
 
@@ -420,6 +429,22 @@ def test_live_streaming_events_set_the_live_stream_status_and_its_settings(
     meeting.refresh_from_db()
     assert meeting.livestream_status == LiveStreamStatus.STOPPED
     assert meeting.status == MeetingStatus.STARTED
+
+
+def test_a_late_live_stream_event_brings_back_neither_its_status_nor_its_settings(account):
+    from meetings import mirror
+
+    meeting = Meeting.objects.create(account=account, zoom_id=1, status=MeetingStatus.STARTED)
+    now = datetime.now(UTC)
+    mirror.record_livestream(meeting, config={"stream_url": "rtmp://new/app"}, at=now)
+    mirror.record_livestream(meeting, status="stopped", at=now)
+
+    mirror.record_livestream(
+        meeting, status="live", config={"stream_url": "rtmp://old/app"}, at=now - timedelta(1)
+    )
+
+    meeting.refresh_from_db()
+    assert (meeting.livestream_status, meeting.stream_url) == ("stopped", "rtmp://new/app")
 
 
 def test_a_live_stream_event_for_an_unknown_meeting_creates_it_live(
