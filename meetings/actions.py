@@ -509,6 +509,10 @@ class Run:
         self._close_attempt(None, outcome=Attempt.Outcome.OK)
         return value
 
+    def wait(self, seconds):
+        """Wait between follow-up calls, keeping the lease."""
+        self._wait(seconds)
+
     def progress(self, data):
         """Progress of a long call (a sync's pages), shown while the action runs."""
         self.action.set_progress(progress=dict(data))
@@ -532,7 +536,7 @@ class Run:
             self.limiter.back_off(getattr(error, "retry_after", None))
 
     def _wait(self, seconds):
-        if seconds > 1:
+        if seconds > settings.ACTION_LEASE_SECONDS / 4:
             self.action.renew_lease(seconds + settings.ACTION_LEASE_SECONDS)
         self.sleep(seconds)
 

@@ -54,58 +54,78 @@ def _end_meeting(run):
 def _confirm_ended(run):
     """Whether the meeting really ended: the mirror already says so (a `meeting.ended` webhook
     processed since the action started), or Zoom's `GET /meetings/{id}` no longer says
-    "started" (or the meeting is gone: an instant meeting disappears when it ends). Asked up to
-    ACTION_CONFIRM_CHECKS times. Returns how it was confirmed, or None."""
+    "started" (or the meeting is gone: an instant meeting disappears when it ends).
+
+    Returns (confirmed, how): (True, how) when it ended; (False, how) when Zoom answered
+    ACTION_CONFIRM_CHECKS times that it is still running; (None, why) when Zoom would not answer
+    (errors and rate limits, up to ACTION_MAX_ATTEMPTS of them, backing off in between).
+    """
+    from .actions import backoff_delay
+    from .ratelimit import ThrottleWaitError
     from .zoom.errors import ZoomError, ZoomNotFound
 
     action = run.action
-    for check in range(settings.ACTION_CONFIRM_CHECKS):
-        if check:
-            run.sleep(settings.ACTION_CONFIRM_INTERVAL_SECONDS)
+    answered = failed = 0
+    last_error = ""
+    while True:
         if Meeting.objects.filter(
             account=action.account,
             zoom_id=action.target_id,
             status=MeetingStatus.ENDED,
             last_event_at__gte=action.started_at,
         ).exists():
-            return "the meeting.ended event arrived"
+            return True, "the meeting.ended event arrived"
         try:
             meeting = run.call(
                 "meeting (confirm end)", lambda c: c.get_meeting(action.target_id), counts=False
             )
         except ZoomNotFound:
-            return "Zoom no longer lists the meeting"
-        except ZoomError as e:
-            log.info("action %s: confirming the end failed: %s", action.pk, e.describe())
+            return True, "Zoom no longer lists the meeting"
+        except (ZoomError, ThrottleWaitError) as e:
+            failed += 1
+            last_error = e.describe() if isinstance(e, ZoomError) else str(e)
+            log.info("action %s: confirming the end failed: %s", action.pk, last_error)
+            if failed >= settings.ACTION_MAX_ATTEMPTS:
+                return None, last_error
+            wait = getattr(e, "seconds", None) or backoff_delay(failed)
+            run.wait(wait)
             continue
         if meeting.status != "started":
-            return f"Zoom reports it {meeting.status or 'not started'}"
-    return None
+            return True, f"Zoom reports it {meeting.status or 'not started'}"
+        answered += 1
+        if answered >= settings.ACTION_CONFIRM_CHECKS:
+            return False, f"{answered} check{'s' if answered != 1 else ''} after Zoom's 204"
+        run.wait(settings.ACTION_CONFIRM_INTERVAL_SECONDS)
 
 
 def _finish_end_meeting(run, _):
-    confirmed = _confirm_ended(run)
-    if confirmed is None:
-        checks = settings.ACTION_CONFIRM_CHECKS
+    confirmed, how = _confirm_ended(run)
+    if confirmed is False:
         return Outcome(
             False,
-            "Zoom accepted the end but the meeting is still running "
-            f"({checks} check{'s' if checks != 1 else ''} after Zoom's 204)",
+            f"Zoom accepted the end but the meeting is still running ({how})",
             {"confirmed": False},
         )
+    if confirmed is None:
+        return Outcome(
+            False,
+            f"Zoom accepted the end, but whether the meeting ended could not be confirmed "
+            f"(the checks failed: {how})",
+            {"confirmed": None},
+        )
     mirror.record_meeting_status(run.action.account, run.action.target_id, MeetingStatus.ENDED)
-    return Outcome(True, f"Meeting ended (confirmed: {confirmed})", {"confirmed": confirmed})
+    return Outcome(True, f"Meeting ended (confirmed: {how})", {"confirmed": how})
 
 
 def _end_meeting_already_done(run):
-    confirmed = _confirm_ended(run)
-    if confirmed is None:
+    confirmed, how = _confirm_ended(run)
+    if not confirmed:
         return None
     mirror.record_meeting_status(run.action.account, run.action.target_id, MeetingStatus.ENDED)
     return Outcome(
         True,
-        f"Meeting ended (the interrupted attempt went through; confirmed: {confirmed})",
-        {"confirmed": confirmed},
+        f"Meeting ended (the interrupted attempt went through; confirmed: {how})",
+        {"confirmed": how},
     )
 
 

@@ -229,7 +229,7 @@ ACTION_MAX_RATE_LIMITED_ATTEMPTS = env_int("ACTION_MAX_RATE_LIMITED_ATTEMPTS", 3
 # A queued action whose task message was never sent (broker down) is sent again by the sweeper
 # after this grace; one sent but not claimed by a worker in the dispatch timeout is sent again.
 ACTION_REQUEUE_AFTER_SECONDS = env_int("ACTION_REQUEUE_AFTER_SECONDS", 10, minimum=1)
-ACTION_DISPATCH_TIMEOUT_SECONDS = env_int("ACTION_DISPATCH_TIMEOUT_SECONDS", 600, minimum=5)
+ACTION_DISPATCH_TIMEOUT_SECONDS = env_int("ACTION_DISPATCH_TIMEOUT_SECONDS", 120, minimum=5)
 # An action whose worker died this many times is failed rather than handed to the next worker.
 ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 5, minimum=1)
 # Confirming an end: GET /meetings/{id} this many times, this far apart (NOTES.md: a 204 to end
