@@ -1,0 +1,157 @@
+"""Bulk actions from the meetings list: a dry run first, then one batch, its progress, cancel."""
+
+import pytest
+from django.urls import reverse
+
+from meetings.models import Action, Batch
+
+from .dashboard_data import make_account, make_meeting
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def account():
+    return make_account()
+
+
+@pytest.fixture
+def as_operator(client, operator):
+    client.force_login(operator)
+    return client
+
+
+def preview(client, kind, meetings):
+    return client.get(reverse("bulk-preview"), {"kind": kind, "ids": [m.pk for m in meetings]})
+
+
+def test_the_dry_run_says_what_would_be_done_and_does_nothing(as_operator, account):
+    live = [make_meeting(account, status="started", topic=f"Live {n}") for n in range(2)]
+    waiting = make_meeting(account, status="waiting", topic="Not yet")
+    response = preview(as_operator, "end_meeting", [*live, waiting])
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "2 will be done, 1 skipped" in page
+    assert "not live (waiting)" in page
+    assert "End 2 meetings" in page
+    assert Action.objects.count() == 0
+    assert Batch.objects.count() == 0
+
+
+def test_the_dry_run_of_stopping_streams_skips_those_not_streaming(as_operator, account):
+    streaming = make_meeting(account, status="started", livestream_status="live")
+    quiet = make_meeting(account, status="started")
+    page = preview(as_operator, "stop_livestream", [streaming, quiet]).content.decode()
+    assert "1 will be done, 1 skipped" in page
+    assert "its live stream is not running" in page
+    assert "Stop 1 live stream" in page
+
+
+def test_meetings_of_another_account_are_skipped_with_the_reason(as_operator, account):
+    mine = make_meeting(account, status="started")
+    theirs = make_meeting(make_account("Other"), status="started")
+    page = preview(as_operator, "end_meeting", [mine, theirs]).content.decode()
+    assert "belongs to another Zoom account" in page
+
+
+def test_an_empty_or_bad_selection_goes_back_to_the_list_with_a_message(as_operator, account):
+    response = as_operator.get(reverse("bulk-preview"), {"kind": "end_meeting"}, follow=True)
+    assert "Select at least one meeting" in response.content.decode()
+    response = as_operator.get(
+        reverse("bulk-preview"), {"kind": "end_meeting", "ids": ["x", "1"]}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("meetings")
+    response = as_operator.get(
+        reverse("bulk-preview"), {"kind": "delete_everything", "ids": ["1"]}, follow=True
+    )
+    assert "Select a valid choice" in response.content.decode()
+    response = as_operator.get(
+        reverse("bulk-preview"), {"kind": "end_meeting", "ids": ["987654"]}, follow=True
+    )
+    assert "None of the selected meetings exists" in response.content.decode()
+
+
+def test_running_makes_one_batch_of_queued_actions_and_shows_its_progress(
+    as_operator, operator, account
+):
+    live = [make_meeting(account, status="started") for _ in range(3)]
+    waiting = make_meeting(account, status="waiting")
+    response = as_operator.post(
+        reverse("bulk-run"),
+        {"kind": "end_meeting", "ids": [m.pk for m in [*live, waiting]]},
+        REMOTE_ADDR="192.0.2.10",
+    )
+    batch = Batch.objects.get()
+    assert response["Location"] == reverse("bulk", args=[batch.pk])
+    actions = list(batch.actions.all())
+    assert len(actions) == batch.total == 3
+    assert {a.target_id for a in actions} == {m.zoom_id for m in live}
+    for action in actions:
+        assert (action.source, action.requested_by, action.client_ip) == (
+            "bulk",
+            operator,
+            "192.0.2.10",
+        )
+    page = as_operator.get(response["Location"]).content.decode()
+    assert "3 requested, 1 skipped" in page
+    assert "0 of 3 finished" in page
+    assert f'hx-get="{reverse("bulk", args=[batch.pk])}" hx-trigger="every 1s"' in page
+    assert "Cancel what has not started" in page
+
+
+def test_the_progress_poll_stops_with_286_when_every_row_is_final(as_operator, account):
+    meeting = make_meeting(account, status="started")
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [meeting.pk]})
+    batch = Batch.objects.get()
+    assert as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX).status_code == 200
+    # The worker finishes it (here: the update a worker's run makes).
+    Action.objects.filter(batch=batch).update(
+        state="succeeded", result_summary="Meeting ended (confirmed)"
+    )
+    response = as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX)
+    assert response.status_code == 286
+    html = response.content.decode()
+    assert "1 of 1 finished" in html and "Meeting ended (confirmed)" in html
+    assert "hx-trigger" not in html
+    assert "Cancel what has not started" not in html
+
+
+def test_cancel_stops_what_has_not_started(as_operator, account):
+    meetings = [make_meeting(account, status="started") for _ in range(3)]
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings]})
+    batch = Batch.objects.get()
+    response = as_operator.post(reverse("bulk-cancel", args=[batch.pk]), **HTMX)
+    html = response.content.decode()
+    assert "Batch cancelled: 3 actions that had not started will not run" in html
+    assert set(batch.actions.values_list("state", flat=True)) == {"cancelled"}
+    assert as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX).status_code == 286
+
+
+def test_nothing_left_to_do_is_a_message_not_an_error(as_operator, account):
+    waiting = make_meeting(account, status="waiting")
+    response = as_operator.post(
+        reverse("bulk-run"), {"kind": "end_meeting", "ids": [waiting.pk]}, follow=True
+    )
+    assert "Nothing to do" in response.content.decode()
+    assert Batch.objects.count() == 0
+
+
+def test_bulk_needs_the_permission_of_its_kind(client, django_user_model, account):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("streams-only", password="x" * 20)
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_meeting"),
+        Permission.objects.get(codename="manage_livestream"),
+    )
+    client.force_login(user)
+    meeting = make_meeting(account, status="started", livestream_status="live")
+    listing = client.get(reverse("meetings")).content.decode()
+    assert '<option value="stop_livestream">' in listing
+    assert '<option value="end_meeting">' not in listing
+    assert preview(client, "end_meeting", [meeting]).status_code == 403
+    assert preview(client, "stop_livestream", [meeting]).status_code == 200
+    response = client.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [meeting.pk]})
+    assert response.status_code == 403
+    assert Action.objects.count() == 0

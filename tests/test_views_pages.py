@@ -1,0 +1,295 @@
+"""The other screens: sign in and out, the overview, webinars, past meetings, activity, an
+action's page, and the error pages (no debug page, no stack trace, ever)."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils.timezone import now
+
+from meetings.models import Action, Attempt
+
+from .dashboard_data import (
+    make_account,
+    make_action,
+    make_meeting,
+    make_past,
+    make_webinar,
+)
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+# --- sign in / out -----------------------------------------------------------------------------
+
+
+def test_signing_in_with_the_form_lands_on_the_overview(client, operator, password):
+    page = client.get(reverse("login")).content.decode()
+    assert 'name="username"' in page and 'name="password"' in page
+    response = client.post(
+        reverse("login"), {"username": operator.username, "password": password}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("overview")
+    assert "Overview" in response.content.decode()
+
+
+def test_a_wrong_password_says_so_and_keeps_the_username(client, operator):
+    response = client.post(reverse("login"), {"username": operator.username, "password": "nope"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in page
+    assert f'value="{operator.username}"' in page
+    assert "nope" not in page
+
+
+def test_signing_out_is_a_post_and_returns_to_sign_in(client, operator):
+    client.force_login(operator)
+    page = client.get(reverse("overview")).content.decode()
+    assert f'action="{reverse("logout")}"' in page
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("login")
+    assert client.get(reverse("overview")).status_code == 302
+
+
+def test_the_sign_in_page_then_the_page_asked_for(client, viewer, password):
+    url = reverse("meetings") + "?status=started"
+    response = client.get(url)
+    assert response.status_code == 302
+    response = client.post(
+        response["Location"], {"username": viewer.username, "password": password, "next": url}
+    )
+    assert response["Location"] == url
+
+
+# --- overview ----------------------------------------------------------------------------------
+
+
+def test_overview_shows_accounts_health_live_meetings_jobs_and_failures(client, viewer):
+    account = make_account(
+        last_sync_at=now() - timedelta(minutes=3), last_error="Zoom is rate limiting this account"
+    )
+    make_account("Broken", status="needs_reconnect")
+    live = make_meeting(account, status="started", topic="Town hall")
+    make_meeting(account, status="waiting", topic="Tomorrow")
+    make_action(account, target=live, state="running")
+    make_action(
+        account,
+        "recover_meeting",
+        target=live,
+        state="failed",
+        result_summary="Zoom: meeting not found or not ended (3001)",
+    )
+    make_action(
+        account,
+        "fetch_past_meeting",
+        target=live,
+        state="failed",
+        requested_at=now() - timedelta(days=3),
+        result_summary="Too old to show",
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("overview")).content.decode()
+    assert "Acme Zoom" in page and "Connected" in page
+    assert "3\xa0minutes ago" in page
+    assert "Zoom is rate limiting this account" in page
+    assert "Needs reconnecting" in page
+    assert "Town hall" in page and "Tomorrow" not in page
+    assert "1 meeting" in page
+    assert "1 job" in page
+    assert "meeting not found or not ended (3001)" in page
+    assert "Too old to show" not in page
+    # The live parts refresh themselves.
+    assert 'hx-trigger="every 5s"' in page
+
+
+def test_overview_fragments_for_htmx(client, viewer):
+    make_account()
+    client.force_login(viewer)
+    live = client.get(reverse("overview") + "?part=live", **HTMX).content.decode()
+    assert live.lstrip().startswith('<div id="live"')
+    accounts = client.get(reverse("overview") + "?part=accounts", **HTMX).content.decode()
+    assert accounts.lstrip().startswith('<section class="card" id="accounts"')
+
+
+def test_sync_now_asks_the_pipeline_once_and_shows_the_job(client, operator):
+    account = make_account()
+    client.force_login(operator)
+    response = client.post(reverse("account-sync", args=[account.pk]), **HTMX)
+    html = response.content.decode()
+    assert "Syncing…" in html
+    assert 'hx-trigger="sync-job-finished from:body"' in html  # no periodic refresh meanwhile
+    client.post(reverse("account-sync", args=[account.pk]), **HTMX)
+    action = Action.objects.get()
+    assert (action.kind, action.target_type, action.source) == ("sync", "account", "dashboard")
+
+
+# --- webinars ----------------------------------------------------------------------------------
+
+
+def test_webinars_list_search_and_page(client, viewer):
+    account = make_account()
+    webinar = make_webinar(account, topic="Investor day", status="started")
+    make_webinar(account, topic="Hiring fair")
+    client.force_login(viewer)
+    listing = client.get(reverse("webinars"), {"q": "investor"})
+    assert [w.pk for w in listing.context["page"].rows] == [webinar.pk]
+    assert [
+        w.topic for w in client.get(reverse("webinars"), {"status": "started"}).context["page"].rows
+    ] == ["Investor day"]
+    page = client.get(reverse("webinar", args=[webinar.pk])).content.decode()
+    assert "Investor day" in page and "cfo@example.com" in page
+
+
+def test_ending_a_webinar_is_confirmed_and_requested(client, operator):
+    webinar = make_webinar(make_account(), topic="Investor day", status="started")
+    client.force_login(operator)
+    page = client.get(reverse("webinar", args=[webinar.pk])).content.decode()
+    assert 'data-confirm="confirm-end"' in page
+    assert "End this webinar for everyone?" in page
+    confirm = client.get(reverse("webinar-end", args=[webinar.pk])).content.decode()
+    assert "Panelists and every attendee are disconnected" in confirm
+    response = client.post(reverse("webinar-end", args=[webinar.pk]), **HTMX)
+    assert "Ending…" in response.content.decode()
+    action = Action.objects.get()
+    assert (action.kind, action.target_type, action.target_id) == (
+        "end_webinar",
+        "webinar",
+        webinar.zoom_id,
+    )
+
+
+# --- past meetings -----------------------------------------------------------------------------
+
+
+def test_past_meetings_list_and_search(client, viewer):
+    account = make_account()
+    meeting = make_meeting(account, topic="Budget review", zoom_id=81234567890)
+    past = make_past(account, meeting, uuid="/start//slash==")
+    make_past(account, make_meeting(account, topic="Other"))
+    client.force_login(viewer)
+    for q in ("budget", "812 3456 7890", "/start//slash==", "host@example"):
+        rows = client.get(reverse("past-meetings"), {"q": q}).context["page"].rows
+        assert past in rows, q
+    page = client.get(reverse("past-meeting", args=[past.pk])).content.decode()
+    assert reverse("meeting", args=[meeting.pk]) in page
+
+
+# --- activity ----------------------------------------------------------------------------------
+
+
+def test_activity_lists_and_filters_the_audit_trail(client, viewer, operator):
+    account = make_account()
+    meeting = make_meeting(account, topic="Board", zoom_id=84444444444)
+    ended = make_action(
+        account,
+        target=meeting,
+        state="succeeded",
+        requested_by=operator,
+        result_summary="Meeting ended",
+    )
+    failed = make_action(
+        account,
+        "start_livestream",
+        target=meeting,
+        state="failed",
+        result_summary="Zoom: no live stream configured (3000)",
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("activity")).content.decode()
+    assert "Meeting ended" in page and "no live stream configured (3000)" in page
+
+    def rows(**params):
+        return [a.pk for a in client.get(reverse("activity"), params).context["page"].rows]
+
+    assert rows(state="failed") == [failed.pk]
+    assert rows(kind="end_meeting") == [ended.pk]
+    assert rows(user="OSCAR-operator") == [ended.pk]
+    assert rows(q="8444 4444 444") == [failed.pk, ended.pk]
+    assert rows(source="bulk") == []
+    assert rows(state="nonsense") == [failed.pk, ended.pk]
+
+
+def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewer, operator):
+    account = make_account()
+    meeting = make_meeting(account)
+    action = make_action(
+        account,
+        "update_livestream",
+        target=meeting,
+        state="failed",
+        requested_by=operator,
+        client_ip="198.51.100.4",
+        http_status=400,
+        zoom_code=3000,
+        result_summary="Zoom: cannot change a live stream while it streams (3000)",
+        params={
+            "stream_url": "rtmp://x.example/app",
+            "stream_key": "•••• (set)",
+            "page_url": "https://x.example",
+        },
+    )
+    Attempt.objects.create(
+        action=action,
+        number=1,
+        http_status=400,
+        zoom_code=3000,
+        duration_ms=87,
+        message="cannot change",
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("action", args=[action.pk])).content.decode()
+    for text in (
+        "oscar-operator",
+        "198.51.100.4",
+        "87 ms",
+        "3000",
+        "rtmp://x.example/app",
+        "stream_key=(hidden)",
+    ):
+        assert text in page, text
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_unknown_pages_get_the_friendly_404(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "Not found" in page and "Traceback" not in page
+
+
+def test_a_crash_shows_the_calm_500_page_without_details(client, viewer, monkeypatch):
+    from meetings.views import meetings_list
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals: token=abc123")
+
+    monkeypatch.setattr(meetings_list, "filtered_meetings", explode)
+    client.force_login(viewer)
+    client.raise_request_exception = False
+    response = client.get(reverse("meetings"))
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Something went wrong on our side" in page
+    assert "secret internals" not in page and "Traceback" not in page
+
+
+def test_a_post_without_a_csrf_token_is_refused_with_a_plain_explanation(operator):
+    meeting = make_meeting(make_account(), status="started")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    response = client.post(reverse("meeting-end", args=[meeting.pk]))
+    assert response.status_code == 403
+    assert "That form had expired" in response.content.decode()
+    assert Action.objects.count() == 0
+
+
+def test_htmx_requests_send_the_csrf_token_from_the_body(client, operator):
+    client.force_login(operator)
+    page = client.get(reverse("overview")).content.decode()
+    assert 'hx-headers=\'{"x-csrftoken": "' in page
