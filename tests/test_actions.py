@@ -699,3 +699,43 @@ def test_ending_webinars_in_bulk_reads_the_webinar_mirror(account):
     plan = dry_run("end_webinar", [live, 91000000002], account=account)
     assert [p.target_type for p in plan] == ["webinar", "webinar"]
     assert plan[0].do
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def test_only_the_retention_command_deletes_and_only_old_finished_actions(account, capsys):
+    from django.core.management import call_command
+
+    from meetings.models import Batch
+
+    old, _ = end_request(account, target_id=81000000001)
+    run = Action.claim(old.pk)
+    run.start_attempt("meetingStatus")
+    run.mark_failed("Zoom: meeting not found or not ended (3001)")
+    recent, _ = end_request(account, target_id=81000000002)
+    recent.cancel()
+    active, _ = end_request(account, target_id=81000000003)
+    Action.objects.filter(pk=active.pk).update(requested_at=now() - timedelta(days=900))
+    empty_batch = Batch.objects.create(kind="end_meeting", account=account)
+    Batch.objects.filter(pk=empty_batch.pk).update(created=now() - timedelta(days=900))
+    Action.objects.filter(pk=old.pk).update(finished_at=now() - timedelta(days=800))
+
+    call_command("prune_actions", "--older-than", "730", "--dry-run")
+    assert "Would delete 1 actions" in capsys.readouterr().out
+    assert Action.objects.count() == 3
+
+    call_command("prune_actions", "--older-than", "730")
+
+    assert "Deleted 1 actions" in capsys.readouterr().out
+    assert set(Action.objects.values_list("pk", flat=True)) == {recent.pk, active.pk}
+    assert not Attempt.objects.filter(action_id=old.pk).exists()
+    assert not Batch.objects.filter(pk=empty_batch.pk).exists()
+
+
+def test_the_retention_period_cannot_be_zero(account):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="at least 1 day"):
+        call_command("prune_actions", "--older-than", "0")

@@ -1,3 +1,3 @@
 """Admin registrations, one module per area (accounts, mirror, actions)."""
 
-from . import accounts, mirror  # noqa: F401
+from . import accounts, actions, mirror  # noqa: F401

@@ -1,0 +1,318 @@
+"""The audit trail in the admin: read-only, searchable, exportable.
+
+Supervisors answer from here who did what, when, from where, what Zoom said and whether it
+worked. Nothing can be added, changed or deleted (only `manage.py prune_actions` deletes, by the
+retention policy); the encrypted parameters and the lease token are never shown.
+"""
+
+import csv
+import json
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.timezone import localtime
+
+from ..models import Action, Attempt, Batch
+
+HIDDEN_ACTION_FIELDS = ("secret_params", "lease_token")
+
+CSV_COLUMNS = (
+    ("id", lambda a: a.pk),
+    ("requested_at", lambda a: _iso(a.requested_at)),
+    ("requested_by", lambda a: a.requested_by.get_username() if a.requested_by else ""),
+    ("source", lambda a: a.source),
+    ("client_ip", lambda a: a.client_ip or ""),
+    ("account", lambda a: a.account.name),
+    ("kind", lambda a: a.kind),
+    ("target_type", lambda a: a.target_type),
+    ("target_id", lambda a: a.target_id or ""),
+    ("target_uuid", lambda a: a.target_uuid),
+    ("topic", lambda a: a.topic),
+    ("state", lambda a: a.state),
+    ("started_at", lambda a: _iso(a.started_at)),
+    ("finished_at", lambda a: _iso(a.finished_at)),
+    ("duration_s", lambda a: f"{a.duration.total_seconds():.3f}" if a.duration else ""),
+    ("attempts", lambda a: a.attempts_count),
+    ("http_status", lambda a: a.http_status or ""),
+    ("zoom_code", lambda a: "" if a.zoom_code is None else a.zoom_code),
+    ("result_summary", lambda a: a.result_summary),
+    ("batch", lambda a: a.batch_id or ""),
+    ("celery_task_id", lambda a: a.celery_task_id),
+)
+
+
+def _iso(value):
+    return localtime(value).isoformat() if value else ""
+
+
+def _csv_cell(value):
+    """A cell a spreadsheet will not run: topics come from Zoom users and may start with `=`."""
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _duration(action):
+    if action.duration is None:
+        return "—"
+    seconds = action.duration.total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AttemptInline(ReadOnlyInline):
+    model = Attempt
+    fields = readonly_fields = (
+        "number",
+        "operation",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "http_status",
+        "zoom_code",
+        "message",
+        "retry_after",
+        "after_reclaim",
+    )
+    ordering = ("number",)
+
+
+@admin.register(Action)
+class ActionAdmin(admin.ModelAdmin):
+    list_display = (
+        "requested_at",
+        "who",
+        "kind",
+        "target",
+        "state_badge",
+        "zoom_code",
+        "http_status",
+        "duration_display",
+        "attempts_count",
+        "source",
+        "account",
+    )
+    list_display_links = ("requested_at", "kind")
+    list_filter = (
+        "state",
+        "kind",
+        "account",
+        ("requested_by", admin.RelatedOnlyFieldListFilter),
+        "source",
+    )
+    date_hierarchy = "requested_at"
+    search_fields = ("topic", "requested_by__username", "target_uuid", "result_summary")
+    search_help_text = "Topic, meeting or webinar id, instance UUID, username or Zoom's answer."
+    list_select_related = ("account", "requested_by")
+    list_per_page = 100
+    inlines = (AttemptInline,)
+    change_list_template = "admin/meetings/action/change_list.html"
+    fieldsets = (
+        (
+            "What",
+            {"fields": ("kind", "account", "target_type", "target_id", "target_uuid", "topic")},
+        ),
+        (
+            "Asked",
+            {"fields": ("requested_by", "requested_at", "source", "client_ip", "params_pretty")},
+        ),
+        (
+            "Outcome",
+            {
+                "fields": (
+                    "state",
+                    "result_summary",
+                    "http_status",
+                    "zoom_code",
+                    "started_at",
+                    "finished_at",
+                    "duration_display",
+                    "attempts_count",
+                    "result_pretty",
+                )
+            },
+        ),
+        (
+            "Machinery",
+            {
+                "classes": ("collapse",),
+                "fields": ("celery_task_id", "lease_expires_at", "reclaims", "batch"),
+            },
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [f.name for f in Action._meta.fields if f.name not in HIDDEN_ACTION_FIELDS]
+        return [*fields, "params_pretty", "result_pretty", "duration_display"]
+
+    # Read-only: the audit trail is written by the pipeline alone.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_search_results(self, request, queryset, search_term):
+        filtered = queryset
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # Meeting ids are numbers: an exact match on the id, alongside the text search (within
+        # the list filters already applied).
+        ids = [int(t) for t in search_term.split() if t.isascii() and t.isdigit() and len(t) < 19]
+        if ids:
+            queryset |= filtered.filter(Q(target_id__in=ids) | Q(pk__in=ids))
+        return queryset, may_have_duplicates
+
+    @admin.display(description="who", ordering="requested_by__username")
+    def who(self, obj):
+        return obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+
+    @admin.display(description="target")
+    def target(self, obj):
+        return obj.target_label
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj):
+        return format_html(
+            '<span class="action-state-{}">{}</span>', obj.state, obj.get_state_display()
+        )
+
+    @admin.display(description="duration")
+    def duration_display(self, obj):
+        return _duration(obj)
+
+    @admin.display(description="parameters")
+    def params_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.params, indent=2, ensure_ascii=False))
+
+    @admin.display(description="result details")
+    def result_pretty(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.result, indent=2, ensure_ascii=False))
+
+    # --- CSV export of the filtered list -------------------------------------------------------
+
+    def get_urls(self):
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv),
+            name="meetings_action_export",
+        )
+        return [export, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "export_url": reverse("admin:meetings_action_export"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def export_csv(self, request):
+        """The changelist's rows (same filters, search, date drill-down and order) as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            queryset = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Those filters are not valid for the action list.")
+        queryset = queryset.select_related("account", "requested_by")
+        writer = csv.writer(_Echo())
+
+        def rows():
+            yield writer.writerow([name for name, _ in CSV_COLUMNS])
+            for action in queryset.iterator(chunk_size=500):
+                yield writer.writerow([_csv_cell(value(action)) for _, value in CSV_COLUMNS])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="zoom-actions.csv"'
+        return response
+
+
+class BatchActionInline(ReadOnlyInline):
+    model = Action
+    fk_name = "batch"
+    fields = readonly_fields = (
+        "action_link",
+        "target_id",
+        "topic",
+        "state",
+        "result_summary",
+        "attempts_count",
+        "finished_at",
+    )
+    ordering = ("id",)
+
+    @admin.display(description="action")
+    def action_link(self, obj):
+        url = reverse("admin:meetings_action_change", args=[obj.pk])
+        return format_html('<a href="{}">#{}</a>', url, obj.pk)
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = (
+        "created",
+        "kind",
+        "account",
+        "requested_by",
+        "total",
+        "progress",
+        "cancelled_at",
+    )
+    list_filter = ("kind", "account")
+    date_hierarchy = "created"
+    list_select_related = ("account", "requested_by")
+    readonly_fields = (
+        "kind",
+        "account",
+        "requested_by",
+        "created",
+        "cancelled_at",
+        "total",
+        "progress",
+    )
+    fields = readonly_fields
+    inlines = (BatchActionInline,)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        p = obj.progress()
+        return (
+            f"{p['done']}/{p['total']} done: {p['succeeded']} succeeded, {p['failed']} failed, "
+            f"{p['cancelled']} cancelled, {p['running']} running, {p['queued']} queued"
+        )
