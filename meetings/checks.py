@@ -1,17 +1,19 @@
 """System checks: misconfiguration is reported at start-up, not as a crash on every page."""
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Warning, register
 from django.db import DatabaseError
 
 
 @register("zoomadmin")
 def check_encryption_key_reads_stored_secrets(app_configs, **kwargs):
-    """E001: FIELD_ENCRYPTION_KEY cannot decrypt the secrets already stored.
+    """W001: FIELD_ENCRYPTION_KEY cannot decrypt the secrets already stored.
 
     Typical cause: the key was replaced instead of rotated (new key first, old key kept until
-    `rotate_encryption_key` has run). Reported by runserver, migrate and `manage.py check`;
-    the connections page and the account's actions say the same thing instead of crashing.
+    `rotate_encryption_key` has run). Printed by runserver, migrate and every management
+    command. A warning, not an error: an error would stop the very commands and pages that fix
+    it (reconnecting, `zoom_connect`, `rotate_encryption_key --dry-run`). /healthz fails for
+    those accounts, the connections page explains, and their actions fail at once saying so.
     """
     from .models import ZoomAccount
 
@@ -25,12 +27,12 @@ def check_encryption_key_reads_stored_secrets(app_configs, **kwargs):
     unreadable = [a.name for a in accounts if a.secrets_unreadable]
     if unreadable:
         return [
-            Error(
+            Warning(
                 "FIELD_ENCRYPTION_KEY cannot decrypt the stored secrets of Zoom account(s): "
                 + ", ".join(unreadable),
                 hint="Put back the key they were encrypted with (several keys may be listed, "
                 "comma-separated, newest first), or reconnect those accounts.",
-                id="zoomadmin.E001",
+                id="zoomadmin.W001",
             )
         ]
     return []
