@@ -65,32 +65,53 @@ def _nulls_first(descending):
     return largest if descending else not largest
 
 
-def _after(field, value, pk, descending):
-    """Rows that come after (value, pk) in the order `field` (desc or asc), then pk the same way."""
-    op = "lt" if descending else "gt"
-    nulls_first = _nulls_first(descending)
-    if value is None:
-        q = Q(**{f"{field}__isnull": True, f"pk__{op}": pk})
-        if nulls_first:
-            q |= Q(**{f"{field}__isnull": False})
-        return q
-    q = Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
-    if not nulls_first:
-        q |= Q(**{f"{field}__isnull": True})
-    return q
-
-
 def _order(field, descending):
     if descending:
         return [F(field).desc(), F("pk").desc()]
     return [F(field).asc(), F("pk").asc()]
 
 
+def _seek(queryset, field, position, descending, limit):
+    """Up to LIMIT rows that come after POSITION ((value, pk), or None for the start) in the
+    order `field` then pk, both descending or both ascending.
+
+    The condition carries a redundant bound (`start_time <= :v AND (start_time < :v OR
+    (start_time = :v AND id < :pk))`): without it PostgreSQL cannot turn the OR into an index
+    range and walks the index from the top, which at row 90,000 of 100,000 took 125 ms instead
+    of 0.1 ms. NULLs sort before or after every value depending on the database and direction;
+    they are a segment of their own, read by a second query only when the page reaches it.
+    """
+    order = _order(field, descending)
+    if position is None:
+        return list(queryset.order_by(*order)[:limit])
+    value, pk = position
+    op, bound = ("lt", "lte") if descending else ("gt", "gte")
+    nullable = queryset.model._meta.get_field(field).null
+    nulls_first = _nulls_first(descending)
+    if value is None:
+        rows = list(
+            queryset.filter(**{f"{field}__isnull": True, f"pk__{op}": pk}).order_by(*order)[:limit]
+        )
+        if nulls_first and len(rows) < limit:
+            rest = queryset.filter(**{f"{field}__isnull": False}).order_by(*order)
+            rows += list(rest[: limit - len(rows)])
+        return rows
+    after = Q(**{f"{field}__{bound}": value}) & (
+        Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
+    )
+    rows = list(queryset.filter(after).order_by(*order)[:limit])
+    if nullable and not nulls_first and len(rows) < limit:
+        rest = queryset.filter(**{f"{field}__isnull": True}).order_by(*order)
+        rows += list(rest[: limit - len(rows)])
+    return rows
+
+
 def paginate(queryset, *, field, descending=True, after=None, before=None, per_page=PER_PAGE):
     """One page of `queryset` ordered by `field` then pk, starting after/before a cursor.
 
     Two queries whatever the depth: the page (per_page + 1 rows, to know if there is more) and
-    the capped count. Cursors that do not decode are ignored (the first page), never an error.
+    the capped count; a third only on the page where a nullable key's NULL rows begin. Cursors
+    that do not decode are ignored (the first page), never an error.
     """
     model = queryset.model
     total = queryset.order_by()[: COUNT_CAP + 1].count()
@@ -103,20 +124,12 @@ def paginate(queryset, *, field, descending=True, after=None, before=None, per_p
         position = _decode(model, field, after)
 
     if going_back:
-        value, pk = position
-        page_qs = queryset.filter(_after(field, value, pk, not descending)).order_by(
-            *_order(field, not descending)
-        )
-        rows = list(page_qs[: per_page + 1])
+        rows = _seek(queryset, field, position, not descending, per_page + 1)
         more_before = len(rows) > per_page
         rows = rows[:per_page][::-1]
         has_previous, has_next = more_before, True
     else:
-        page_qs = queryset
-        if position is not None:
-            value, pk = position
-            page_qs = page_qs.filter(_after(field, value, pk, descending))
-        rows = list(page_qs.order_by(*_order(field, descending))[: per_page + 1])
+        rows = _seek(queryset, field, position, descending, per_page + 1)
         has_next = len(rows) > per_page
         rows = rows[:per_page]
         has_previous = position is not None
