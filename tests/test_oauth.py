@@ -847,3 +847,16 @@ def test_worker_processes_share_one_refresh(transactional_db, sandbox, tmp_path,
     assert counter(sandbox, "token_requests") - before == 1
     account.refresh_from_db()
     assert account.status == ZoomAccount.Status.CONNECTED
+
+
+def test_a_refusal_is_described_in_plain_words_without_echoing_what_was_sent():
+    sent = "sbx_rt_the-refresh-token-we-sent"
+    refused = oauth.OAuthRefused(
+        "invalid_grant", oauth._scrub(f"Invalid Token! {sent}", [sent]), status=400
+    )
+    assert refused.permanent and refused.credentials_refused
+    assert sent not in refused.describe()
+    assert refused.describe().startswith(
+        "Zoom refused the credentials: the authorization code or refresh token is invalid"
+    )
+    assert not oauth.OAuthRefused("invalid_request", "Redirect URI mismatch.").credentials_refused

@@ -105,7 +105,9 @@ class OAuthRefused(ZoomBadRequest):
 
     def describe(self):
         words = OAUTH_ERRORS.get(self.error, "the request was refused")
-        return f"Zoom refused the credentials: {words} ({self.error})"
+        # Zoom's own reason ("Redirect URI mismatch.", "Invalid Token!"), already scrubbed.
+        reason = f": {self.message.rstrip('.')}" if self.message else ""
+        return f"Zoom refused the credentials: {words} ({self.error}{reason})"
 
 
 class ZoomCredentialsUnreadable(ZoomNeedsReconnect):
