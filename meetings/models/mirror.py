@@ -86,6 +86,8 @@ class Meeting(MirroredObject):
             models.Index(fields=["host_email"], name="meeting_host_idx"),
             # Webhook processing and past-meeting linking look meetings up by Zoom id alone.
             models.Index(fields=["zoom_id"], name="meeting_zoom_id_idx"),
+            # Meetings list sorted by topic: keyset pages seek on (topic, id).
+            models.Index(fields=["topic", "id"], name="meeting_topic_idx"),
         ]
 
     @property
