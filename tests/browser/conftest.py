@@ -59,10 +59,20 @@ def page(browser, request):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Console errors include Content-Security-Policy refusals (an inline style or script that
+    # slipped in) and failed loads; a 403/4xx answer the test provokes on purpose is expected.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "status of 4" not in message.text
+            else None
+        ),
+    )
     page.js_errors = errors
     yield page
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"JavaScript or console errors on the page: {errors}"
 
 
 @pytest.fixture
