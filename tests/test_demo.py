@@ -102,6 +102,25 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
             assert "Live now" in overview.text
             meetings = browser.get(f"{base}/meetings/", timeout=10)
             assert re.search(r"\d+ meetings", meetings.text)
+
+            # Production-like: the real 404 page (never Django's debug page), with the CSP.
+            missing = browser.get(f"{base}/no/such/page/", timeout=10)
+            assert missing.status_code == 404
+            assert "Not found" in missing.text and "URLconf" not in missing.text
+            assert "default-src 'self'" in missing.headers["Content-Security-Policy"]
+
+            # The sandbox's webhooks reach the dashboard: a meeting ended "in Zoom" shows ended.
+            sandbox = f"http://127.0.0.1:{sandbox_port}/_sandbox"
+            live = requests.get(f"{sandbox}/meetings?status=started&limit=1", timeout=10).json()
+            zoom_id = live["meetings"][0]["id"]
+            requests.post(f"{sandbox}/meetings/{zoom_id}/end", timeout=10).raise_for_status()
+            deadline = time.monotonic() + 30
+            while True:
+                row = browser.get(f"{base}/meetings/", params={"q": zoom_id}, timeout=10).text
+                if ">Ended<" in row:
+                    break
+                assert time.monotonic() < deadline, "the meeting.ended webhook did not arrive"
+                time.sleep(0.5)
         assert len(processes_with(var_dir)) >= 5  # demo, sandbox, web, worker (+ pool), beat
     finally:
         # Ctrl-C: the terminal sends SIGINT to the demo's process group.

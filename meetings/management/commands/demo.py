@@ -6,6 +6,12 @@ account (Server-to-Server), syncs it, creates the demo users (passwords printed)
 the web server, a Celery worker and Celery beat, and prints the URL. Ctrl-C (or SIGTERM) stops
 everything it started.
 
+The dashboard runs as it would in production (DEBUG off: the real error pages, never Django's
+debug pages; the Content-Security-Policy; JSON logs), in a state directory of its own
+(var/demo/: database, broker, logs) with secrets generated on the first run and kept in
+var/demo/secrets.env, so tokens stored by one run are readable by the next. Only TLS is off
+(it serves http://127.0.0.1). With DATABASE_URL / REDIS_URL set it uses those servers instead.
+
 Each child runs in a session (process group) of its own, so the terminal's Ctrl-C reaches only
 this command, which then stops the children in order: SIGTERM to each whole group, SIGKILL to
 what is left after a grace period. Children also get SIGTERM if this process dies without
@@ -16,6 +22,7 @@ var/demo/<name>.log; the tail is printed if one of them stops unexpectedly.
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,7 +33,6 @@ import urllib.request
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from ...zoom import sandbox as sbx
@@ -50,6 +56,31 @@ def _port_free(host, port):
         except OSError:
             return False
     return True
+
+
+def _demo_secrets(path):
+    """The demo's SECRET_KEY, FIELD_ENCRYPTION_KEY and webhook secret: made once, then reused."""
+    from cryptography.fernet import Fernet
+
+    values = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name and value:
+                values[name.strip()] = value.strip()
+    wanted = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(64),
+        "FIELD_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
+        "ZOOM_WEBHOOK_SECRET_TOKEN": lambda: secrets.token_urlsafe(32),
+    }
+    if any(name not in values for name in wanted):
+        for name, make in wanted.items():
+            values.setdefault(name, make())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{name}={value}\n" for name, value in values.items()))
+    return {name: values[name] for name in wanted}
 
 
 def _get(url, timeout=2):
@@ -107,7 +138,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, sandbox_port, seed, latency_ms, **options):
         if not settings.DEBUG:
-            raise CommandError("The demo runs with DEBUG on (it serves static files itself).")
+            # DEBUG off here means a production environment: the demo resets the passwords of
+            # users called admin/operator/viewer, which has no place there.
+            raise CommandError("The demo is for development machines: run it with DEBUG on.")
         for what, number in (("dashboard", port), ("sandbox", sandbox_port)):
             if not _port_free(host, number):
                 raise CommandError(
@@ -116,10 +149,18 @@ class Command(BaseCommand):
                 )
         self.base_url = f"http://{host}:{port}"
         self.sandbox_url = f"http://{host}:{sandbox_port}"
-        self.log_dir = Path(settings.VAR_DIR) / "demo"
+        state_dir = Path(settings.VAR_DIR) / "demo"
+        self.log_dir = state_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
+            **_demo_secrets(state_dir / "secrets.env"),
+            "ZOOMADMIN_VAR_DIR": str(state_dir),
+            "DEBUG": "false",
+            "USE_TLS": "false",  # served on http://127.0.0.1; everything else as in production
+            "ALLOWED_HOSTS": f"{host},localhost,127.0.0.1",
+            "LOG_FORMAT": "text",
+            "ZOOM_SANDBOX": "true",  # the connections screen may use the sandbox's OAuth app
             "ZOOM_API_BASE_URL": f"{self.sandbox_url}/v2",
             "ZOOM_OAUTH_BASE_URL": self.sandbox_url,
             "PYTHONUNBUFFERED": "1",
@@ -176,7 +217,7 @@ class Command(BaseCommand):
 
     def _start(self, seed, latency_ms):
         self._step("Migrating the database")
-        call_command("migrate", interactive=False, verbosity=0)
+        self._manage("migrate", "--noinput", "-v0", name="Migrating")
 
         self._step(f"Starting the Zoom sandbox on {self.sandbox_url} (seed {seed})")
         sandbox = self._spawn(
@@ -220,11 +261,18 @@ class Command(BaseCommand):
         self.stdout.write(self._manage("zoom_sync", "--account", "Sandbox (demo)", name="Sync"))
 
         self._step("Creating the demo users")
-        users = self._manage("seed_demo", name="Creating the demo users")
+        users = self._manage("seed_demo", "--force", name="Creating the demo users")
 
         self._step(f"Starting the web server, a Celery worker and beat (logs: {self.log_dir})")
+        # --insecure: runserver serves the static files although DEBUG is off (a demo, not a
+        # deployment); --noreload: one process, stopped cleanly.
         web = self._spawn(
-            "web", "manage.py", "runserver", self.base_url.split("//", 1)[1], "--noreload"
+            "web",
+            "manage.py",
+            "runserver",
+            self.base_url.split("//", 1)[1],
+            "--noreload",
+            "--insecure",
         )
         worker = self._spawn(
             "worker",
@@ -247,7 +295,7 @@ class Command(BaseCommand):
             "beat",
             "--loglevel=INFO",
             "--schedule",
-            str(self.log_dir / "celerybeat-schedule"),
+            str(self.log_dir.parent / "celerybeat-schedule"),
         )
         self._wait_for(web, self.base_url, lambda: _get(f"{self.base_url}/accounts/login/"))
         self._wait_for(worker, "worker ready", lambda: " ready." in worker.tail(200))
