@@ -293,3 +293,27 @@ def test_htmx_requests_send_the_csrf_token_from_the_body(client, operator):
     client.force_login(operator)
     page = client.get(reverse("overview")).content.decode()
     assert 'hx-headers=\'{"x-csrftoken": "' in page
+
+
+def test_a_running_sync_shows_its_progress(client, viewer):
+    account = make_account()
+    sync = make_action(
+        account,
+        "sync",
+        state="running",
+        result={
+            "progress": {
+                "users_total": 5,
+                "users_done": 2,
+                "pages": 7,
+                "meetings": 140,
+                "webinars": 3,
+            }
+        },
+    )
+    client.force_login(viewer)
+    html = client.get(reverse("action", args=[sync.pk]), **HTMX).content.decode()
+    assert "Users 2 of 5 · 7 pages · 140 meetings · 3 webinars" in html
+    assert '<progress max="5" value="2"' in html
+    overview = client.get(reverse("overview")).content.decode()
+    assert "Users 2 of 5" in overview
