@@ -17,7 +17,8 @@ ZOOM_RATE_LIMIT_HEADROOM, because Zoom counts every app of the account against t
 and network jitter can bunch requests that left evenly spaced.
 
 State lives in Redis (one Lua script, atomic, on Redis's clock) when REDIS_URL is set, else in
-the database (RateLimitBucket rows, locked per request). A wait longer than
+the database (RateLimitBucket rows, locked per request); while Redis is unreachable, in the
+database too. A wait longer than
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS is not slept: the throttle raises ThrottleWaitError and the
 action pipeline re-enqueues the action with a countdown, so no worker sits idle for long.
 """
@@ -28,6 +29,8 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection, transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +134,16 @@ return tostring(math.max(0, current - now))
 
 
 class RedisBackend:
+    """The limiter in Redis. While Redis cannot be reached (restarting, failing over), each call
+    is answered by `fallback` (the database backend, which every worker shares too) instead of
+    failing: the limit still holds, and a Zoom call under way when Redis went (an end waiting to
+    be confirmed) finishes rather than fails. Found by the fault suite (tests/faults)."""
+
     prefix = "zoomadmin:ratelimit"
 
-    def __init__(self, client):
+    def __init__(self, client, fallback=None):
         self.client = client
+        self.fallback = fallback
         self._reserve = client.register_script(_RESERVE)
         self._back_off = client.register_script(_BACK_OFF)
         self._remaining = client.register_script(_REMAINING)
@@ -142,19 +151,43 @@ class RedisBackend:
     def _keys(self, account_id, label):
         return f"{self.prefix}:{account_id}:{label}", f"{self.prefix}:{account_id}:{BACKOFF}"
 
+    def _unreachable(self, error):
+        """The fallback to use now that Redis failed with ERROR (re-raised without one)."""
+        global _last_unreachable_warning
+        if self.fallback is None:
+            raise error
+        if time.monotonic() - _last_unreachable_warning > UNREACHABLE_WARNING_INTERVAL:
+            _last_unreachable_warning = time.monotonic()
+            log.warning("rate limiter: Redis unreachable (%s); using the database meanwhile", error)
+        return self.fallback
+
     def reserve(self, account_id, label, interval, tolerance, max_wait):
         keys = self._keys(account_id, label)
-        return float(self._reserve(keys=keys, args=[interval, tolerance, max_wait]))
+        try:
+            return float(self._reserve(keys=keys, args=[interval, tolerance, max_wait]))
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            return self._unreachable(e).reserve(account_id, label, interval, tolerance, max_wait)
 
     def back_off(self, account_id, seconds):
-        return float(self._back_off(keys=[self._keys(account_id, "")[1]], args=[seconds]))
+        try:
+            return float(self._back_off(keys=[self._keys(account_id, "")[1]], args=[seconds]))
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            return self._unreachable(e).back_off(account_id, seconds)
 
     def backoff_remaining(self, account_id):
-        return float(self._remaining(keys=[self._keys(account_id, "")[1]]))
+        try:
+            return float(self._remaining(keys=[self._keys(account_id, "")[1]]))
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            return self._unreachable(e).backoff_remaining(account_id)
 
     def reset(self, account_id):
         for label in (*LABELS, BACKOFF):
             self.client.delete(self._keys(account_id, label)[0])
+
+
+# One warning per process this often while Redis stays unreachable, not one per Zoom call.
+UNREACHABLE_WARNING_INTERVAL = 30.0
+_last_unreachable_warning = -UNREACHABLE_WARNING_INTERVAL
 
 
 @cache
@@ -245,7 +278,7 @@ class DatabaseBackend:
 def backend():
     """The shared limiter state: Redis when REDIS_URL is set, else the database."""
     if settings.REDIS_URL:
-        return RedisBackend(_redis_client(settings.REDIS_URL))
+        return RedisBackend(_redis_client(settings.REDIS_URL), fallback=DatabaseBackend())
     return DatabaseBackend()
 
 

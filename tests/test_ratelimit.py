@@ -200,3 +200,25 @@ def test_threads_sharing_the_limiter_never_exceed_the_rate(settings):
         assert in_window <= 20
     # and they were spread, not serialised behind one another needlessly: 24 at 18/s ≈ 1.3 s
     assert granted[-1] - granted[0] == pytest.approx(23 / 18, abs=0.4)
+
+
+def test_an_unreachable_redis_hands_the_limit_to_the_database_instead_of_failing(account):
+    # given a Redis nobody listens on (a restart, a failover), with the database as fallback
+    from tests.faults.services import free_port
+
+    unreachable = _redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    chosen = RedisBackend(unreachable, fallback=DatabaseBackend())
+
+    # when slots are reserved and the account backs off
+    waits = [chosen.reserve(account.pk, "light", 0.5, 0.0, 5.0) for _ in range(2)]
+    chosen.back_off(account.pk, 3)
+
+    # then the database held the limit meanwhile
+    assert waits[0] == 0 and 0.4 < waits[1] <= 0.5
+    assert 2 < chosen.backoff_remaining(account.pk) <= 3
+    assert 2 < DatabaseBackend().backoff_remaining(account.pk) <= 3
+    # and without a fallback the failure is raised as before
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    with pytest.raises(RedisConnectionError):
+        RedisBackend(unreachable).reserve(account.pk, "light", 0.5, 0.0, 5.0)
