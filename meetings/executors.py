@@ -58,7 +58,8 @@ def _confirm_ended(run):
 
     Returns (confirmed, how): (True, how) when it ended; (False, how) when Zoom answered
     ACTION_CONFIRM_CHECKS times that it is still running; (None, why) when Zoom would not answer
-    (errors and rate limits, up to ACTION_MAX_ATTEMPTS of them, backing off in between).
+    (errors and rate limits, up to ACTION_MAX_ATTEMPTS of them, backing off in between; a
+    permanent refusal at once).
     """
     from .actions import backoff_delay
     from .ratelimit import ThrottleWaitError
@@ -85,7 +86,9 @@ def _confirm_ended(run):
             failed += 1
             last_error = e.describe() if isinstance(e, ZoomError) else str(e)
             log.info("action %s: confirming the end failed: %s", action.pk, last_error)
-            if failed >= settings.ACTION_MAX_ATTEMPTS:
+            # A permanent refusal (the connection needs reconnecting, access refused) will not
+            # pass by asking again: say so now rather than after the whole retry budget.
+            if failed >= settings.ACTION_MAX_ATTEMPTS or getattr(e, "permanent", False):
                 return None, last_error
             wait = getattr(e, "seconds", None) or backoff_delay(failed)
             run.wait(wait)
