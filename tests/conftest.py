@@ -1,8 +1,9 @@
-"""Shared fixtures: users of each role, and (from tests/fixtures/) the sandbox and a real worker."""
+"""Shared fixtures: users of each role, and (from tests/fixtures/) the sandbox, a real worker and
+the session-wide scan for secrets in clear text (tests/fixtures/secret_scan.py)."""
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker"]
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker", "tests.fixtures.secret_scan"]
 
 
 @pytest.fixture(scope="session", autouse=True)
