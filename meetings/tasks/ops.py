@@ -48,6 +48,24 @@ def beat(hostname, pid=None):
     )
 
 
+# The pool forks its children from this process while the heartbeat thread may be mid-write. A
+# child forked then would inherit a half-used database connection and whatever locks the driver
+# held, so forks wait for the beat in progress (milliseconds) and beats wait for the fork.
+_beat_lock = threading.Lock()
+_fork_guard_installed = False
+
+
+def _install_fork_guard():
+    global _fork_guard_installed
+    if not _fork_guard_installed:
+        os.register_at_fork(
+            before=_beat_lock.acquire,
+            after_in_parent=_beat_lock.release,
+            after_in_child=_beat_lock.release,
+        )
+        _fork_guard_installed = True
+
+
 class Heartbeat(threading.Thread):
     """Beats every `interval` seconds until stopped. Survives database outages (logs, retries)."""
 
@@ -59,15 +77,20 @@ class Heartbeat(threading.Thread):
 
     def run(self):
         while True:
-            try:
-                close_old_connections()
-                beat(self.hostname, os.getpid())
-            except DatabaseError:
-                log.warning("worker heartbeat: the database could not be written", exc_info=True)
-            finally:
-                # A connection left open in this thread would be inherited by pool children
-                # forked later (max-tasks-per-child); a fresh one every beat costs milliseconds.
-                connection.close()
+            failed = None
+            with _beat_lock:
+                try:
+                    close_old_connections()
+                    beat(self.hostname, os.getpid())
+                except DatabaseError as e:
+                    failed = e
+                finally:
+                    # Closed between beats: a fork never copies an open connection of this
+                    # thread; a fresh one every beat costs milliseconds.
+                    connection.close()
+            if failed is not None:
+                # Logged outside the lock: a fork must not wait for a slow log handler.
+                log.warning("worker heartbeat: the database could not be written", exc_info=failed)
             if self.stopping.wait(self.interval):
                 return
 
@@ -91,6 +114,7 @@ def start_heartbeat(sender=None, **kwargs):
         log.warning("worker heartbeat: could not prune old rows", exc_info=True)
     finally:
         connection.close()
+    _install_fork_guard()
     _heartbeat = Heartbeat(hostname, settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
     _heartbeat.start()
     log.info("worker heartbeat started for %s every %s s", hostname, _heartbeat.interval)
