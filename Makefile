@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint format test-faults bench clean
+.PHONY: help install demo test lint format test-faults bench load clean
 
 help:
 	@echo "make demo   - install, migrate, seed the sandbox and run the dashboard (Ctrl-C stops it)"
 	@echo "make test   - lint and run the whole test suite (embedded profile unless DATABASE_URL/REDIS_URL)"
-	@echo "make bench  - benchmarks, printed side by side"
+	@echo "make bench  - benchmarks, printed side by side (PostgreSQL db 'bench', Redis db 8)"
+	@echo "make load   - 50 simulated operators for 60 s against gunicorn (installs locust)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -39,6 +40,15 @@ test-faults: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The load generator (locust) is the `load` extra: only this target needs it.
+LOAD_STAMP := $(VENV)/.installed-load
+$(LOAD_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,load]"
+	touch $(LOAD_STAMP)
+
+load: $(LOAD_STAMP)
+	$(BIN)/python -m bench load $(LOAD_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,286 @@
+"""
+1. Bulk end of 300 live meetings against the sandbox at Zoom's Light limit (30 requests/s, Pro)
+with 100 ms latency per request, three ways in one run, each on a fresh sandbox world:
+
+- the pipeline: a batch (`meetings.actions.create_batch`, what the bulk screen does) run by two
+  Celery worker processes on Redis, every request through the shared rate limiter
+  (`meetings.ratelimit`), each end confirmed with GET /meetings/{id} (NOTES.md: a 204 has been
+  seen without the meeting ending), so two Light requests per meeting;
+- a sequential script, one `requests.put` after the other, as Zoom's published samples do;
+- a Celery task with the built-in `rate_limit="30/s"` (bench/tasks.py) on the same two workers:
+  the limit holds per worker, so the account gets up to twice Zoom's limit.
+
+Figures come from the sandbox's request log: the achieved rate is (n - 1) / (last - first) over
+the Light requests the sandbox counted, as a share of the limit; 429s are what the sandbox
+refused; "busiest second" is the most Light requests in any sliding one-second window (the
+sandbox's own rule).
+"""
+
+import os
+import time
+
+import requests
+
+from .harness import BenchError, Result, fmt, wait_until
+
+TITLE = "1. Bulk end of 300 meetings at the Light limit (30/s, 100 ms latency)"
+PROFILES = ("service",)
+TIMEOUT = 480
+
+MEETINGS = 300
+LIMIT = 30.0
+LATENCY_MS = 100
+WORKERS = 2
+# Pool processes per worker: with 100 ms per request and two requests per meeting, 30 requests/s
+# needs about 4 in flight; 4 per worker leaves the limiter, not the pool, as the bottleneck.
+CONCURRENCY = int(os.environ.get("BENCH_BULK_CONCURRENCY", "4"))
+SEED = 7
+
+
+def run(ctx, options):
+    from django.conf import settings
+
+    from .harness import make_user, sandbox_account
+
+    sandbox = ctx.start_sandbox(latency_ms=LATENCY_MS, users=5)
+    account = sandbox_account()
+    operator = make_user("bench-operator")
+    ctx.say(f"starting {WORKERS} workers × {CONCURRENCY} processes")
+    for n in range(1, WORKERS + 1):
+        ctx.start_worker(f"w{n}", concurrency=CONCURRENCY, extra=("-I", "bench.tasks"))
+
+    rows, figures = [], {}
+    chosen = os.environ.get("BENCH_BULK_VARIANTS", "sequential,celery_rate_limit,pipeline")
+    variants = [v for v in (sequential, celery_rate_limit, pipeline) if v.__name__ in chosen]
+    for variant in variants:
+        ids = new_world(sandbox)
+        ctx.say(f"{variant.__name__}: ending {len(ids)} meetings")
+        figures[variant.__name__] = figure = variant(ctx, sandbox, account, operator, ids)
+        remaining = len(sandbox.meetings(status="started"))
+        figure["ended"] = len(ids) - remaining
+        rows.append(row(variant.label, figure, len(ids)))
+
+    result = Result(
+        "bulk_end",
+        TITLE,
+        setup=(
+            f"sandbox latency {LATENCY_MS} ms, Light limit {LIMIT:.0f}/s (sliding 1 s window); "
+            f"{WORKERS} Celery workers × {CONCURRENCY} prefork processes, Redis broker; "
+            f"ZOOM_RATE_LIMIT_HEADROOM={settings.ZOOM_RATE_LIMIT_HEADROOM}"
+        ),
+        columns=[
+            "variant",
+            "wall s",
+            "meetings/s",
+            "Light req",
+            "req/s",
+            "share of limit",
+            "busiest 1 s",
+            "429s",
+            "ended",
+        ],
+        rows=rows,
+    )
+    pipe, seq, naive = (figures.get(k) for k in ("pipeline", "sequential", "celery_rate_limit"))
+    if pipe and seq:
+        result.ratios.append(
+            ("pipeline ÷ sequential script, request rate", f"{pipe['rate'] / seq['rate']:.2f}×")
+        )
+        result.ratios.append(
+            (
+                "pipeline ÷ sequential script, time to end all 300",
+                f"{seq['wall'] / pipe['wall']:.2f}× faster",
+            )
+        )
+    if pipe and naive:
+        result.ratios.append(
+            (
+                'pipeline ÷ Celery rate_limit="30/s", share of the limit',
+                f"{pipe['share'] / naive['share']:.2f} ({pipe['share']:.2f} vs "
+                f"{naive['share']:.2f}; 429s: {pipe['n429']} vs {naive['n429']}; meetings left "
+                f"running: {MEETINGS - pipe['ended']} vs {MEETINGS - naive['ended']})",
+            )
+        )
+    if pipe:
+        result.check(
+            "pipeline share of the Light limit",
+            f"{pipe['share']:.3f}",
+            ">= 0.95",
+            pipe["share"] >= 0.95,
+        )
+        result.check("pipeline 429s from the sandbox", str(pipe["n429"]), "0", pipe["n429"] == 0)
+        result.check(
+            "pipeline ended every meeting",
+            f"{pipe['ended']}/{MEETINGS}",
+            f"{MEETINGS}/{MEETINGS}",
+            pipe["ended"] == MEETINGS and pipe["failed"] == 0,
+        )
+    if naive and naive["n429"]:
+        result.notes.append(
+            f'Celery rate_limit="30/s" holds per worker: {WORKERS} workers sent up to '
+            f"{naive['busiest']} requests in one second and Zoom refused {naive['n429']}."
+        )
+    result.notes.append(
+        "the pipeline sends 2 Light requests per meeting (the end and its confirmation), the "
+        "others 1; req/s counts every Light request the sandbox received"
+    )
+    return result
+
+
+def new_world(sandbox):
+    """A fresh sandbox world: MEETINGS live meetings, the Light limit set, nothing else."""
+    sandbox.reset()
+    sandbox.seed(
+        seed=SEED, users=5, meetings=MEETINGS, webinars=0, past_instances=0, live_share=1.0
+    )
+    sandbox.set_rate_limit("light", LIMIT)
+    ids = [m["id"] for m in sandbox.meetings(status="started")]
+    if len(ids) != MEETINGS:
+        raise BenchError(f"the sandbox has {len(ids)} live meetings, not {MEETINGS}")
+    return ids
+
+
+def light_templates():
+    from meetings.zoom.sandbox.api import ROUTES
+
+    return {(r.method, r.template) for r in ROUTES if r.label == "light"}
+
+
+def measure(sandbox, since):
+    """Figures over the Light requests the sandbox logged after request number SINCE."""
+    light = light_templates()
+    log = [r for r in sandbox.requests_since(since) if (r["method"], r["template"]) in light]
+    times = sorted(r["time"] for r in log)
+    if os.environ.get("BENCH_BULK_DUMP"):
+        import json
+
+        with open(os.environ["BENCH_BULK_DUMP"], "a") as f:
+            f.write(json.dumps(log) + "\n")
+    n = len(times)
+    span = times[-1] - times[0] if n > 1 else 0.0
+    rate = (n - 1) / span if span > 0 else 0.0
+    return {
+        "requests": n,
+        "rate": rate,
+        "share": rate / LIMIT,
+        "n429": sum(1 for r in log if r["status"] == 429),
+        "busiest": busiest_second(times),
+    }
+
+
+def busiest_second(times):
+    """The most requests in any window [t, t + 1 s) — what a sliding-window limit looks at."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def row(label, f, total):
+    return [
+        label,
+        fmt(f["wall"]),
+        fmt(f["ended"] / f["wall"] if f["wall"] else 0.0),
+        fmt(f["requests"]),
+        fmt(f["rate"]),
+        fmt(f["share"], 3),
+        fmt(f["busiest"]),
+        fmt(f["n429"]),
+        f"{f['ended']}/{total}",
+    ]
+
+
+def warm_token(account):
+    """Fetch the account's token before timing (the world was just reset, so was the token)."""
+    from meetings.models import ZoomAccount
+    from meetings.zoom.client import ZoomClient
+
+    account = ZoomAccount.objects.get(pk=account.pk)
+    ZoomClient.for_account(account).get_me()
+
+
+# --- the three ways ----------------------------------------------------------------------------
+
+
+def sequential(ctx, sandbox, account, operator, ids):
+    """One PUT after the other with a fresh connection each, as Zoom's samples do."""
+    token = sandbox.token()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    since = sandbox.last_seq()
+    started = time.monotonic()
+    for meeting_id in ids:
+        requests.put(
+            f"{sandbox.api_url}/meetings/{meeting_id}/status",
+            json={"action": "end"},
+            headers=headers,
+            timeout=10,
+        )
+    wall = time.monotonic() - started
+    return {"wall": wall, "failed": 0, **measure(sandbox, since)}
+
+
+sequential.label = "sequential script (Zoom's samples)"
+
+
+def celery_rate_limit(ctx, sandbox, account, operator, ids):
+    from .harness import reset_rate_limiter
+    from .tasks import end_meeting_rate_limited
+
+    reset_rate_limiter(account)
+    warm_token(account)
+    since = sandbox.last_seq()
+    put = "PUT /meetings/{meetingId}/status"
+    before = sandbox.counters().get(put, 0)
+    started = time.monotonic()
+    for meeting_id in ids:
+        end_meeting_rate_limited.delay(account.pk, meeting_id)
+    wait_until(
+        lambda: sandbox.counters().get(put, 0) - before >= len(ids),
+        timeout=180,
+        interval=0.05,
+        what="the Celery rate_limit tasks",
+    )
+    wall = time.monotonic() - started
+    return {"wall": wall, "failed": 0, **measure(sandbox, since)}
+
+
+celery_rate_limit.label = 'Celery rate_limit="30/s", 2 workers'
+
+
+def pipeline(ctx, sandbox, account, operator, ids):
+    from meetings.actions import create_batch
+    from meetings.models import Action, ActionKind, ActionState, Meeting, ZoomAccount
+    from meetings.ratelimit import throttle_for
+    from meetings.sync import sync_account
+    from meetings.zoom.client import ZoomClient
+
+    from .harness import reset_rate_limiter
+
+    # The mirror first: the bulk screen acts on the meetings it lists.
+    account = ZoomAccount.objects.get(pk=account.pk)
+    sync_account(account, ZoomClient.for_account(account, throttle=throttle_for(account)))
+    targets = list(Meeting.objects.filter(account=account, status="started"))
+    if len(targets) != len(ids):
+        raise BenchError(f"the mirror has {len(targets)} live meetings, not {len(ids)}")
+    reset_rate_limiter(account)
+    warm_token(account)
+    since = sandbox.last_seq()
+    started = time.monotonic()
+    batch, _ = create_batch(
+        account=account, kind=ActionKind.END_MEETING, targets=targets, user=operator
+    )
+    actions = Action.objects.filter(batch=batch)
+    wait_until(
+        lambda: not actions.active().exists(),
+        timeout=240,
+        interval=0.05,
+        what="the batch's actions",
+    )
+    wall = time.monotonic() - started
+    failed = actions.exclude(state=ActionState.SUCCEEDED).count()
+    return {"wall": wall, "failed": failed, **measure(sandbox, since)}
+
+
+pipeline.label = "zoomadmin pipeline (shared limiter)"
