@@ -577,7 +577,7 @@ class Run:
 
         from .executors import EXECUTORS, Outcome
         from .ratelimit import ThrottleWaitError
-        from .sync import SyncAlreadyRunning
+        from .sync import SyncAlreadyRunning, SyncLockLost
         from .zoom.errors import ZoomError, ZoomNeedsReconnect, ZoomRateLimited
 
         action = self.action
@@ -607,7 +607,8 @@ class Run:
                 if e.permanent:
                     return self._fail(e, _describe(e))
                 return self._retry_or_fail(e)
-            except SyncAlreadyRunning as e:
+            except (SyncAlreadyRunning, SyncLockLost) as e:
+                # Another sync holds the account's lock, or this one lost it: try again later.
                 return self._retry_or_fail(e)
             except ValueError as e:
                 # The client refused the input before sending (an id out of range, ...).

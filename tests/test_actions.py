@@ -739,3 +739,36 @@ def test_the_retention_period_cannot_be_zero(account):
 
     with pytest.raises(CommandError, match="at least 1 day"):
         call_command("prune_actions", "--older-than", "0")
+
+
+# --- the embedded broker -----------------------------------------------------------------------
+
+
+def test_the_embedded_broker_never_shows_a_half_written_message(tmp_path, monkeypatch):
+    import os
+    from queue import Empty
+
+    from kombu import Connection
+
+    from zoomadmin.broker import Channel
+
+    folder = str(tmp_path)
+    with Connection(
+        "filesystem://", transport_options={"data_folder_in": folder, "data_folder_out": folder}
+    ) as conn:
+        channel = conn.default_channel
+        assert isinstance(channel, Channel)
+        real_replace = os.replace
+        checked = []
+
+        def replace(src, dst):
+            # Written, not yet renamed: a consumer in another process finds nothing to read.
+            with pytest.raises(Empty):
+                channel._get("celery")
+            checked.append(dst)
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        channel._put("celery", {"body": "whole"})
+        assert checked
+        assert channel._get("celery") == {"body": "whole"}

@@ -168,6 +168,7 @@ def test_threads_sharing_the_limiter_never_exceed_the_rate(settings):
     # given a limit of 20/s used at 90 %
     account = ZoomAccount.objects.create(name="Busy", kind="oauth", client_id="z")
     settings.ZOOM_RATE_LIMIT_LIGHT = 20
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 0.9
     if settings.REDIS_URL:
         RedisBackend(_redis_client(settings.REDIS_URL)).reset(account.pk)
     granted = []
