@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils.timezone import now
 
 from .models import Action, ActionKind, ActionSource, ActionState, Attempt, Batch, Meeting, Webinar
@@ -62,6 +62,11 @@ PARAMS = {
 SECRET_PARAMS = ("stream_key",)
 # What a batch may do.
 BULK_KINDS = (ActionKind.END_MEETING, ActionKind.END_WEBINAR, ActionKind.STOP_LIVESTREAM)
+
+# The database connection broke (a restart, a failover): not the action's failure, whatever
+# the run was doing. The run stops without writing; its task sends itself again and the new
+# delivery takes the action over where it stopped (meetings.tasks.actions.run_action).
+DATABASE_GONE = (OperationalError, InterfaceError)
 
 # Sending a task message when the broker is down: try briefly, then leave it to the sweeper
 # rather than hold the operator's page.
@@ -615,7 +620,7 @@ class Run:
                 return self._fail(e, f"Not sent to Zoom: {e}")
             except SoftTimeLimitExceeded as e:
                 return self._fail(e, "Stopped: it ran longer than the task's time limit")
-            except LeaseLostError:
+            except (LeaseLostError, *DATABASE_GONE):
                 raise
             except Exception as e:
                 log.exception("action %s: unexpected error", action.pk)
@@ -623,7 +628,7 @@ class Run:
             self._close_attempt(None, outcome=Attempt.Outcome.OK)
         try:
             outcome = executor.finish(self, value)
-        except LeaseLostError:
+        except (LeaseLostError, *DATABASE_GONE):
             raise
         except Exception as e:
             # Zoom did it; only our follow-up (confirmation, the mirror) broke.
@@ -652,7 +657,7 @@ class Run:
         self._close_attempt(error, outcome=Attempt.Outcome.ERROR)
         try:
             outcome = executor.already_done(self)
-        except LeaseLostError:
+        except (LeaseLostError, *DATABASE_GONE):
             raise
         except Exception as e:
             log.warning("action %s: could not check whether it was done: %s", self.action.pk, e)

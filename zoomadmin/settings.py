@@ -153,7 +153,14 @@ WSGI_APPLICATION = "zoomadmin.wsgi.application"
 DATABASE_URL = env("DATABASE_URL", "").strip()
 if DATABASE_URL:
     try:
-        _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+        # Persistent connections, checked before their first use in each request: after a
+        # database restart or failover the first request reconnects instead of failing with a
+        # 500 on the dead connection (tests/faults/test_postgres_restarted.py).
+        _db = dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
     except Exception as e:  # dj_database_url raises bare ValueErrors and KeyErrors
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL I understand: {e}") from e
     if not _db.get("ENGINE"):

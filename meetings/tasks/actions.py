@@ -10,6 +10,11 @@ from django.conf import settings
 # limit fails the action with that message, the hard one frees the worker if even that hangs.
 RUN_SOFT_TIME_LIMIT = 30 * 60
 RUN_TIME_LIMIT = RUN_SOFT_TIME_LIMIT + 60
+# A run whose database connection broke (a restart: seconds; a failover: tens of seconds) sends
+# its message again after 1, 2, 4 ... 30 s, about ten minutes in all; past that the sweeper's
+# lease and dispatch timeout are the backstop.
+DATABASE_RETRIES = 25
+DATABASE_RETRY_MAX_SECONDS = 30
 
 
 @shared_task(
@@ -26,9 +31,16 @@ def run_action(self, action_id):
     """Run one action: claim it, call Zoom, record the attempts, finish it or schedule its
     retry (a new message with a countdown). A message for an action that is not waiting for it
     (finished, or owned by another run) does nothing."""
-    from ..actions import execute
+    from ..actions import DATABASE_GONE, execute
 
-    return execute(action_id, task_id=self.request.id or "")
+    try:
+        return execute(action_id, task_id=self.request.id or "")
+    except DATABASE_GONE as e:
+        # The same task id: the new delivery may take over the running action (Action.claim)
+        # at once, instead of after its lease, and a click that came in while the database was
+        # down runs when it is back instead of after ACTION_DISPATCH_TIMEOUT_SECONDS.
+        countdown = min(2**self.request.retries, DATABASE_RETRY_MAX_SECONDS)
+        raise self.retry(exc=e, countdown=countdown, max_retries=DATABASE_RETRIES) from e
 
 
 # A sweep is a few indexed queries and at most a few hundred task messages; if it takes longer
