@@ -527,13 +527,22 @@ class Run:
 
     def _throttle(self, label):
         self._heartbeat()
-        self.limiter(label)
+        _w = self.limiter.reserve(label)
+        due = time.monotonic() + _w
+        global _BENCH_SLOT
+        _BENCH_SLOT = time.time() + _w
+        started = False
         if self._pending is not None and self._attempt is None:
-            # The attempt row is written just before the request leaves (crash evidence).
+            # The attempt row is written before the request leaves (crash evidence).
             operation, counts = self._pending
             self._attempt = self.action.start_attempt(operation, counts=counts)
-            self._attempt_started = time.monotonic()
             self._last_status = None
+            started = True
+        remaining = due - time.monotonic()
+        if remaining > 0:
+            self._wait(remaining)
+        if started:
+            self._attempt_started = time.monotonic()
 
     def _on_response(self, method, path, status, duration_ms, error):
         self._last_status = status

@@ -127,7 +127,7 @@ def _end_meeting_already_done(run):
     mirror.record_meeting_status(run.action.account, run.action.target_id, MeetingStatus.ENDED)
     return Outcome(
         True,
-        f"Meeting ended (the interrupted attempt went through; confirmed: {how})",
+        f"Meeting ended (an earlier request went through; confirmed: {how})",
         {"confirmed": how},
     )
 

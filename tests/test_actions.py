@@ -512,11 +512,37 @@ def test_a_run_killed_mid_call_is_taken_over_and_finishes_once(
     assert first.outcome == Attempt.Outcome.INTERRUPTED
     assert "worker stopped" in first.message
     assert second.after_reclaim and second.zoom_code == 3000
-    assert action.result_summary.startswith("Meeting ended (the interrupted attempt went through")
+    assert action.result_summary.startswith("Meeting ended (an earlier request went through")
     assert dead.cancel() is False
     with pytest.raises(LeaseLostError):
         dead.mark_failed("the dead run wakes up")
     purge_broker()
+
+
+def test_an_end_whose_answer_timed_out_is_confirmed_rather_than_sent_again(
+    sandbox_account, sandbox_host, zoom_sandbox, settings
+):
+    # given Zoom slower than our timeout: it ends the meeting, but we never hear it say so
+    from meetings.zoom.oauth import ensure_access_token
+
+    settings.ZOOM_TIMEOUT_SECONDS = 0.3
+    meeting = live_meeting(zoom_sandbox, sandbox_host)
+    ensure_access_token(sandbox_account.pk)  # the token is not what times out here
+    zoom_sandbox.state.set_faults(latency_ms=700)
+    action, _ = end_request(sandbox_account, target_id=meeting["id"])
+
+    def sleep(seconds):
+        zoom_sandbox.state.set_faults()  # Zoom is quick again by the next check
+        time.sleep(0.8)
+
+    execute(action.pk, sleep=sleep)
+
+    action.refresh_from_db()
+    assert action.state == ActionState.SUCCEEDED, action.result_summary
+    assert action.result_summary.startswith("Meeting ended (an earlier request went through")
+    (end,) = action.attempts.filter(operation="meetingStatus")
+    assert end.message.startswith("Zoom did not answer in time")
+    assert zoom_sandbox.state.counters["PUT /meetings/{meetingId}/status"] == 1
 
 
 def test_a_run_that_died_after_zoom_accepted_does_not_call_again(
