@@ -67,12 +67,19 @@ class Throttle:
         self.max_wait = settings.ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
 
     def __call__(self, label):
+        wait = self.reserve(label)
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+    def reserve(self, label):
+        """Reserve LABEL's next slot without waiting for it: returns the seconds until the slot
+        (0: now). The request must not leave before then (`throttle(label)` sleeps for it).
+        Raises ThrottleWaitError, with nothing reserved, when the wait exceeds max_wait."""
         interval, tolerance = limits_for(self.account, label)
         wait = self.backend.reserve(self.account.pk, label, interval, tolerance, self.max_wait)
         if wait < 0:
             raise ThrottleWaitError(-wait, label)
-        if wait > 0:
-            self.sleep(wait)
         return wait
 
     def back_off(self, seconds):
