@@ -5,7 +5,7 @@ import datetime as dt
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.utils import timezone
 
 from .models import ActionKind, ActionState, MeetingStatus
@@ -164,6 +164,15 @@ class LiveStreamStartForm(DashboardForm):
         }
 
 
+# A day at either end of the calendar has no next day, and its midnight in another time zone
+# is outside what a datetime holds: such a date in a hand-edited URL was a 500 (found by
+# tests/test_hostile_input.py). One day of margin covers every UTC offset.
+_CALENDAR_RANGE = [
+    MinValueValidator(dt.date.min + dt.timedelta(days=1)),
+    MaxValueValidator(dt.date.max - dt.timedelta(days=1)),
+]
+
+
 def _local_day_start(day):
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
@@ -177,10 +186,16 @@ class ListFilterForm(DashboardForm):
         label="Account", coerce=int, empty_value=None, required=False, choices=[("", "All")]
     )
     start_from = forms.DateField(
-        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="From",
+        required=False,
+        validators=_CALENDAR_RANGE,
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     start_to = forms.DateField(
-        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="To",
+        required=False,
+        validators=_CALENDAR_RANGE,
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     def __init__(self, *args, accounts=None, **kwargs):

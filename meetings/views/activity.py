@@ -31,7 +31,7 @@ def filtered_actions(form):
     q = (form.value("q") or "").strip()
     if q:
         digits = q.replace(" ", "").replace("-", "")
-        if digits.isdigit() and 0 < int(digits) < 2**63:
+        if digits.isascii() and digits.isdigit() and 0 < int(digits) < 2**63:  # not "²"
             actions = actions.filter(Q(target_id=int(digits)) | Q(topic__icontains=q))
         else:
             actions = actions.filter(Q(topic__icontains=q) | Q(target_uuid=q))

@@ -239,7 +239,11 @@ def fetch_past_meeting(request, pk):
     meeting = get_meeting(pk)
     require_action_permission(request.user, ActionKind.FETCH_PAST_MEETING)
     uuid = request.POST.get("uuid", "").strip()
-    if uuid and not PastMeeting.objects.filter(zoom_id=meeting.zoom_id, uuid=uuid).exists():
+    # NUL cannot be in a UUID, and PostgreSQL refuses it in a query (a 500 before this check).
+    if uuid and (
+        "\x00" in uuid
+        or not PastMeeting.objects.filter(zoom_id=meeting.zoom_id, uuid=uuid).exists()
+    ):
         return _refuse(request, meeting, "past", "That instance is not one of this meeting's.")
     return _request(request, meeting, ActionKind.FETCH_PAST_MEETING, "past", target_uuid=uuid)
 

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -55,7 +56,23 @@ def _decode(model, field, cursor):
             return None
         if value is not None:
             value = model._meta.get_field(field).to_python(value)
-    except (ValueError, TypeError, binascii.Error, ValidationError, UnicodeDecodeError):
+        # Our cursors hold aware UTC times and text without NUL; a forged one may not: a naive
+        # or far-offset time, or one at the calendar's end, fails in the database (a 500, found
+        # by tests/test_hostile_input.py), as does NUL in text on PostgreSQL.
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return None
+            value = value.astimezone(UTC)
+        if isinstance(value, str) and "\x00" in value:
+            return None
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        binascii.Error,
+        ValidationError,
+        UnicodeDecodeError,
+    ):
         return None
     return value, pk
 
