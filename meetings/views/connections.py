@@ -236,7 +236,9 @@ def callback(request):
         )
     if (
         not pending
-        or not secrets.compare_digest(str(pending.get("state", "")), state)
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500 on a forged
+        # state, found by tests/test_hostile_input.py).
+        or not secrets.compare_digest(str(pending.get("state", "")).encode(), state.encode())
         or time.time() - pending.get("started", 0) > PENDING_MAX_AGE
     ):
         return _problem(

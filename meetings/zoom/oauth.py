@@ -188,6 +188,12 @@ def _token_request(session, call, sent):
         raise ZoomTimeout("the token request timed out") from None
     except requests.RequestException as e:
         raise ZoomConnectionError(f"the token request failed ({type(e).__name__})") from None
+    except UnicodeEncodeError:
+        # HTTP Basic auth is Latin-1: a client id or secret typed with other characters cannot
+        # be sent (a 500 before, found by tests/test_hostile_input.py). Zoom's are ASCII.
+        raise OAuthRefused(
+            "invalid_client", "the client id or secret has characters Zoom's never have"
+        ) from None
     finally:
         session.close()
     return _normalise_token(token)
