@@ -24,6 +24,9 @@ from .zoom.types import zoom_id as _zoom_id_field
 
 # What a webhook's object (or a ZoomMeeting / ZoomWebinar) may fill in on a mirrored row.
 DETAIL_FIELDS = ("host_id", "host_email", "topic", "type", "start_time", "duration", "timezone")
+# The columns' ranges (PositiveSmallIntegerField, PositiveIntegerField): a larger number from
+# Zoom is "unknown", not a row PostgreSQL refuses.
+INTEGER_LIMITS = {"type": 2**15 - 1, "duration": 2**31 - 1}
 
 
 def normalize_zoom_id(value):
@@ -66,13 +69,17 @@ def _details(model, details):
             continue
         if name == "start_time" and isinstance(value, str):
             try:
-                value = parse_datetime(value)
-            except ValueError:
+                # In UTC: an offset PostgreSQL refuses (over 15:59), or a time at the end of
+                # the calendar, made the event's processing fail (tests/test_hostile_input.py).
+                value = parse_datetime(value).astimezone(UTC)
+            except (ValueError, OverflowError):
                 continue
         elif name in ("type", "duration"):
-            if isinstance(value, str) and value.isdigit():
+            if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²"
                 value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int):
+                continue
+            if not 0 <= value <= INTEGER_LIMITS[name]:
                 continue
         elif not isinstance(value, (str, datetime)):
             continue

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 
 from django.conf import settings
@@ -167,6 +168,34 @@ def enqueue(event_id):
 
 # --- The receiver -------------------------------------------------------------------------------
 
+# Zoom's events are a few levels deep; this is far more than any of them has.
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_json(constant):
+    """json.loads's hook for NaN and Infinity: not JSON (and PostgreSQL's jsonb refuses them)."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _storable(envelope):
+    """Whether a parsed body is one Zoom could have sent and the database can store: nested at
+    most MAX_DEPTH deep, no text with NUL or a lone surrogate (PostgreSQL refuses both, and a
+    surrogate cannot even be encoded: each was a 500, found by tests/test_hostile_input.py)."""
+    stack = [(envelope, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(value, str):
+            if "\x00" in value or _SURROGATE.search(value):
+                return False
+        elif isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return True
+
 
 @csrf_exempt
 @require_POST
@@ -176,7 +205,8 @@ def zoom_webhook(request):
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
-        length = 0
+        # Django would fail reading the body (a 500); gunicorn refuses such a request itself.
+        return JsonResponse({"error": "bad Content-Length"}, status=400)
     if length > MAX_BODY_BYTES:
         return JsonResponse({"error": "request body too large"}, status=413)
     body = request.body
@@ -192,10 +222,12 @@ def zoom_webhook(request):
         log.warning("webhook refused: %s", refused)
         return JsonResponse({"error": "invalid signature"}, status=401)
     try:
-        envelope = json.loads(body)
+        envelope = json.loads(body, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return JsonResponse({"error": "body is not JSON"}, status=400)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), str):
+        return JsonResponse({"error": "not a Zoom event"}, status=400)
+    if not _storable(envelope):
         return JsonResponse({"error": "not a Zoom event"}, status=400)
 
     if envelope["event"] == "endpoint.url_validation":
