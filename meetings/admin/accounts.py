@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from ..models import ZoomAccount
 from ..zoom import oauth
 from ..zoom.errors import ZoomError
+from .guards import SafeChangeList
 
 TOKEN_STATES = {
     "unreadable": "unreadable: FIELD_ENCRYPTION_KEY cannot decrypt it",
@@ -83,7 +84,7 @@ class ZoomAccountForm(forms.ModelForm):
 
 
 @admin.register(ZoomAccount)
-class ZoomAccountAdmin(admin.ModelAdmin):
+class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
     form = ZoomAccountForm
     list_display = [
         "name",

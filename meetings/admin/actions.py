@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.timezone import localtime
 
 from ..models import Action, Attempt, Batch
+from .guards import SafeChangeList
 
 HIDDEN_ACTION_FIELDS = ("secret_params", "lease_token")
 
@@ -103,7 +104,7 @@ class AttemptInline(ReadOnlyInline):
 
 
 @admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
+class ActionAdmin(SafeChangeList, admin.ModelAdmin):
     list_display = (
         "requested_at",
         "who",
@@ -275,7 +276,7 @@ class BatchActionInline(ReadOnlyInline):
 
 
 @admin.register(Batch)
-class BatchAdmin(admin.ModelAdmin):
+class BatchAdmin(SafeChangeList, admin.ModelAdmin):
     list_display = (
         "created",
         "kind",

@@ -10,9 +10,10 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from ..models import Meeting, PastMeeting, WebhookEvent, Webinar
+from .guards import SafeChangeList
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(SafeChangeList, admin.ModelAdmin):
     """View permission only: Zoom and the mirror's writers own these rows."""
 
     def has_add_permission(self, request, obj=None):
