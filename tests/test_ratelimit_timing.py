@@ -1,0 +1,83 @@
+"""When a request leaves relative to its rate-limit slot.
+
+Zoom counts arrivals per second, so requests must leave at their slots: a database write between
+the slot and the request delays each one by a different amount and bunches them at Zoom
+(bench/bulk_end.py measured 429s at 97 % of the limit that way). The pipeline therefore reserves
+the slot, writes the attempt row while the slot comes, and sends at the slot.
+"""
+
+import time
+
+import pytest
+
+from meetings.actions import execute, request_action
+from meetings.models import ActionKind, ActionSource, ActionState, ZoomAccount
+from meetings.ratelimit import ThrottleWaitError, backend, throttle_for
+
+
+@pytest.fixture
+def account(db):
+    account = ZoomAccount.objects.create(name="Acme", kind="server_to_server", client_id="x")
+    backend().reset(account.pk)
+    yield account
+    backend().reset(account.pk)
+
+
+def test_reserving_books_the_slot_without_sleeping(account, settings):
+    settings.ZOOM_RATE_LIMIT_LIGHT = 4
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 1.0
+    slept = []
+    throttle = throttle_for(account, sleep=slept.append)
+
+    waits = [throttle.reserve("light") for _ in range(3)]
+
+    assert waits == pytest.approx([0.0, 0.25, 0.5], abs=0.05)
+    assert slept == []
+
+
+def test_reserving_a_slot_too_far_out_books_nothing(account, settings):
+    settings.ZOOM_RATE_LIMIT_HEAVY = 1
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 1.0
+    throttle = throttle_for(account, sleep=lambda s: None, max_wait=1.5)
+    throttle.reserve("heavy")
+    throttle.reserve("heavy")
+
+    with pytest.raises(ThrottleWaitError) as refused:
+        throttle.reserve("heavy")
+
+    assert refused.value.seconds == pytest.approx(2.0, abs=0.1)
+    patient = throttle_for(account, sleep=lambda s: None, max_wait=10)
+    assert patient.reserve("heavy") == pytest.approx(2.0, abs=0.1)  # still the next slot
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_attempt_is_written_while_the_slot_comes_and_the_request_leaves_at_it(
+    sandbox_account, sandbox_host, zoom_sandbox, settings
+):
+    # given: a Light limit of 2/s whose current slot another request just took
+    settings.ZOOM_RATE_LIMIT_LIGHT = 2
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 1.0
+    backend().reset(sandbox_account.pk)
+    meeting = zoom_sandbox.state.add_meeting(sandbox_host["id"], status="started")
+    action, _ = request_action(
+        account=sandbox_account,
+        kind=ActionKind.END_MEETING,
+        source=ActionSource.DASHBOARD,
+        target_id=meeting["id"],
+        enqueue=False,
+    )
+    throttle_for(sandbox_account)("light")
+    asked = time.time()
+
+    # when the end runs
+    assert execute(action.pk) == ActionState.SUCCEEDED
+
+    # then its attempt row was written at once, and the request left half a second later
+    attempt = action.attempts.get(number=1)
+    put = next(r for r in zoom_sandbox.state.requests if r.method == "PUT")
+    arrived = put.time - put.duration_ms / 1000
+    assert attempt.started_at.timestamp() - asked < 0.3
+    assert arrived - asked >= 0.45
+    # and the attempt's duration is Zoom's answer, not the wait for the slot
+    assert attempt.duration_ms < 300
+    backend().reset(sandbox_account.pk)
