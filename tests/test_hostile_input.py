@@ -22,6 +22,7 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.urls import reverse
@@ -624,6 +625,28 @@ def test_the_sign_in_form_refuses_or_signs_in_and_only_sends_you_somewhere_local
         assert found == {}
 
 
+@FEWER
+@given(email=texts(), old=texts(), new=texts())
+def test_the_password_forms_refuse_anything_without_a_server_error(
+    client, operator, email, old, new
+):
+    client.logout()
+    response = not_a_server_error(client.post("/accounts/password_reset/", {"email": email}))
+    assert response.status_code in (200, 302)
+    client.force_login(operator)
+    with rolled_back():
+        before = snapshot(get_user_model())
+        response = not_a_server_error(
+            client.post(
+                "/accounts/password_change/",
+                {"old_password": old, "new_password1": new, "new_password2": new},
+            )
+        )
+        found = changes(before, snapshot(get_user_model()))
+    assert response.status_code == 200  # the old password is never right
+    assert found == {}
+
+
 @pytest.fixture
 def oauth_app(settings, zoom_sandbox):
     settings.ZOOM_CLIENT_ID = DEFAULT_OAUTH_CLIENT_ID
@@ -751,6 +774,27 @@ def test_admin_lists_and_the_csv_export_take_any_filter_search_and_order(
             b"".join(response.streaming_content)
         assert response.status_code in (200, 302, 400, 404)
     assert counts() == before
+
+
+@pytest.mark.parametrize(
+    ("model", "query"),
+    [
+        ("meeting", {"status__exact": "\x00"}),
+        ("webhookevent", {"event__exact": "\x00"}),
+        ("meeting", {"start_time__year": "9999"}),
+        ("pastmeeting", {"start_time__year": "0"}),
+        ("action", {"requested_at__year": "2147483648"}),
+        ("action", {"requested_at__year": "9999", "requested_at__month": "12"}),
+        ("webhookevent", {"received_at__year": "2026", "received_at__day": "99"}),
+        ("batch", {"created__year": "١٢٣"}),
+    ],
+)
+def test_admin_lists_answer_a_bad_filter_with_djangos_error_flag(as_admin, rows, model, query):
+    response = as_admin.get(f"/admin/meetings/{model}/", query)
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+    if model == "action":
+        assert as_admin.get("/admin/meetings/action/export.csv", query).status_code == 400
 
 
 # --- The webhook endpoint -------------------------------------------------------------------

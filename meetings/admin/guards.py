@@ -3,8 +3,9 @@
 - The date drill-down (`date_hierarchy`): Django builds its range from `?<field>__year=` (and
   `__month`, `__day`) and only catches ValueError, so a year past 2**31 (OverflowError), 9999
   (whose next year does not exist) or the last day of 9999 answered 500.
-- NUL in a search or a filter value: PostgreSQL refuses it in a query, a 500 when the list is
-  counted (after Django's own checks of the filters).
+- NUL in a filter value (`?status__exact=%00`): PostgreSQL refuses it in a query, a 500 when
+  the list is counted, after Django's own checks of the filters. (Django's search copes; a NUL
+  is refused wherever it is, as no value here can hold one.)
 
 Such a URL now gets Django's own answer to bad filters: the list again with "?e=1" (and the
 action list's CSV export answers 400).
