@@ -226,7 +226,10 @@ SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
 PAST_MEETING_FETCH_DELAY_SECONDS = env_int("PAST_MEETING_FETCH_DELAY_SECONDS", 30, minimum=0)
 ACTION_SWEEP_INTERVAL_SECONDS = env_int("ACTION_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 120, minimum=5)
-ACTION_MAX_ATTEMPTS = env_int("ACTION_MAX_ATTEMPTS", 6, minimum=1)
+# Retryable failures (5xx, timeouts, Zoom unreachable) back off 1, 2, 4 ... 60 s (half of each
+# wait random): 9 attempts ride out an outage of 1.5 to 3 minutes, so a blip costs no click,
+# and past that the action fails saying so (tests/faults/test_zoom_faults.py).
+ACTION_MAX_ATTEMPTS = env_int("ACTION_MAX_ATTEMPTS", 9, minimum=1)
 ACTION_RETRY_BASE_SECONDS = env_float("ACTION_RETRY_BASE_SECONDS", 1.0)
 ACTION_RETRY_MAX_SECONDS = env_float("ACTION_RETRY_MAX_SECONDS", 60.0)
 # A 429's Retry-After longer than this (Zoom's daily limit: "retry tomorrow") fails the action
