@@ -317,3 +317,22 @@ def test_a_running_sync_shows_its_progress(client, viewer):
     assert '<progress max="5" value="2"' in html
     overview = client.get(reverse("overview")).content.decode()
     assert "Users 2 of 5" in overview
+
+
+def test_no_template_syntax_leaks_into_any_page(client, operator):
+    # Django's {# #} comments are one line only: a multi-line one is printed into the page.
+    account = make_account()
+    meeting = make_meeting(account, status="started")
+    client.force_login(operator)
+    for url in (
+        reverse("login"),
+        reverse("overview"),
+        reverse("meetings"),
+        reverse("meeting", args=[meeting.pk]),
+        reverse("webinars"),
+        reverse("past-meetings"),
+        reverse("activity"),
+    ):
+        page = client.get(url).content.decode()
+        for token in ("{#", "#}", "{%", "%}", "{{", "}}"):
+            assert token not in page, (url, token)
