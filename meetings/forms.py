@@ -280,7 +280,7 @@ class ActivityFilterForm(ListFilterForm):
         label="State", required=False, choices=[("", "Any"), *ActionState.choices]
     )
     source = forms.ChoiceField(
-        label="From", required=False, choices=[("", "Anywhere"), *ActionSource.choices]
+        label="Source", required=False, choices=[("", "Any"), *ActionSource.choices]
     )
     user = forms.CharField(label="User", required=False, max_length=150)
 
