@@ -3,7 +3,7 @@
 from django import template
 from django.utils.http import urlencode
 from django.utils.timesince import timesince
-from django.utils.timezone import now
+from django.utils.timezone import get_current_timezone_name, now
 
 register = template.Library()
 
@@ -71,3 +71,9 @@ def ago(value):
     if (now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.simple_tag
+def tz_label():
+    """The time zone the page's times are shown in (TIME_ZONE), for table headings."""
+    return get_current_timezone_name()
