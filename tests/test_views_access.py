@@ -209,3 +209,16 @@ def test_reconnect_banner_shows_on_every_page_when_an_account_needs_it(client, v
         page = client.get(url).content.decode()
         assert "needs to be reconnected" in page
         assert "Acme Zoom" in page
+
+
+def test_an_expired_session_sends_htmx_polls_to_sign_in_as_a_whole_page(client, world):
+    page = reverse("meeting", args=[world["meeting"].pk])
+    response = client.get(
+        reverse("action", args=[world["action"].pk]),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL=f"http://testserver{page}?x=1",
+    )
+    # Not a redirect the XHR would follow (that would paste the sign-in form into the panel).
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{reverse('login')}?next={page}%3Fx%3D1"
+    assert response.content == b""

@@ -7,10 +7,13 @@ Superusers have every permission. Signed-in users with none of these get the "no
 """
 
 from functools import wraps
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 from ..models.actions import KIND_PERMISSIONS
 
@@ -44,16 +47,29 @@ def require_action_permission(user, kind):
 
 
 def dashboard_view(view):
-    """Signed in (else the sign-in page) and allowed to see the dashboard (else "no access")."""
+    """Signed in (else the sign-in page) and allowed to see the dashboard (else "no access").
 
-    @login_required
+    An htmx request whose session has expired (a panel polling overnight) is sent to the sign-in
+    page as a whole-page navigation: following the redirect inside the request would paste the
+    sign-in form into the panel.
+    """
+
     @wraps(view)
-    def wrapper(request, *args, **kwargs):
+    def signed_in_first(request, *args, **kwargs):
+        if not request.user.is_authenticated and request.htmx:
+            page = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(
+                f"{resolve_url(settings.LOGIN_URL)}?next={quote(page)}"
+            )
+        return login_required(checked)(request, *args, **kwargs)
+
+    @wraps(view)
+    def checked(request, *args, **kwargs):
         if not can_view(request.user):
             return render(request, "meetings/no_access.html", status=403)
         return view(request, *args, **kwargs)
 
-    return wrapper
+    return signed_in_first
 
 
 def client_ip(request):
