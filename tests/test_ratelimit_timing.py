@@ -2,16 +2,17 @@
 
 Zoom counts arrivals per second, so requests must leave at their slots: a database write between
 the slot and the request delays each one by a different amount and bunches them at Zoom
-(bench/bulk_end.py measured 429s at 97 % of the limit that way). The pipeline therefore reserves
-the slot, writes the attempt row while the slot comes, and sends at the slot.
+(bench/bulk_end.py measured 429s at 97 % of the limit that way). The pipeline therefore writes
+the attempt row first, then books the slot and sends at it; while the account is paused after a
+429 for longer than a worker waits, it writes nothing and hands the action back.
 """
 
 import time
 
 import pytest
 
-from meetings.actions import execute, request_action
-from meetings.models import ActionKind, ActionSource, ActionState, ZoomAccount
+from meetings.actions import Run, execute, request_action
+from meetings.models import Action, ActionKind, ActionSource, ActionState, ZoomAccount
 from meetings.ratelimit import ThrottleWaitError, backend, throttle_for
 
 
@@ -51,7 +52,7 @@ def test_reserving_a_slot_too_far_out_books_nothing(account, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_attempt_is_written_while_the_slot_comes_and_the_request_leaves_at_it(
+def test_the_attempt_is_written_before_the_slot_and_the_request_leaves_at_it(
     sandbox_account, sandbox_host, zoom_sandbox, settings
 ):
     # given: a Light limit of 2/s whose current slot another request just took
@@ -81,3 +82,28 @@ def test_the_attempt_is_written_while_the_slot_comes_and_the_request_leaves_at_i
     # and the attempt's duration is Zoom's answer, not the wait for the slot
     assert attempt.duration_ms < 300
     backend().reset(sandbox_account.pk)
+
+
+def test_while_the_account_is_paused_no_attempt_is_written_and_the_action_waits(account, settings):
+    # given an account Zoom answered 429 with a 30 s Retry-After
+    settings.ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS = 5
+    throttle_for(account).back_off(30)
+    action, _ = request_action(
+        account=account,
+        kind=ActionKind.END_MEETING,
+        source=ActionSource.DASHBOARD,
+        target_id=81234567890,
+        enqueue=False,
+    )
+    run = Run(Action.claim(action.pk), sleep=lambda s: None)
+    run._pending = ("meetingStatus", True)
+
+    # when its end is about to be sent
+    with pytest.raises(ThrottleWaitError) as paused:
+        run._throttle("light")
+
+    # then nothing says a call was made, and the action knows how long to wait
+    assert paused.value.seconds == pytest.approx(30, abs=1)
+    assert action.attempts.count() == 0
+    action.refresh_from_db()
+    assert action.attempts_count == 0
