@@ -324,7 +324,7 @@ class Context:
         settings.ZOOM_OAUTH_BASE_URL = self.sandbox.url
         return self.sandbox
 
-    def start_worker(self, name="w1", *, concurrency=2, pool="prefork", extra=()):
+    def start_worker(self, name="w1", *, concurrency=2, pool="prefork", extra=(), env=None):
         """A `celery worker` process (no beat: nothing here needs the sweeper)."""
         argv = [
             PYTHON,
@@ -346,7 +346,7 @@ class Context:
             f"bench-{name}@%h",
             *extra,
         ]
-        worker = self.spawn(f"worker-{name}", argv)
+        worker = self.spawn(f"worker-{name}", argv, env)
         worker.wait_for_log(r" ready\.")
         return worker
 

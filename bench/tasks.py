@@ -8,8 +8,10 @@ loaded by the benchmark's workers (`celery worker -I bench.tasks`); the dashboar
 """
 
 import logging
+import os
 
 from celery import shared_task
+from celery.signals import worker_process_init
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +35,40 @@ def end_meeting_rate_limited(account_id, meeting_id):
         log.info("bench: ending %s failed: %s", meeting_id, e.describe())
         return e.status
     return 204
+
+
+# --- BENCH_TRACE=1: where each request's time goes between its slot and Zoom ----------------
+
+
+@worker_process_init.connect
+def _install_trace(**kwargs):
+    """With BENCH_TRACE set, each request to Zoom carries X-Bench-Slot (when the rate limiter
+    booked it) and X-Bench-Send (when it left this process), which the sandbox logs: the bulk-end
+    benchmark then reports slot → send and send → Zoom. Patched here, in the benchmark's workers
+    only; the dashboard never sends these headers."""
+    if not os.environ.get("BENCH_TRACE"):
+        return
+    import threading
+    import time
+
+    from meetings import ratelimit
+    from meetings.zoom import oauth
+
+    local = threading.local()
+    reserve, send = ratelimit.Throttle.reserve, oauth.AccountSession.send
+
+    def traced_reserve(self, label):
+        wait = reserve(self, label)
+        local.slot = time.time() + wait
+        return wait
+
+    def traced_send(self, request, **kw):
+        slot = getattr(local, "slot", None)
+        if slot is not None:
+            request.headers["X-Bench-Slot"] = repr(slot)
+            request.headers["X-Bench-Send"] = repr(time.time())
+            local.slot = None
+        return send(self, request, **kw)
+
+    ratelimit.Throttle.reserve = traced_reserve
+    oauth.AccountSession.send = traced_send
