@@ -236,6 +236,13 @@ class Sandbox:
         if seed is not None:
             argv += ["--seed", str(seed)]
         self.process = ctx.spawn("sandbox", argv)
+        # The sandbox stands in for Zoom, which runs on other machines: its timestamps are what
+        # the rate limit judges, so it should not queue for a CPU behind what it measures.
+        # Raising a priority needs root (else the sandbox runs at the default priority).
+        self.prioritised = False
+        with contextlib.suppress(PermissionError, OSError):
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, -10)
+            self.prioritised = True
         match = self.process.wait_for_log(r"listening on (http://[\d.]+:\d+)")
         self.url = match[1]
         self.api_url = self.url + "/v2"
