@@ -99,17 +99,23 @@ def main(argv=None):
         print(f"bench: {e}", file=sys.stderr)
         return 2
 
+    # `kill` (or a CI timeout) stops the run as Ctrl-C does: each child stops what it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started_at = datetime.now(UTC)
     machine = machine_description()
     print(f"zoomadmin benchmarks, {started_at:%Y-%m-%d %H:%M} UTC, {machine}", flush=True)
     print(f"service profile: {args.database_url} + {args.redis_url}", flush=True)
     secrets = new_secrets()
     results = []
-    for name in names:
-        module = importlib.import_module(f"bench.{name}")
-        for profile in module.PROFILES:
-            print(f"- {name} ({profile} profile) ...", file=sys.stderr, flush=True)
-            results.append(run_child(args, module, name, profile, secrets))
+    try:
+        for name in names:
+            module = importlib.import_module(f"bench.{name}")
+            for profile in module.PROFILES:
+                print(f"- {name} ({profile} profile) ...", file=sys.stderr, flush=True)
+                results.append(run_child(args, module, name, profile, secrets))
+    except KeyboardInterrupt:
+        print("bench: interrupted; what it started was stopped", file=sys.stderr)
+        return 130
     print(f"\nzoomadmin benchmarks, {started_at:%Y-%m-%d %H:%M} UTC, {machine}")
     print(render(results))
     if args.json:

@@ -113,7 +113,8 @@ def run(ctx, options):
         "bulk_end",
         TITLE,
         setup=(
-            f"sandbox latency {LATENCY_MS} ms, Light limit {LIMIT:.0f}/s (sliding 1 s window); "
+            f"sandbox latency {LATENCY_MS} ms, Light limit {LIMIT:.0f}/s (sliding 1 s window), "
+            f"{'raised' if sandbox.prioritised else 'default'} CPU priority; "
             f"{WORKERS} Celery workers × {CONCURRENCY} prefork processes, Redis broker; "
             f"ZOOM_RATE_LIMIT_HEADROOM={configured:g} as set, and {TUNED_HEADROOM:g}"
         ),
