@@ -135,16 +135,17 @@ def on_own_postgres(own_postgres, transactional_db):
         connections["default"] = original_connection
 
 
-@pytest.fixture
-def fault_workers(transactional_db, zoom_sandbox, request, tmp_path, settings):
-    """Start worker processes with per-test settings: `workers = fault_workers(X="1")`.
+class FaultWorkers:
+    """`fault_workers(**env)` starts worker "w1" and returns its `Workers`; `.log()` is what
+    every worker it started wrote (the session's secret scan reads it)."""
 
-    The environment is built when called (after any database or broker swap), the queue is
-    purged first, every process is SIGKILLed at teardown and their logs printed on failure.
-    """
-    started = []
+    def __init__(self, zoom_sandbox, tmp_path, settings):
+        self.zoom_sandbox = zoom_sandbox
+        self.tmp_path = tmp_path
+        self.settings = settings
+        self.started = []
 
-    def start(*, beat=True, concurrency=2, **extra):
+    def __call__(self, *, beat=True, concurrency=2, **extra):
         from django.conf import settings as django_settings
 
         env = {
@@ -159,33 +160,65 @@ def fault_workers(transactional_db, zoom_sandbox, request, tmp_path, settings):
             DJANGO_SETTINGS_MODULE="zoomadmin.settings",
             DATABASE_URL=database_url(),
             ZOOMADMIN_VAR_DIR=str(django_settings.VAR_DIR),
-            ZOOM_API_BASE_URL=zoom_sandbox.api_url,
-            ZOOM_OAUTH_BASE_URL=zoom_sandbox.oauth_url,
-            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+            ZOOM_API_BASE_URL=self.zoom_sandbox.api_url,
+            ZOOM_OAUTH_BASE_URL=self.zoom_sandbox.oauth_url,
+            PROMETHEUS_MULTIPROC_DIR=str(self.tmp_path / "prometheus"),
         )
         if django_settings.REDIS_URL:
             env["REDIS_URL"] = django_settings.REDIS_URL
         else:
             env.pop("REDIS_URL", None)
-        (tmp_path / "prometheus").mkdir(exist_ok=True)
+        (self.tmp_path / "prometheus").mkdir(exist_ok=True)
         for name in SHARED_SETTINGS:
             if name in env:
                 value = env[name]
-                setattr(settings, name, float(value) if "." in value else int(value))
+                setattr(self.settings, name, float(value) if "." in value else int(value))
         purge_broker()
-        workers = Workers(env, tmp_path)
-        started.append(workers)
+        workers = Workers(env, self.tmp_path)
+        self.started.append(workers)
         workers.start("w1", beat=beat, concurrency=concurrency)
         return workers
 
-    try:
-        yield start
-    finally:
-        for workers in started:
+    def stop_all(self):
+        for workers in self.started:
             workers.stop_all()
+
+    def log(self):
+        return "\n".join(workers.log() for workers in self.started)
+
+
+def _broker_reachable():
+    """False when the broker is a Redis that does not answer (a test stopped it and failed):
+    purging it would wait for kombu's connection retries."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return True
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def fault_workers(transactional_db, zoom_sandbox, request, tmp_path, settings):
+    """Start worker processes with per-test settings: `workers = fault_workers(X="1")`.
+
+    The environment is built when called (after any database or broker swap), the queue is
+    purged first, every process is SIGKILLed at teardown and their logs printed on failure.
+    """
+    starter = FaultWorkers(zoom_sandbox, tmp_path, settings)
+    try:
+        yield starter
+    finally:
+        starter.stop_all()
         report = getattr(request.node, "_report_call", None)
         if report is None or report.failed:
-            for workers in started:
-                print(workers.log()[-30000:])
-        with contextlib.suppress(Exception):
+            print(starter.log()[-30000:])
+        if _broker_reachable():
             purge_broker()
