@@ -1,14 +1,18 @@
 """
-Fixtures of the fault suite (issue 7): servers the tests own and may break, real worker
-processes configured for each scenario, and the checks every scenario ends with.
+Fixtures of the fault suite (issue 7, `make test-faults`): servers the tests own and may break,
+and real worker processes configured for each scenario. What every scenario proves at the end
+is in ledger.py; the Zoom world it starts from in world.py.
 
 - `own_redis`: a redis-server of the test's own on a free port (tests/faults/services.py);
   `on_own_redis` makes it this process's broker and rate-limiter store too.
 - `on_own_postgres`: a PostgreSQL cluster of the test's own, migrated, that Django's default
   database points at for the test (this process, the workers it starts and the sweeper).
 - `fault_workers(**env)`: starts worker "w1" (prefork, 2 processes, with beat running the
-  sweeper every second) with the fast settings of tests/fixtures/worker.py plus ENV; the same
-  ACTION_* settings apply to this process, which requests the actions and sends their messages.
+  sweeper every second) with the fast settings of tests/fixtures/worker.py plus ENV, and returns
+  its `Workers` (kill, start); the same ACTION_* settings apply to this process, which requests
+  the actions and sends their messages.
+
+The machine's shared PostgreSQL and Redis are never stopped: only servers started here are.
 """
 
 import contextlib
