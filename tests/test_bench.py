@@ -45,8 +45,16 @@ class FakeSandbox:
         return [r for r in self.log if r["seq"] > seq]
 
 
-def _entry(seq, t, status=204, method="PUT", template="/meetings/{meetingId}/status"):
-    return {"seq": seq, "time": t, "status": status, "method": method, "template": template}
+def _entry(seq, t, status=204, method="PUT", template="/meetings/{meetingId}/status", **headers):
+    return {
+        "seq": seq,
+        "time": t,
+        "status": status,
+        "method": method,
+        "template": template,
+        "headers": headers,
+        "duration_ms": 100.0,
+    }
 
 
 def test_achieved_rate_counts_light_requests_only_after_the_mark():
@@ -62,6 +70,16 @@ def test_achieved_rate_counts_light_requests_only_after_the_mark():
     assert figures["n429"] == 1
     assert figures["rate"] == pytest.approx(28 / 1.5)
     assert figures["share"] == pytest.approx(28 / 1.5 / bulk_end.LIMIT)
+    assert figures["slot_to_send"] == []
+
+
+def test_traced_requests_split_into_slot_to_send_and_send_to_zoom():
+    # a request booked at 10.000, sent at 10.004, that reached the sandbox's app at 10.006 and
+    # was logged after the 100 ms the sandbox made it wait
+    traced = _entry(1, 10.106, **{"X-Bench-Slot": "10.0", "X-Bench-Send": "10.004"})
+    figures = bulk_end.measure(FakeSandbox([traced]), since=0)
+    assert figures["slot_to_send"] == [pytest.approx(0.004)]
+    assert figures["send_to_zoom"] == [pytest.approx(0.002)]
 
 
 def test_the_bench_refuses_a_database_not_named_for_it(monkeypatch):
