@@ -160,14 +160,15 @@ def run_child(args, module, name, profile, secrets):
         "--duration",
         str(args.duration),
     ]
+    limit = module.timeout(args) if hasattr(module, "timeout") else module.TIMEOUT
     started = time.monotonic()
     popen = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
     clean = False
     try:
-        popen.wait(timeout=module.TIMEOUT)
+        popen.wait(timeout=limit)
         clean = True
     except subprocess.TimeoutExpired:
-        print(f"  {name}: over {module.TIMEOUT} s, stopping it", file=sys.stderr, flush=True)
+        print(f"  {name}: over {limit} s, stopping it", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print(f"  {name}: interrupted, stopping it", file=sys.stderr, flush=True)
         _stop_child(popen)
