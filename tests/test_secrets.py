@@ -2,6 +2,7 @@
 
 import io
 import logging
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -269,8 +270,13 @@ def database_text():
     byte, or every PostgreSQL table's rows cast to text."""
     if connection.vendor == "sqlite":
         name = Path(connection.settings_dict["NAME"])
-        data = b"".join(p.read_bytes() for p in (name, Path(f"{name}-wal")) if p.exists())
-        return data.decode("latin-1")
+        files = [str(p) for p in (name, Path(f"{name}-wal")) if p.exists()]
+        # Read by another process: closing any descriptor of the database file in this process
+        # drops the POSIX locks SQLite holds on it for this process's open connection, so the
+        # next worker connection to close thinks it is the last one, checkpoints and deletes
+        # the write-ahead log under that connection: "database disk image is malformed".
+        data = subprocess.run(["cat", "--", *files], capture_output=True, check=True, timeout=30)
+        return data.stdout.decode("latin-1")
     rows = []
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names(cursor):
