@@ -170,11 +170,8 @@ else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "zoomadmin.sqlite3"}
 
 if _db["ENGINE"] == "django.db.backends.sqlite3":
-    # Never keep a SQLite connection open between requests or tasks. Celery's prefork pool forks
-    # its children (and beat) from a process that ran Django's checks; a persistent connection
-    # would be inherited, and the child closing its copy makes SQLite checkpoint and delete the
-    # write-ahead log under the other processes: "database disk image is malformed" (seen in the
-    # test suite with DATABASE_URL=sqlite:///..., which set a 60 s CONN_MAX_AGE).
+    # A SQLite connection costs nothing to open: keep none open between requests or tasks, so no
+    # idle process holds the file's locks (and none is inherited by a forked Celery child).
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         # Web, worker, beat and sandbox share one file: WAL lets readers run beside the writer,
