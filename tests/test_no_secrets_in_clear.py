@@ -158,6 +158,17 @@ def test_anything_shaped_like_a_sandbox_token_is_a_leak_whoever_issued_it():
     assert find("tokens start with sbx_at_… and sbx_rt_…", {}, []) == []
 
 
+def test_the_sandboxs_seeded_stream_keys_are_found_by_their_shape():
+    fresh = Scanner()
+    fresh.secrets.add("stream key", "sbx-key-0123456789ab")
+
+    assert fresh.secrets.others == {}  # not searched for one by one
+    assert fresh.secrets.find("key sbx-key-00000000beef on meeting 1") == [
+        "a stream key of the sandbox's seeded world (sbx-key-…)"
+    ]
+    assert fresh.secrets.find("sbx-key-…ab") == []
+
+
 def test_masked_and_encrypted_forms_are_not_leaks():
     fresh = Scanner()
     fresh.secrets.add("stream key", "sk-live-0123456789")
