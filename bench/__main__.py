@@ -1,7 +1,7 @@
 """
 `python -m bench [NAME ...]`: run benchmarks and print their figures side by side.
 
-    python -m bench                    # the five of `make bench`, ~8 minutes
+    python -m bench                    # the six of `make bench`, ~9 minutes
     python -m bench bulk_end sync      # some of them
     python -m bench load               # the load test (`make load`)
     python -m bench --list

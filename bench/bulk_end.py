@@ -10,9 +10,9 @@ with 100 ms latency per request, three ways in one run, each on a fresh sandbox 
 - a Celery task with the built-in `rate_limit="30/s"` (bench/tasks.py) on the same two workers:
   the limit holds per worker, so the account gets up to twice Zoom's limit.
 
-The pipeline runs twice: at the ZOOM_RATE_LIMIT_HEADROOM it is configured with (the share of
-Zoom's limit the limiter books), and at 0.96, which the issue's target (>= 0.95 of the limit, no
-429) needs.
+The pipeline runs at the ZOOM_RATE_LIMIT_HEADROOM it is configured with (the share of Zoom's
+limit the limiter books; 0.96 by default, which the issue's target of >= 0.95 of the limit with
+no 429 needs), and once more at 0.96 when it is configured with another.
 
 Figures come from the sandbox's request log: the achieved rate is (n - 1) / (last - first) over
 the Light requests the sandbox counted, as a share of the limit; 429s are what the sandbox
@@ -116,7 +116,8 @@ def run(ctx, options):
             f"sandbox latency {LATENCY_MS} ms, Light limit {LIMIT:.0f}/s (sliding 1 s window), "
             f"{'raised' if sandbox.prioritised else 'default'} CPU priority; "
             f"{WORKERS} Celery workers × {CONCURRENCY} prefork processes, Redis broker; "
-            f"ZOOM_RATE_LIMIT_HEADROOM={configured:g} as set, and {TUNED_HEADROOM:g}"
+            f"ZOOM_RATE_LIMIT_HEADROOM={configured:g} as set"
+            + (f", and {TUNED_HEADROOM:g}" if configured != TUNED_HEADROOM else "")
         ),
         columns=[
             "variant",

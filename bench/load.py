@@ -165,7 +165,7 @@ def prepare(users):
         state="succeeded",
         started_at=now(),
         finished_at=now(),
-        result_summary="Meeting ended (confirmed: Zoom reports it waiting)",
+        result_summary="Meeting ended (confirmed: Zoom no longer shows it in progress)",
     )
 
     sessions = []

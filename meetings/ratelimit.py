@@ -16,6 +16,12 @@ never stampede. The rate is the account's `rate_limit(label)` (plan, or settings
 ZOOM_RATE_LIMIT_HEADROOM, because Zoom counts every app of the account against the same limit
 and network jitter can bunch requests that left evenly spaced.
 
+After a 429 the account is also *cautious* for ZOOM_RATE_LIMIT_CAUTION_SECONDS: its slots are
+booked at ZOOM_RATE_LIMIT_HEADROOM_AFTER_429 instead. A 429 means the room we counted on was not
+there (another app of the account is busy, or our requests arrived bunched), and a limiter that
+went straight back to the same rate would meet the same refusal again and again; each one pauses
+the whole account.
+
 State lives in Redis (one Lua script, atomic, on Redis's clock) when REDIS_URL is set, else in
 the database (RateLimitBucket rows, locked per request); while Redis is unreachable, in the
 database too. A wait longer than
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 
 LABELS = ("light", "medium", "heavy")
 BACKOFF = "backoff"
+CAUTION = "caution"
 
 
 class ThrottleWaitError(Exception):
@@ -48,11 +55,15 @@ class ThrottleWaitError(Exception):
         super().__init__(f"rate limit for {label} requests: next slot in {seconds:.1f} s")
 
 
-def limits_for(account, label):
-    """(emission interval, burst tolerance) in seconds for ACCOUNT's LABEL."""
+def limits_for(account, label, *, cautious=False):
+    """(emission interval, burst tolerance) in seconds for ACCOUNT's LABEL; CAUTIOUS: while the
+    account is cautious after a 429 (see the module)."""
     if label not in LABELS:
         raise ValueError(f"unknown Zoom rate-limit label {label!r}")
-    rate = account.rate_limit(label) * settings.ZOOM_RATE_LIMIT_HEADROOM
+    share = settings.ZOOM_RATE_LIMIT_HEADROOM
+    if cautious:
+        share = min(share, settings.ZOOM_RATE_LIMIT_HEADROOM_AFTER_429)
+    rate = account.rate_limit(label) * share
     interval = 1.0 / rate
     return interval, interval * (settings.ZOOM_RATE_LIMIT_BURST - 1)
 
@@ -60,16 +71,31 @@ def limits_for(account, label):
 class Throttle:
     """`throttle(label)` for one account: blocks until the request may go. See the module."""
 
-    def __init__(self, account, backend, *, sleep=time.sleep, max_wait=None):
+    def __init__(self, account, backend, *, sleep=time.sleep, clock=time.monotonic, max_wait=None):
         self.account = account
         self.backend = backend
         self.sleep = sleep
+        self.clock = clock
         self.max_wait = settings.ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
+        self.late_slots = 0
 
     def __call__(self, label):
+        """Book LABEL's next slot and sleep until it; returns the seconds waited.
+
+        A process that wakes more than ZOOM_RATE_LIMIT_LATE_SECONDS after its slot (the machine
+        was busy) moves the slots not yet booked back by as much before it goes: sent that late,
+        its request would otherwise reach Zoom within one second of as many requests as the
+        limit allows after it, and Zoom counts arrivals. The cost is the lateness, once; a 429
+        would pause the whole account."""
         wait = self.reserve(label)
+        due = self.clock() + wait
         if wait > 0:
             self.sleep(wait)
+        late = self.clock() - due
+        if late > settings.ZOOM_RATE_LIMIT_LATE_SECONDS:
+            interval, _ = limits_for(self.account, label)
+            self.backend.delay(self.account.pk, label, late, interval)
+            self.late_slots += 1
         return wait
 
     def reserve(self, label):
@@ -77,29 +103,46 @@ class Throttle:
         (0: now). The request must not leave before then (`throttle(label)` sleeps for it).
         Raises ThrottleWaitError, with nothing reserved, when the wait exceeds max_wait."""
         interval, tolerance = limits_for(self.account, label)
-        wait = self.backend.reserve(self.account.pk, label, interval, tolerance, self.max_wait)
+        cautious = limits_for(self.account, label, cautious=True)
+        wait = self.backend.reserve(
+            self.account.pk, label, interval, tolerance, self.max_wait, cautious=cautious
+        )
         if wait < 0:
             raise ThrottleWaitError(-wait, label)
         return wait
 
     def back_off(self, seconds):
         """After a 429: no request of this account, of any label, for SECONDS (capped at
-        ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS; at least one second when Zoom gave no time)."""
+        ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS; at least one second when Zoom gave no time); then
+        the account is cautious for ZOOM_RATE_LIMIT_CAUTION_SECONDS (see the module)."""
         seconds = 1.0 if seconds is None else float(seconds)
         seconds = min(max(seconds, 0.0), settings.ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS)
-        if seconds > 0:
-            self.backend.back_off(self.account.pk, seconds)
-            log.warning("Zoom rate limited account %s: pausing it %.1f s", self.account, seconds)
+        caution = settings.ZOOM_RATE_LIMIT_CAUTION_SECONDS
+        self.backend.back_off(self.account.pk, seconds, caution=caution)
+        log.warning(
+            "Zoom rate limited account %s: pausing it %.1f s, then using %g %% of its limit "
+            "for %.0f s",
+            self.account,
+            seconds,
+            100
+            * min(settings.ZOOM_RATE_LIMIT_HEADROOM, settings.ZOOM_RATE_LIMIT_HEADROOM_AFTER_429),
+            caution,
+        )
 
     def backoff_remaining(self):
         """Seconds the account still waits after a 429 (0 when it does not)."""
         return self.backend.backoff_remaining(self.account.pk)
 
+    def caution_remaining(self):
+        """Seconds the account stays cautious after its last 429 (0 when it is not)."""
+        return self.backend.backoff_remaining(self.account.pk, CAUTION)
+
 
 # --- Redis -----------------------------------------------------------------------------------
 
-# KEYS: the label's TAT key, the account's backoff key.
-# ARGV: emission interval, burst tolerance, max wait (seconds).
+# KEYS: the label's TAT key, the account's backoff key, the account's caution key.
+# ARGV: emission interval, burst tolerance, max wait (seconds), and the interval and tolerance
+# while the account is cautious.
 # Returns the wait in seconds as a string (Redis truncates Lua numbers to integers): >= 0 when a
 # slot was reserved, negative (minus the wait) when it would exceed max wait and nothing was.
 _RESERVE = """
@@ -107,9 +150,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local backoff = tonumber(redis.call('GET', KEYS[2]) or '0')
+local caution = tonumber(redis.call('GET', KEYS[3]) or '0')
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
+if now < caution then
+  interval = tonumber(ARGV[4])
+  tolerance = tonumber(ARGV[5])
+end
 local slot = math.max(now, tat - tolerance, backoff)
 local wait = slot - now
 if wait > max_wait then
@@ -120,16 +168,35 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 
 return tostring(wait)
 """
 
-# KEYS: the account's backoff key. ARGV: seconds. Extends, never shortens, the pause.
+# KEYS: the account's backoff key, its caution key. ARGV: the pause and the caution, seconds.
+# Extends, never shortens, either.
 _BACK_OFF = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local untl = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if untl > current then
-  redis.call('SET', KEYS[1], tostring(untl), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+local result = 0
+for i = 1, 2 do
+  local seconds = tonumber(ARGV[i])
+  local untl = now + seconds
+  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if seconds > 0 and untl > current then
+    redis.call('SET', KEYS[i], tostring(untl), 'PX', math.ceil(seconds * 1000) + 1000)
+  end
+  if i == 1 then
+    result = math.max(untl, current) - now
+  end
 end
-return tostring(math.max(untl, current) - now)
+return tostring(result)
+"""
+
+# KEYS: the label's TAT key. ARGV: the lateness, the emission interval (seconds). The slots not
+# yet booked move back by the lateness, and at least one interval after the late request.
+_DELAY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new_tat = math.max(tat + tonumber(ARGV[1]), now + tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return tostring(new_tat - now)
 """
 
 _REMAINING = """
@@ -154,9 +221,10 @@ class RedisBackend:
         self._reserve = client.register_script(_RESERVE)
         self._back_off = client.register_script(_BACK_OFF)
         self._remaining = client.register_script(_REMAINING)
+        self._delay = client.register_script(_DELAY)
 
-    def _keys(self, account_id, label):
-        return f"{self.prefix}:{account_id}:{label}", f"{self.prefix}:{account_id}:{BACKOFF}"
+    def _key(self, account_id, label):
+        return f"{self.prefix}:{account_id}:{label}"
 
     def _unreachable(self, error):
         """The fallback to use now that Redis failed with ERROR (re-raised without one)."""
@@ -168,28 +236,39 @@ class RedisBackend:
             log.warning("rate limiter: Redis unreachable (%s); using the database meanwhile", error)
         return self.fallback
 
-    def reserve(self, account_id, label, interval, tolerance, max_wait):
-        keys = self._keys(account_id, label)
+    def reserve(self, account_id, label, interval, tolerance, max_wait, *, cautious=None):
+        keys = [self._key(account_id, k) for k in (label, BACKOFF, CAUTION)]
+        cautious = cautious or (interval, tolerance)
         try:
-            return float(self._reserve(keys=keys, args=[interval, tolerance, max_wait]))
+            return float(self._reserve(keys=keys, args=[interval, tolerance, max_wait, *cautious]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).reserve(account_id, label, interval, tolerance, max_wait)
+            return self._unreachable(e).reserve(
+                account_id, label, interval, tolerance, max_wait, cautious=cautious
+            )
 
-    def back_off(self, account_id, seconds):
+    def back_off(self, account_id, seconds, *, caution=0.0):
+        keys = [self._key(account_id, BACKOFF), self._key(account_id, CAUTION)]
         try:
-            return float(self._back_off(keys=[self._keys(account_id, "")[1]], args=[seconds]))
+            return float(self._back_off(keys=keys, args=[seconds, caution]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).back_off(account_id, seconds)
+            return self._unreachable(e).back_off(account_id, seconds, caution=caution)
 
-    def backoff_remaining(self, account_id):
+    def delay(self, account_id, label, seconds, interval):
+        """A request of LABEL left SECONDS after its slot: move the unbooked slots back."""
         try:
-            return float(self._remaining(keys=[self._keys(account_id, "")[1]]))
+            return float(self._delay(keys=[self._key(account_id, label)], args=[seconds, interval]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).backoff_remaining(account_id)
+            return self._unreachable(e).delay(account_id, label, seconds, interval)
+
+    def backoff_remaining(self, account_id, which=BACKOFF):
+        try:
+            return float(self._remaining(keys=[self._key(account_id, which)]))
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            return self._unreachable(e).backoff_remaining(account_id, which)
 
     def reset(self, account_id):
-        for label in (*LABELS, BACKOFF):
-            self.client.delete(self._keys(account_id, label)[0])
+        for label in (*LABELS, BACKOFF, CAUTION):
+            self.client.delete(self._key(account_id, label))
 
 
 # One warning per process this often while Redis stays unreachable, not one per Zoom call.
@@ -248,10 +327,12 @@ class DatabaseBackend:
             }
         return rows
 
-    def reserve(self, account_id, label, interval, tolerance, max_wait):
+    def reserve(self, account_id, label, interval, tolerance, max_wait, *, cautious=None):
         with transaction.atomic():
-            rows = self._rows(account_id, [label, BACKOFF])
+            rows = self._rows(account_id, [label, BACKOFF, CAUTION])
             now = _db_now()
+            if cautious and now < rows[CAUTION].value:
+                interval, tolerance = cautious
             tat = rows[label].value
             slot = max(now, tat - tolerance, rows[BACKOFF].value)
             wait = slot - now
@@ -261,19 +342,28 @@ class DatabaseBackend:
             rows[label].save(update_fields=["value"])
             return wait
 
-    def back_off(self, account_id, seconds):
+    def delay(self, account_id, label, seconds, interval):
         with transaction.atomic():
-            row = self._rows(account_id, [BACKOFF])[BACKOFF]
+            row = self._rows(account_id, [label])[label]
             now = _db_now()
-            if now + seconds > row.value:
-                row.value = now + seconds
-                row.save(update_fields=["value"])
+            row.value = max(row.value + seconds, now + interval)
+            row.save(update_fields=["value"])
             return row.value - now
 
-    def backoff_remaining(self, account_id):
+    def back_off(self, account_id, seconds, *, caution=0.0):
+        with transaction.atomic():
+            rows = self._rows(account_id, [BACKOFF, CAUTION])
+            now = _db_now()
+            for label, extra in ((BACKOFF, seconds), (CAUTION, caution)):
+                if extra > 0 and now + extra > rows[label].value:
+                    rows[label].value = now + extra
+                    rows[label].save(update_fields=["value"])
+            return max(rows[BACKOFF].value - now, 0.0)
+
+    def backoff_remaining(self, account_id, which=BACKOFF):
         from .models import RateLimitBucket
 
-        row = RateLimitBucket.objects.filter(account_id=account_id, label=BACKOFF).first()
+        row = RateLimitBucket.objects.filter(account_id=account_id, label=which).first()
         return max(0.0, row.value - _db_now()) if row else 0.0
 
     def reset(self, account_id):
@@ -287,6 +377,25 @@ def backend():
     if settings.REDIS_URL:
         return RedisBackend(_redis_client(settings.REDIS_URL), fallback=DatabaseBackend())
     return DatabaseBackend()
+
+
+def status(account):
+    """What the limiter does for ACCOUNT now, in numbers for its connection page: the share of
+    Zoom's limit it books, the Light limit in requests/s, and the seconds it stays paused or
+    cautious after a 429."""
+    throttle = throttle_for(account)
+    cautious_for = throttle.caution_remaining()
+    share = settings.ZOOM_RATE_LIMIT_HEADROOM
+    if cautious_for:
+        share = min(share, settings.ZOOM_RATE_LIMIT_HEADROOM_AFTER_429)
+    light = account.rate_limit("light")
+    return {
+        "percent": round(100 * share),
+        "light": light,
+        "light_booked": light * share,
+        "cautious_for": cautious_for,
+        "paused_for": throttle.backoff_remaining(),
+    }
 
 
 def throttle_for(account, **kwargs):

@@ -111,6 +111,27 @@ def test_the_health_page_shows_status_expiry_scopes_and_errors(client, admin_use
     assert "Test connection" in page
 
 
+def test_the_health_page_says_how_much_of_zoom_s_limit_is_used_and_when_it_is_reduced(
+    client, admin_user, account, settings
+):
+    from meetings.ratelimit import backend, throttle_for
+
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 0.96
+    settings.ZOOM_RATE_LIMIT_HEADROOM_AFTER_429 = 0.8
+    backend().reset(account.pk)
+    client.force_login(admin_user)
+    url = reverse("connection", args=[account.pk])
+
+    assert "96 % of Zoom's limit: 28.8 of 30 Light requests a second" in client.get(url).text
+
+    throttle_for(account).back_off(2)  # Zoom answered 429
+    page = client.get(url).text
+    backend().reset(account.pk)
+
+    assert "80 % of Zoom's limit: 24 of 30 Light requests a second" in page
+    assert "because Zoom answered 429" in page and "paused for another" in page
+
+
 def test_connect_sends_the_admin_to_zoom_with_state_and_pkce(client, admin_user, db):
     client.force_login(admin_user)
 

@@ -35,7 +35,11 @@ BACKENDS = [
 
 @pytest.fixture
 def account(db):
-    return ZoomAccount.objects.create(name="Acme", kind="server_to_server", client_id="x")
+    # Redis outlives the test's transaction, and an account id may come again: start clean.
+    account = ZoomAccount.objects.create(name="Acme", kind="server_to_server", client_id="x")
+    backend().reset(account.pk)
+    yield account
+    backend().reset(account.pk)
 
 
 @pytest.fixture
@@ -124,6 +128,72 @@ def test_a_shorter_back_off_never_shortens_a_longer_one(limiter_backend, account
     limiter_backend.back_off(account.pk, 3.0)
     limiter_backend.back_off(account.pk, 1.0)
     assert limiter_backend.backoff_remaining(account.pk) == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("limiter_backend", BACKENDS, indirect=True)
+def test_after_a_429_the_account_books_the_cautious_rate_until_the_caution_ends(
+    limiter_backend, account
+):
+    # given a 429 that asked for no pause but leaves the account cautious for 0.6 s
+    other = ZoomAccount.objects.create(name="Other", kind="oauth", client_id="y")
+    limiter_backend.back_off(account.pk, 0.0, caution=0.6)
+    assert limiter_backend.backoff_remaining(account.pk) == 0
+    assert limiter_backend.backoff_remaining(account.pk, "caution") == pytest.approx(0.6, abs=0.1)
+
+    # when requests are booked at 0.1 s, or 0.25 s while cautious
+    def book(account_id, label):
+        return limiter_backend.reserve(account_id, label, 0.1, 0.0, 10, cautious=(0.25, 0.0))
+
+    waits = [book(account.pk, "light") for _ in range(3)]
+    others = [book(other.pk, "light") for _ in range(3)]
+
+    # then the cautious account's slots are the cautious interval apart, the other's are not
+    assert waits == pytest.approx([0, 0.25, 0.5], abs=0.05)
+    assert others == pytest.approx([0, 0.1, 0.2], abs=0.05)
+    # and once the caution is over, the account books at its full rate again
+    time.sleep(0.7)
+    assert [book(account.pk, "medium") for _ in range(2)] == pytest.approx([0, 0.1], abs=0.05)
+    if isinstance(limiter_backend, RedisBackend):
+        limiter_backend.reset(other.pk)
+
+
+@pytest.mark.parametrize("limiter_backend", BACKENDS, indirect=True)
+def test_a_late_request_moves_the_unbooked_slots_back(limiter_backend, account):
+    # queued: two slots booked half a second apart, a request late by 0.2 s moves the next back
+    for _ in range(2):
+        limiter_backend.reserve(account.pk, "light", 0.5, 0.0, 10)
+    limiter_backend.delay(account.pk, "light", 0.2, 0.5)
+    assert limiter_backend.reserve(account.pk, "light", 0.5, 0.0, 10) == pytest.approx(
+        1.2, abs=0.05
+    )
+    # idle: a late request is followed by the next one a whole interval after it left
+    limiter_backend.delay(account.pk, "medium", 0.05, 0.5)
+    assert limiter_backend.reserve(account.pk, "medium", 0.5, 0.0, 10) == pytest.approx(
+        0.5, abs=0.05
+    )
+
+
+def test_the_throttle_is_cautious_after_a_429_even_when_zoom_asked_for_no_pause(account, settings):
+    settings.ZOOM_RATE_LIMIT_LIGHT = 4
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 1.0
+    settings.ZOOM_RATE_LIMIT_HEADROOM_AFTER_429 = 0.5
+    settings.ZOOM_RATE_LIMIT_CAUTION_SECONDS = 60
+    slept = []
+    throttle = throttle_for(account, sleep=slept.append)
+    throttle.back_off(0)  # a Retry-After already in the past
+
+    for _ in range(3):
+        throttle("light")
+
+    assert throttle.caution_remaining() == pytest.approx(60, abs=1)
+    assert slept == pytest.approx([0.5, 1.0], abs=0.05)  # 2/s, half of Zoom's 4
+
+
+def test_the_cautious_share_never_exceeds_the_configured_one(account, settings):
+    settings.ZOOM_RATE_LIMIT_LIGHT = 10
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 0.5
+    settings.ZOOM_RATE_LIMIT_HEADROOM_AFTER_429 = 0.8
+    assert limits_for(account, "light", cautious=True) == limits_for(account, "light")
 
 
 def test_the_backend_is_redis_exactly_when_redis_url_is_set(settings):

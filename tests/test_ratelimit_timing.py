@@ -107,3 +107,46 @@ def test_while_the_account_is_paused_no_attempt_is_written_and_the_action_waits(
     assert action.attempts.count() == 0
     action.refresh_from_db()
     assert action.attempts_count == 0
+
+
+class LateWaker:
+    """A sleep that wakes each time OVERSLEEP seconds after it should (a busy machine), on a
+    clock of its own."""
+
+    def __init__(self, *oversleeps):
+        self.now = 0.0
+        self.oversleeps = list(oversleeps)
+
+    def sleep(self, seconds):
+        self.now += seconds + (self.oversleeps.pop(0) if self.oversleeps else 0.0)
+
+    def clock(self):
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("oversleep", "moved", "next_slot"),
+    [
+        (0.003, 0, 0.2),  # within ZOOM_RATE_LIMIT_LATE_SECONDS: left to the headroom
+        (0.05, 1, 0.25),  # 50 ms late: the slots after it move back 50 ms
+        (0.3, 1, 0.5),  # later than an interval: the next slot is one interval after it left
+    ],
+)
+def test_a_worker_waking_late_for_its_slot_moves_the_later_slots_back_by_as_much(
+    account, settings, oversleep, moved, next_slot
+):
+    # given 10 Light requests a second, and the current slot taken by another request
+    settings.ZOOM_RATE_LIMIT_LIGHT = 10
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 1.0
+    settings.ZOOM_RATE_LIMIT_LATE_SECONDS = 0.005
+    throttle_for(account, sleep=lambda s: None)("light")
+    waker = LateWaker(oversleep)
+    throttle = throttle_for(account, sleep=waker.sleep, clock=waker.clock)
+
+    # when this worker waits for its slot (0.1 s out) and wakes late
+    waited = throttle("light")
+
+    # then it went at once (no second wait), and the next request's slot keeps its distance
+    assert waited == pytest.approx(0.1, abs=0.03)
+    assert throttle.late_slots == moved
+    assert throttle.reserve("light") == pytest.approx(next_slot, abs=0.03)

@@ -506,6 +506,8 @@ def test_the_sync_keeps_to_the_medium_rate_limit_through_the_shared_limiter(
     # Zoom allows 8 Medium requests a second on this account; the limiter is told the same.
     zoom.set_rate_limit("medium", 8)
     settings.ZOOM_RATE_LIMIT_MEDIUM = 8
+    # 80 %: room for a loaded CI machine's jitter (the default's figure is `make bench`'s job)
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 0.8
     action, _ = request_action(account=sandbox_account, kind="sync", source="cli", enqueue=False)
     started = time.monotonic()
 

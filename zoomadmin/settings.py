@@ -255,11 +255,22 @@ ACTION_RETENTION_DAYS = env_int("ACTION_RETENTION_DAYS", 730, minimum=1)
 ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
 ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
 ZOOM_RATE_LIMIT_HEAVY = env_float("ZOOM_RATE_LIMIT_HEAVY", 0.0)
-# The share of the limit the dashboard uses: Zoom counts every app of the account together, and
-# requests sent evenly spaced arrive bunched by network and scheduling jitter (at 80 % a request
-# may arrive 1/4 of its interval late without two landing in one of Zoom's seconds). And the
-# requests granted at once before the limiter spaces them out.
-ZOOM_RATE_LIMIT_HEADROOM = env_float("ZOOM_RATE_LIMIT_HEADROOM", 0.8, minimum=0.05)
+# The share of the limit the dashboard books. Requests sent evenly spaced arrive bunched by
+# network and scheduling jitter: at a share h, a request may arrive up to 1/h - 1 seconds later
+# than the one Zoom's limit counts it against (42 ms at 0.96, 250 ms at 0.8) without two landing
+# in one of Zoom's seconds. 0.96 reaches >= 95 % of the limit with no 429 on a calm machine
+# (BENCHMARKS.md, section 1); lower it when another app of the account uses the same limit.
+ZOOM_RATE_LIMIT_HEADROOM = env_float("ZOOM_RATE_LIMIT_HEADROOM", 0.96, minimum=0.05)
+# After a 429 the account books this share instead, for ZOOM_RATE_LIMIT_CAUTION_SECONDS: the room
+# the headroom counted on was not there (meetings.ratelimit).
+ZOOM_RATE_LIMIT_HEADROOM_AFTER_429 = env_float(
+    "ZOOM_RATE_LIMIT_HEADROOM_AFTER_429", 0.8, minimum=0.05
+)
+ZOOM_RATE_LIMIT_CAUTION_SECONDS = env_float("ZOOM_RATE_LIMIT_CAUTION_SECONDS", 600.0)
+# A worker waking this long after its slot moves the slots not yet booked back by its lateness
+# (meetings.ratelimit.Throttle): a smaller lateness is left to the headroom's tolerance.
+ZOOM_RATE_LIMIT_LATE_SECONDS = env_float("ZOOM_RATE_LIMIT_LATE_SECONDS", 0.005)
+# The requests granted at once before the limiter spaces them out.
 ZOOM_RATE_LIMIT_BURST = env_int("ZOOM_RATE_LIMIT_BURST", 1, minimum=1)
 # A rate-limiter wait longer than this is not slept in the worker: the action is re-enqueued
 # with a countdown instead. And after a 429, the whole account pauses at most this long.
@@ -369,6 +380,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# 24-hour times with seconds and the zone in the admin's audit trail (see the module).
+FORMAT_MODULE_PATH = ["zoomadmin.formats"]
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))

@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from .. import ratelimit
 from ..models import Plan, ZoomAccount
 from ..zoom import oauth
 from ..zoom.errors import ZoomError
@@ -154,7 +155,11 @@ def connections(request):
 @require_GET
 def connection(request, pk):
     account = _account_for(request, pk)
-    return render(request, "meetings/connections/detail.html", {"account": account})
+    return render(
+        request,
+        "meetings/connections/detail.html",
+        {"account": account, "limiter": ratelimit.status(account)},
+    )
 
 
 @login_required
@@ -333,7 +338,7 @@ def test(request, pk):
         return render(
             request,
             "meetings/connections/detail.html#health",
-            {"account": account, "test_outcome": outcome},
+            {"account": account, "test_outcome": outcome, "limiter": ratelimit.status(account)},
         )
     getattr(messages, outcome[0])(request, outcome[1])
     return redirect("connection", pk=account.pk)

@@ -5,7 +5,6 @@ no attempt is recorded twice or left in flight, the main Zoom call succeeded at 
 action, no target got a second action, and the summary says what happened in plain words.
 """
 
-import time
 from collections import Counter
 from itertools import pairwise
 
@@ -14,20 +13,7 @@ from django.db import InterfaceError, OperationalError, connection
 from meetings.executors import EXECUTORS
 from meetings.models import Action, Attempt
 from meetings.models.actions import TERMINAL_STATES
-
-
-def wait_until(predicate, timeout, what, *, interval=0.1, on_poll=None):
-    """Poll PREDICATE until it returns something true (returned) or TIMEOUT seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if on_poll is not None:
-            on_poll()
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+from tests.waiting import wait_until
 
 
 class Ledger:
