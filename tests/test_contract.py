@@ -68,7 +68,7 @@ def test_the_extracted_subset_is_a_valid_openapi_document_with_our_operations():
     assert operation_ids == {
         "meetingStatus", "webinarStatus", "pastMeetingDetails", "getMeetingLiveStreamDetails",
         "meetingLiveStreamUpdate", "meetingLiveStreamStatusUpdate", "meeting", "webinar",
-        "users", "user", "meetings", "webinars",
+        "users", "user", "meetings", "webinars", "pastWebinars",
     }  # fmt: skip
     status = subset["paths"]["/meetings/{meetingId}/status"]["put"]
     assert status["requestBody"]["content"].keys() == {"application/json"}
@@ -196,6 +196,8 @@ def test_every_operation_the_sandbox_answers_keeps_the_contract(zoom_sandbox, zo
         ("PUT", "/meetings/12345678901/status", {"json": {"action": "end"}}),
         ("PUT", f"/webinars/{webinar['id']}/status", {"json": {"action": "end"}}),
         ("PUT", f"/webinars/{webinar['id']}/status", {"json": {"action": "end"}}),
+        ("GET", f"/past_webinars/{webinar['id']}/instances", {}),
+        ("GET", "/past_webinars/12345678901/instances", {}),
     ]
     statuses = [api(zoom_sandbox, s, method, path, **kw).status_code for method, path, kw in calls]
 

@@ -860,3 +860,94 @@ def test_a_refusal_is_described_in_plain_words_without_echoing_what_was_sent():
         "Zoom refused the credentials: the authorization code or refresh token is invalid"
     )
     assert not oauth.OAuthRefused("invalid_request", "Redirect URI mismatch.").credentials_refused
+
+
+# --- Connections ---------------------------------------------------------------------------
+
+
+def api_traffic():
+    """(connections opened, requests sent) by this process's pools to Zoom's API host."""
+    from django.conf import settings
+
+    api = urlsplit(settings.ZOOM_API_BASE_URL)
+    pools = oauth.shared_adapter().poolmanager.pools
+    keys = pools.keys()  # urllib3's container refuses plain iteration
+    mine = [pools[key] for key in keys if (key.key_host, key.key_port) == (api.hostname, api.port)]
+    return sum(p.num_connections for p in mine), sum(p.num_requests for p in mine)
+
+
+def test_the_clients_made_one_per_action_reuse_one_connection_to_zoom(db, sandbox):
+    # given an account, and what this process has sent to Zoom so far
+    account = oauth_account(sandbox)
+    connections, sent = api_traffic()
+
+    # when five actions one after the other each make their client and call Zoom
+    for _ in range(5):
+        oauth.client_for_account(account).get_me()
+
+    # then five requests went over at most one new connection (none if one was open already)
+    now_connections, now_sent = api_traffic()
+    assert now_sent - sent == 5
+    assert now_connections - connections <= 1
+
+
+def test_closing_one_client_leaves_the_others_connections_open(db, sandbox):
+    account = oauth_account(sandbox)
+    first = oauth.client_for_account(account)
+    first.get_me()
+    connections, sent = api_traffic()
+
+    first.session.close()
+    oauth.client_for_account(account).get_me()
+
+    assert api_traffic() == (connections, sent + 1)
+
+
+def test_a_forked_process_opens_connections_of_its_own():
+    # Celery's prefork pool forks its processes: sharing the parent's sockets would interleave
+    # two processes' requests on one connection.
+    parent = oauth.shared_adapter()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, without running pytest's teardown
+        own = oauth._shared_adapter is None and oauth.shared_adapter() is not parent
+        os.write(write, b"own" if own else b"shared")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"own"
+    assert oauth.shared_adapter() is parent
+
+
+def test_a_throttled_request_is_connected_before_its_rate_limit_slot_is_booked(db, sandbox):
+    # given a process with no open connection to Zoom (a fresh worker, or Zoom closed it idle)
+    account = oauth_account(sandbox)
+    oauth.shared_adapter().poolmanager.clear()
+    seen_at_slot = []
+
+    def throttle(label):  # what the connection pool holds when the slot is booked
+        seen_at_slot.append(api_traffic())
+
+    # when a throttled client makes its first request
+    oauth.client_for_account(account, throttle=throttle).get_me()
+
+    # then the connection was opened before the slot, and the request went over it
+    (connections_at_slot, sent_at_slot), after = seen_at_slot[0], api_traffic()
+    assert (connections_at_slot, sent_at_slot) == (1, 0)
+    assert after == (1, 1)
+
+
+def test_warming_a_connection_to_a_zoom_that_is_down_is_left_to_the_request(db, sandbox):
+    from meetings.zoom.errors import ZoomConnectionError
+
+    account = oauth_account(sandbox)
+    oauth.shared_adapter().poolmanager.clear()
+    client = oauth.client_for_account(account, throttle=lambda label: None)
+    sandbox.state.set_faults(down=True)  # the sandbox closes its listening socket
+
+    with pytest.raises(ZoomConnectionError) as caught:
+        client.get_me()  # the warm-up's failure is quiet; the request's is reported
+
+    assert caught.value.describe() == "Could not reach Zoom: connection refused"

@@ -26,7 +26,14 @@ from meetings.zoom.errors import (
     ZoomServerErrorPage,
     ZoomTimeout,
 )
-from meetings.zoom.types import LiveStream, Page, PastMeetingDetails, ZoomMeeting, ZoomUser
+from meetings.zoom.types import (
+    LiveStream,
+    Page,
+    PastMeetingDetails,
+    PastWebinarInstance,
+    ZoomMeeting,
+    ZoomUser,
+)
 
 BASE = "https://zoom.test/v2"
 NOW = datetime(2024, 5, 31, 12, 0, 0, tzinfo=UTC)
@@ -290,6 +297,7 @@ def test_anything_but_a_positive_64_bit_id_is_refused_before_any_request(bad):
         client.end_webinar,
         client.get_meeting,
         client.get_webinar,
+        client.list_past_webinar_instances,
         client.get_livestream,
         client.stop_livestream,
         client.start_livestream,
@@ -836,6 +844,19 @@ def test_ending_a_live_webinar_ends_it(zoom, world, host):
     zoom.end_webinar(webinar["id"])
 
     assert world.webinars[webinar["id"]]["status"] == "ended"
+
+
+def test_an_ended_webinar_s_instance_is_listed_among_its_past_instances(zoom, world, host):
+    webinar = world.add_webinar(host["id"], "Launch", status="started")
+    live_uuid = webinar["uuid"]
+    assert zoom.list_past_webinar_instances(webinar["id"]) == ()
+
+    zoom.end_webinar(webinar["id"])
+    (instance,) = zoom.list_past_webinar_instances(webinar["id"])
+
+    assert isinstance(instance, PastWebinarInstance)
+    assert instance.uuid == live_uuid
+    assert instance.start_time.tzinfo is not None
 
 
 def test_a_meeting_and_a_webinar_are_read_with_their_status(zoom, world, host):

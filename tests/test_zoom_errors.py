@@ -134,7 +134,16 @@ def test_code_300_shows_zooms_own_message_because_it_covers_many_faults():
 def test_webinar_operations_say_webinar_not_meeting():
     error = error_from_response(404, {"code": 3001, "message": "x"}, {}, operation="webinarStatus")
 
-    assert error.describe() == "Zoom: webinar not found or not ended (3001)"
+    assert error.describe() == "Zoom: webinar not found or has expired (3001)"
+
+
+def test_code_3001_means_not_ended_only_for_a_past_meeting_s_details():
+    def words(operation):
+        return error_from_response(404, {"code": 3001}, {}, operation=operation).describe()
+
+    assert words("pastMeetingDetails") == "Zoom: meeting not found or not ended (3001)"
+    assert words("meetingStatus") == "Zoom: meeting not found or has expired (3001)"
+    assert words("meeting") == "Zoom: meeting not found or has expired (3001)"
 
 
 def test_error_kinds_without_a_code_are_described_in_plain_words():

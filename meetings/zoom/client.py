@@ -37,7 +37,15 @@ from .errors import (
     ZoomTimeout,
     error_from_response,
 )
-from .types import LiveStream, Page, PastMeetingDetails, ZoomMeeting, ZoomUser, ZoomWebinar
+from .types import (
+    LiveStream,
+    Page,
+    PastMeetingDetails,
+    PastWebinarInstance,
+    ZoomMeeting,
+    ZoomUser,
+    ZoomWebinar,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +98,7 @@ OPERATIONS = {
         ),
         Operation("meeting", "GET", "/meetings/{meetingId}", "light"),
         Operation("webinar", "GET", "/webinars/{webinarId}", "light"),
+        Operation("pastWebinars", "GET", "/past_webinars/{webinarId}/instances", "light"),
         Operation("user", "GET", "/users/{userId}", "light"),
         Operation("users", "GET", "/users", "medium"),
         Operation("meetings", "GET", "/users/{userId}/meetings", "medium"),
@@ -272,6 +281,21 @@ class ZoomClient:
         webinar_id = validate_zoom_id(webinar_id, "webinar_id")
         return self._parse(ZoomWebinar, self._call("webinar", webinarId=webinar_id), "webinar")
 
+    def list_past_webinar_instances(self, webinar_id) -> tuple[PastWebinarInstance, ...]:
+        """The webinar's ended instances. Zoom: pastWebinars
+        (`GET /past_webinars/{webinarId}/instances`).
+
+        Zoom's webinar API has no status: an instance listed here is one that has ended.
+        """
+        webinar_id = validate_zoom_id(webinar_id, "webinar_id")
+        data = self._call("pastWebinars", webinarId=webinar_id)
+        if not isinstance(data, dict) or not isinstance(data.get("webinars") or [], list):
+            raise ZoomBadResponse("pastWebinars: `webinars` is not a list", status=200)
+        return tuple(
+            self._parse(PastWebinarInstance, item, "pastWebinars")
+            for item in data.get("webinars") or []
+        )
+
     def get_past_meeting(self, meeting_id_or_uuid) -> PastMeetingDetails:
         """An ended meeting instance: by meeting id (the latest instance) or by instance UUID.
         Zoom: pastMeetingDetails (`GET /past_meetings/{meetingId}`).
@@ -446,6 +470,10 @@ class ZoomClient:
         segments = {k: (v if encoded else quote(str(v), safe="")) for k, v in args.items()}
         url = self.base_url + op.path.format(**segments)
         if self.throttle is not None:
+            # Connect first, then book the slot: only the wait separates slot and request.
+            warm = getattr(self.session, "warm", None)
+            if warm is not None:
+                warm()
             self.throttle(op.label)
         started = time.monotonic()
         status = None

@@ -69,6 +69,10 @@ class ZoomError(Exception):
         """Plain words for operators, e.g. "Zoom: you are not the host of this meeting (3003)"."""
         if self.code is not None:
             text = CODE_DESCRIPTIONS.get(self.code)
+            if self.code == 3001 and self.operation and not self.operation.startswith("past"):
+                # "not ended" is what a past meeting's details answer means; ending, recovering
+                # or reading a meeting gets it for an id that is wrong, deleted or expired.
+                text = "meeting not found or has expired"
             if text and "webinar" in self.operation.lower():
                 text = text.replace("meeting", "webinar")
             if text is None or self.code == 300:

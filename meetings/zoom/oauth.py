@@ -43,6 +43,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils.timezone import now
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
@@ -486,7 +487,92 @@ def ensure_access_token(account_pk, *, stale_token=None):
     raise failure
 
 
-class AccountSession(requests.Session):
+# --- connections to Zoom -----------------------------------------------------------------------
+
+# One pool of keep-alive connections to Zoom per process, shared by every session: a client is
+# made per action, and a session of its own would open (in production, TLS-handshake) a new
+# connection for each one. That costs a round trip or three per click, and it made the time from
+# a rate-limiter slot to Zoom's arrival vary by tens of milliseconds, which bunches requests that
+# left evenly spaced (BENCHMARKS.md, section 1).
+_POOL_CONNECTIONS = 4  # distinct hosts kept: Zoom's API, and in tests the odd sandbox restart
+_POOL_MAXSIZE = 16  # connections per host: a web process's threads, a sync's page fetchers
+_shared_adapter = None
+_shared_adapter_lock = threading.Lock()
+
+
+def shared_adapter():
+    """This process's HTTPAdapter for Zoom's API."""
+    global _shared_adapter
+    with _shared_adapter_lock:
+        if _shared_adapter is None:
+            _shared_adapter = HTTPAdapter(
+                pool_connections=_POOL_CONNECTIONS, pool_maxsize=_POOL_MAXSIZE
+            )
+        return _shared_adapter
+
+
+def _forget_connections_after_fork():
+    # A forked Celery pool process must not write into its parent's sockets (two processes on
+    # one connection mix their requests), and must not inherit a lock held by another thread.
+    global _shared_adapter, _shared_adapter_lock
+    _shared_adapter = None
+    _shared_adapter_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+class _PooledSession(requests.Session):
+    """A session whose requests to Zoom's API reuse this process's connections."""
+
+    def __init__(self):
+        super().__init__()
+        self._api_prefix = _origin(settings.ZOOM_API_BASE_URL) + "/"
+        self.mount(self._api_prefix, shared_adapter())
+
+    def close(self):
+        # Closing the shared pool would cut every other session's connections.
+        self.adapters.pop(self._api_prefix, None)
+        super().close()
+
+    def warm(self):
+        """Make sure this process holds an open connection to Zoom's API, opening one now if
+        not. The client calls it before booking a rate-limiter slot: the first request of a
+        worker process, or the first after Zoom closed an idle connection, would otherwise do
+        its TCP and TLS handshakes between the slot and Zoom, and arrive late by a varying
+        round trip or three, bunched with the requests booked after it. Best effort: a failure
+        here is left for the request itself to meet and report."""
+        adapter = self.adapters.get(self._api_prefix)
+        if adapter is None:
+            return
+        env = self.merge_environment_settings(self._api_prefix, {}, None, None, None)
+        if env["proxies"]:
+            return  # through a proxy, the pool is the proxy's: leave it to the request
+        conn = pool = None
+        try:
+            request = requests.Request("GET", self._api_prefix).prepare()
+            pool = adapter.get_connection_with_tls_context(
+                request, env["verify"], None, env["cert"]
+            )
+            conn = pool._get_conn()  # an idle connection (checked for a hang-up), or a new one
+            if conn.sock is None:
+                conn.timeout = settings.ZOOM_TIMEOUT_SECONDS
+                conn.connect()
+        except Exception as e:  # any failure: the request will meet it again, and say so
+            logger.debug("could not open a connection to Zoom ahead of a request: %s", e)
+            if conn is not None:
+                conn.close()
+        finally:
+            if pool is not None and conn is not None:
+                pool._put_conn(conn)
+
+
+def _origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class AccountSession(_PooledSession):
     """A requests session that signs Zoom API requests with one account's access token.
 
     The token is cached here and replaced through `ensure_access_token` when it comes within
@@ -534,7 +620,7 @@ class AccountSession(requests.Session):
         return response
 
 
-class _BearerSession(requests.Session):
+class _BearerSession(_PooledSession):
     """Signs requests with one given token: for the calls made while connecting, before the
     account (and its row lock) exists."""
 

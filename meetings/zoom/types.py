@@ -162,6 +162,23 @@ class ZoomWebinar(_Scheduled):
 
 
 @dataclass(frozen=True)
+class PastWebinarInstance:
+    """One ended instance of a webinar, as `GET /past_webinars/{webinarId}/instances` lists it:
+    its UUID and when it started (Zoom gives nothing more)."""
+
+    uuid: str
+    start_time: datetime | None
+
+    @classmethod
+    def from_json(cls, data):
+        data = _object(data, "past webinar instance")
+        uuid = _str(data, "uuid")
+        if not uuid:
+            raise ValueError("uuid: missing")
+        return cls(uuid=uuid, start_time=_datetime(data, "start_time"))
+
+
+@dataclass(frozen=True)
 class PastMeetingDetails:
     """`GET /past_meetings/{meetingId}`: one ended instance of a meeting (all 14 spec fields)."""
 
