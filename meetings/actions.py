@@ -103,28 +103,23 @@ def request_action(
     Raises ValueError, with a message for the operator, for a bad kind, source, target or
     parameter; nothing is written then.
     """
-    kind = _choice(ActionKind, kind, "action kind")
-    source = _choice(ActionSource, source, "source")
-    target_type, target_id, target_uuid = _clean_target(kind, target_type, target_id, target_uuid)
-    public, secret = _clean_params(kind, params or {})
-    if batch is not None and (batch.account_id != account.pk or batch.kind != kind):
-        raise ValueError("a batch holds actions of one kind on one account")
-    if not topic:
-        topic = _mirror_topic(account, target_type, target_id)
-    fields = {
-        "account": account,
-        "kind": kind,
-        "source": source,
-        "target_type": target_type,
-        "target_id": target_id,
-        "target_uuid": target_uuid,
-        "topic": (topic or "")[: Action._meta.get_field("topic").max_length],
-        "params": public,
-        "secret_params": json.dumps(secret) if secret else "",
-        "requested_by": user,
-        "client_ip": client_ip or None,
-        "batch": batch,
-    }
+    fields = _action_fields(
+        account=account,
+        kind=kind,
+        source=source,
+        target_type=target_type,
+        target_id=target_id,
+        target_uuid=target_uuid,
+        topic=topic,
+        params=params,
+        user=user,
+        client_ip=client_ip,
+        batch=batch,
+    )
+    kind, target_type = fields["kind"], fields["target_type"]
+    target_id, target_uuid = fields["target_id"], fields["target_uuid"]
+    if not fields["topic"]:
+        fields["topic"] = _topic(_mirror_topic(account, target_type, target_id))
     # Two tries: the active action we collided with may finish between our insert and look-up.
     for _ in range(3):
         try:
@@ -132,14 +127,7 @@ def request_action(
                 action = Action.objects.create(**fields)
                 if enqueue:
                     transaction.on_commit(lambda pk=action.pk: enqueue_actions([pk]))
-            log.info(
-                "action %s requested: %s %s by %s via %s",
-                action.pk,
-                kind,
-                action.target_label,
-                user.get_username() if user else "-",
-                source,
-            )
+            _log_requested(action, user)
             return action, True
         except IntegrityError:
             existing = (
@@ -156,6 +144,59 @@ def request_action(
             if existing is not None:
                 return existing, False
     raise IntegrityError("could not create the action (a concurrent one kept colliding)")
+
+
+def _action_fields(
+    *,
+    account,
+    kind,
+    source,
+    target_type,
+    target_id,
+    target_uuid,
+    topic,
+    params,
+    user,
+    client_ip,
+    batch,
+):
+    """The fields of a new Action, validated as `request_action` documents (ValueError with a
+    message for the operator); the topic is the one given, the caller looks it up if empty."""
+    kind = _choice(ActionKind, kind, "action kind")
+    source = _choice(ActionSource, source, "source")
+    target_type, target_id, target_uuid = _clean_target(kind, target_type, target_id, target_uuid)
+    public, secret = _clean_params(kind, params or {})
+    if batch is not None and (batch.account_id != account.pk or batch.kind != kind):
+        raise ValueError("a batch holds actions of one kind on one account")
+    return {
+        "account": account,
+        "kind": kind,
+        "source": source,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_uuid": target_uuid,
+        "topic": _topic(topic),
+        "params": public,
+        "secret_params": json.dumps(secret) if secret else "",
+        "requested_by": user,
+        "client_ip": client_ip or None,
+        "batch": batch,
+    }
+
+
+def _topic(topic):
+    return (topic or "")[: Action._meta.get_field("topic").max_length]
+
+
+def _log_requested(action, user):
+    log.info(
+        "action %s requested: %s %s by %s via %s",
+        action.pk,
+        action.kind,
+        action.target_label,
+        user.get_username() if user else "-",
+        action.source,
+    )
 
 
 def _choice(choices, value, what):
@@ -235,26 +276,51 @@ def _mirror_topic(account, target_type, target_id):
 def enqueue_actions(action_ids, *, countdown=None):
     """Send the task message of each queued action; returns how many were sent.
 
+    The messages go out through one producer (one broker connection) and are marked sent with
+    one UPDATE afterwards: a batch of 300 is 300 publishes and one statement, where a connection
+    checkout and an autocommitted UPDATE per message held the bulk screen's POST for seconds.
     Stops at the first failure (the broker is down: trying the rest would only hold the caller
-    for nothing); the sweeper sends what was not sent once the broker is back.
+    for nothing); what was sent before it is marked sent all the same, and the sweeper sends
+    what was not once the broker is back. A message that went out but was not marked (the
+    process died in between) is sent again by the sweeper: the action is claimed by one run
+    only, so the second message does nothing.
     """
-    sent = 0
-    for action_id in action_ids:
-        if not _send(action_id, countdown=countdown):
-            break
-        Action(pk=action_id).mark_sent(_send.last_task_id)
-        sent += 1
-    return sent
-
-
-def _send(action_id, *, task_id=None, countdown=None):
     from .tasks.actions import run_action
 
-    task_id = task_id or str(uuid.uuid4())
-    _send.last_task_id = task_id
+    action_ids = list(action_ids)
+    sent = {}
+    if not action_ids:
+        return 0
+    try:
+        with run_action.app.producer_or_acquire() as producer:
+            for action_id in action_ids:
+                task_id = str(uuid.uuid4())
+                if not _send(action_id, task_id=task_id, countdown=countdown, producer=producer):
+                    break
+                sent[action_id] = task_id
+    except Exception as e:  # taking a connection from the pool, or giving it back, failed
+        log.warning(
+            "could not send task messages (%s: %s); the sweeper will send the %d not sent",
+            type(e).__name__,
+            e,
+            len(action_ids) - len(sent),
+        )
+    finally:
+        Action.mark_sent(sent)
+    return len(sent)
+
+
+def _send(action_id, *, task_id=None, countdown=None, producer=None):
+    """Publish the task message of ACTION_ID; False (logged) if the broker could not take it."""
+    from .tasks.actions import run_action
+
     try:
         run_action.apply_async(
-            (action_id,), task_id=task_id, countdown=countdown, retry_policy=PUBLISH_RETRY_POLICY
+            (action_id,),
+            task_id=task_id or str(uuid.uuid4()),
+            countdown=countdown,
+            retry_policy=PUBLISH_RETRY_POLICY,
+            producer=producer,
         )
     except Exception as e:  # kombu raises OperationalError, ChannelError, OSError...
         log.warning(
@@ -297,23 +363,25 @@ def dry_run(kind, targets, *, account=None):
     the batch would act on it, `reason` why not (or a caveat). A target is skipped when the
     mirror says there is nothing to do (the meeting is not live, the stream is not running),
     when the same action is already queued or running for it, or when it is listed twice.
+    Two queries whatever the number of targets: the mirror rows of the ids, the active actions.
     """
     kind = _choice(ActionKind, kind, "action kind")
     if kind not in BULK_KINDS:
         raise ValueError(f"{ActionKind(kind).label} cannot be done in bulk")
     target_type = TARGET_TYPES[kind]
     model = Webinar if target_type == "webinar" else Meeting
-    plan, seen = [], set()
+    given = []
     for target in targets:
         row = target if isinstance(target, (Meeting, Webinar)) else None
         if row is not None and not isinstance(row, model):
             raise ValueError(f"{ActionKind(kind).label} acts on {target_type}s")
         zoom_id = row.zoom_id if row is not None else validate_zoom_id(target, f"{target_type} id")
+        given.append((row, zoom_id))
+    mirrored = _mirror_rows(model, {zoom_id for row, zoom_id in given if row is None}, account)
+    plan, seen = [], set()
+    for row, zoom_id in given:
         if row is None:
-            rows = model.objects.filter(zoom_id=zoom_id)
-            if account is not None:
-                rows = rows.filter(account=account)
-            row = rows.first()
+            row = mirrored.get(zoom_id)
         item = PlannedItem(target_type=target_type, target_id=zoom_id)
         if row is not None:
             item.topic, item.host_email, item.status = row.topic, row.host_email, row.status
@@ -336,17 +404,53 @@ def dry_run(kind, targets, *, account=None):
             item.do, item.reason = False, "its live stream is not running"
         elif kind != ActionKind.STOP_LIVESTREAM and row.status != "started":
             item.do, item.reason = False, f"not live ({row.get_status_display().lower()})"
-        if item.do:
-            existing = (
-                Action.objects.active()
-                .filter(account_id=item.account_id, kind=kind, target_id=zoom_id)
-                .first()
-            )
-            if existing is not None:
-                item.do = False
-                item.existing_action_id = existing.pk
-                item.reason = f"already requested (action #{existing.pk}, {existing.state})"
+    todo = [item for item in plan if item.do]
+    active = _active_actions(
+        kind,
+        account_ids={item.account_id for item in todo},
+        target_ids={item.target_id for item in todo},
+    )
+    for item in todo:
+        existing = active.get((item.account_id, item.target_id))
+        if existing is not None:
+            _already_requested(item, existing)
     return plan
+
+
+def _mirror_rows(model, zoom_ids, account):
+    """{zoom id: the mirror's row} for ZOOM_IDS, of ACCOUNT when given; when several accounts
+    have a row for an id, the first in the model's order (what `.first()` would pick)."""
+    if not zoom_ids:
+        return {}
+    rows = model.objects.filter(zoom_id__in=zoom_ids)
+    if account is not None:
+        rows = rows.filter(account=account)
+    found = {}
+    for row in rows:
+        found.setdefault(row.zoom_id, row)
+    return found
+
+
+def _active_actions(kind, *, account_ids, target_ids):
+    """{(account id, target id): the queued or running action of KIND}, newest first when the
+    constraint allows more than one (other target types or instance UUIDs)."""
+    if not target_ids:
+        return {}
+    found = {}
+    rows = (
+        Action.objects.active()
+        .filter(kind=kind, account_id__in=account_ids, target_id__in=target_ids)
+        .only("pk", "state", "account_id", "target_id")
+    )
+    for action in rows:
+        found.setdefault((action.account_id, action.target_id), action)
+    return found
+
+
+def _already_requested(item, existing):
+    item.do = False
+    item.existing_action_id = existing.pk
+    item.reason = f"already requested (action #{existing.pk}, {existing.state})"
 
 
 def create_batch(
@@ -356,7 +460,10 @@ def create_batch(
     target the dry run would act on, all enqueued when the transaction commits. They run at the
     account's rate limit, however many workers there are. Returns (batch, plan).
 
-    Raises ValueError when there is nothing to do.
+    A target whose action someone else asked for since the dry run (another operator, or the
+    same form submitted twice at once) is not acted on twice: the constraint
+    `one_active_action_per_target` decides, as for one request, and the plan reports that
+    target as already requested. Raises ValueError when there is nothing to do.
     """
     plan = dry_run(kind, targets, account=account)
     todo = [item for item in plan if item.do]
@@ -364,32 +471,75 @@ def create_batch(
         raise ValueError("Nothing to do: " + "; ".join(sorted({i.reason for i in plan})))
     with transaction.atomic():
         batch = Batch.objects.create(kind=kind, account=account, requested_by=user)
-        ids = []
-        for item in todo:
-            action, created = request_action(
-                account=account,
-                kind=kind,
-                source=source,
-                target_type=item.target_type,
-                target_id=item.target_id,
-                topic=item.topic,
-                params=params,
-                user=user,
-                client_ip=client_ip,
-                batch=batch,
-                enqueue=False,
-            )
-            if created:
-                ids.append(action.pk)
-            else:
-                item.do = False
-                item.existing_action_id = action.pk
-                item.reason = f"already requested (action #{action.pk}, {action.state})"
+        made = _insert_batch(
+            batch, todo, source=source, user=user, client_ip=client_ip, params=params
+        )
+        ids = [made[item.target_id].pk for item in todo if item.target_id in made]
         batch.total = len(ids)
         batch.save(update_fields=["total"])
         transaction.on_commit(lambda: enqueue_actions(ids))
     log.info("batch %s: %s x %d requested", batch.pk, kind, len(ids))
     return batch, plan
+
+
+def _insert_batch(batch, todo, *, source, user, client_ip, params):
+    """Write the actions of BATCH for the planned items TODO with one INSERT that skips the
+    targets with an active action (ON CONFLICT DO NOTHING on PostgreSQL, INSERT OR IGNORE on
+    SQLite: the partial unique constraint decides, and waits for a concurrent transaction
+    that inserted the same target to finish, as a single request's INSERT does); those items
+    are marked already requested. Returns {target id: the Action written}."""
+    pending = {item.target_id: item for item in todo}
+    made = {}
+    # Three tries: the active action we collided with may finish between our insert and
+    # look-up, as in request_action.
+    for _ in range(3):
+        rows = [
+            Action(
+                **_action_fields(
+                    account=batch.account,
+                    kind=batch.kind,
+                    source=source,
+                    target_type=item.target_type,
+                    target_id=item.target_id,
+                    target_uuid="",
+                    topic=item.topic,
+                    params=params,
+                    user=user,
+                    client_ip=client_ip,
+                    batch=batch,
+                )
+            )
+            # One order for every batch: two batches over the same meetings, selected in
+            # different orders, would each wait for a row the other inserted (a deadlock that
+            # PostgreSQL ends by failing one of them).
+            for item in sorted(pending.values(), key=lambda item: item.target_id)
+        ]
+        Action.objects.bulk_create(rows, ignore_conflicts=True)
+        # The ids of what was written (bulk_create cannot return them when it skips rows).
+        written = dict(
+            Action.objects.filter(batch=batch, target_id__in=list(pending)).values_list(
+                "target_id", "pk"
+            )
+        )
+        for row in rows:
+            if row.target_id in written:
+                row.pk = written[row.target_id]
+                made[row.target_id] = row
+                _log_requested(row, user)
+        pending = {t: item for t, item in pending.items() if t not in written}
+        if not pending:
+            return made
+        active = _active_actions(
+            batch.kind, account_ids={batch.account_id}, target_ids=list(pending)
+        )
+        for target_id, item in pending.items():
+            existing = active.get((batch.account_id, target_id))
+            if existing is not None:
+                _already_requested(item, existing)
+        pending = {t: item for t, item in pending.items() if item.do}
+        if not pending:
+            return made
+    raise IntegrityError("could not create the actions (concurrent ones kept colliding)")
 
 
 def cancel_batch(batch, *, user=None):
@@ -483,6 +633,9 @@ class Run:
         self._attempt_started = None
         self._last_status = None
         self._last_renewal = time.monotonic()
+        # What the `already_done` check found when it could not confirm the change: said in
+        # the failure, so the record does not read as if Zoom surely did nothing.
+        self._unconfirmed = ""
 
     # --- what executors use ---
 
@@ -602,6 +755,7 @@ class Run:
         action = self.action
         executor = EXECUTORS[action.kind]
         value, done_before = None, False
+        self._unconfirmed = ""
         if executor.resumable:
             last = action.attempts.filter(operation=executor.operation).order_by("-number").first()
             # A run that died after Zoom accepted the call but before finishing: do not call
@@ -660,13 +814,21 @@ class Run:
         return None
 
     def _already_done(self, executor, error):
-        """After an error that may hide a success (the connection broke after the request went
-        out, or Zoom refuses the retry of a call whose worker died mid-way), ask Zoom whether
-        the change happened. Returns True when it did and the action is finished; otherwise the
-        attempt is closed with its error and the caller decides on the error as usual."""
+        """After an error that may hide a success, ask whether the change happened anyway
+        (executor.already_done: Zoom's own answer, or an event Zoom sent). It may have when the
+        connection broke after the request went out, or when a worker died during an earlier
+        call of this action: Zoom may have carried that call out, and now refuses to do it again
+        (an ended webinar is "not found", a recovered meeting "not deleted"), with the words it
+        also has for a real refusal.
+
+        Returns True when the change happened and the action is finished. Otherwise the attempt
+        is closed with its error, `_unconfirmed` says what the check found, and the caller
+        decides on the error as usual."""
         attempt = self._attempt
-        after_reclaim = attempt is not None and attempt.after_reclaim
-        if not (after_reclaim or getattr(error, "may_have_reached_zoom", False)):
+        if not (
+            getattr(error, "may_have_reached_zoom", False)
+            or self._interrupted_before(executor, attempt)
+        ):
             return False
         self._close_attempt(error, outcome=Attempt.Outcome.ERROR)
         try:
@@ -676,10 +838,25 @@ class Run:
         except Exception as e:
             log.warning("action %s: could not check whether it was done: %s", self.action.pk, e)
             outcome = None
-        if outcome is None:
+        if outcome is None or not outcome.succeeded:
+            self._unconfirmed = (
+                outcome.summary
+                if outcome is not None
+                else "whether an earlier request went through could not be checked"
+            )
+            log.info("action %s: not confirmed done: %s", self.action.pk, self._unconfirmed)
             return False
         self.action.mark_succeeded(outcome.summary, result=outcome.result)
         return True
+
+    def _interrupted_before(self, executor, attempt):
+        """Whether a worker died during a call of this action's main operation before this one
+        (the call right before, or an earlier one: a takeover, then a 5xx, then Zoom's refusal)."""
+        if attempt is not None and attempt.after_reclaim:
+            return True
+        return self.action.attempts.filter(
+            operation=executor.operation, outcome=Attempt.Outcome.INTERRUPTED
+        ).exists()
 
     def _rate_limited(self, error):
         retry_after = error.retry_after
@@ -714,6 +891,8 @@ class Run:
             self._attempt = self.action.start_attempt(operation, counts=counts)
             self._attempt_started = time.monotonic()
         self._close_attempt(error, outcome=Attempt.Outcome.ERROR, message=summary)
+        if self._unconfirmed:
+            summary = f"{summary} — {self._unconfirmed}"
         is_zoom = isinstance(error, ZoomError)
         self.action.mark_failed(
             summary,

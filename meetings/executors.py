@@ -7,17 +7,42 @@ records it as an attempt and decides on retries); `finish(run, value)` runs once
 it and returns the Outcome: succeeded or not, in plain words for the audit trail. `resumable`
 says a call that Zoom accepted need not be made again when its worker died before finishing
 (ending twice is harmless at Zoom, but the record must not say it ran twice).
-`already_done(run)` answers, after an ambiguous error, whether the change happened anyway.
+`already_done(run)` answers, after an ambiguous error, whether the change happened anyway: an
+Outcome that succeeded when something shows it did, else one whose summary says what was found
+(the pipeline adds it to the failure). Ambiguous: the connection broke after the request went
+out, or a worker died during an earlier call of the action and a new run sent it again. Zoom
+then refuses what it already did with the words it has for real refusals, so its answer alone
+proves nothing; the hooks look for evidence:
+
+- end_meeting: Zoom's `GET /meetings/{id}` no longer says started (or the meeting is gone), or a
+  meeting.ended event arrived since the action started.
+- end_webinar: Zoom's webinar API has no status, and a second end answers 404 code 3001, "not
+  found or has expired", as for a wrong id. Evidence is a webinar.ended event Zoom sent since the
+  action started (stored by the webhook receiver, applied to the mirror or not yet), or Zoom's
+  list of the webinar's past instances (pastWebinars) naming the instance the mirror had live.
+- recover_meeting: a second recover answers 400 code 3000, which also means "cannot access".
+  Evidence is Zoom's `GET /meetings/{id}` answering (a deleted meeting answers 404 code 3001), or
+  a meeting.recovered event since the action started.
+- The live stream kinds have no hook, because a repeat is not refused. Zoom documents no error
+  for stopping a stream that is not running (the sandbox answers 204), so a repeated stop
+  succeeds. A start repeated within 30 s answers 429 "if the livestream has not already started,
+  retry after 30 seconds": the pipeline waits that out, and the start after it answers 204 for
+  the running stream, so the action succeeds with the 429 among its attempts. A repeated
+  configuration sends the same settings again (204). Should Zoom ever refuse a repeated stop,
+  the evidence to look for would be a meeting.live_streaming_stopped event since the action
+  started: Zoom has no stream status to read.
 """
 
 import logging
+import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from . import mirror
-from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus
+from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +67,45 @@ class Executor:
 def _meeting_row(run):
     action = run.action
     return Meeting.objects.filter(account=action.account, zoom_id=action.target_id).first()
+
+
+def _event_since_start(run, event):
+    """The EVENT (e.g. "webinar.ended") about the action's target that Zoom sent after the action
+    started, as the webhook receiver stored it (the mirror may not have applied it yet: its
+    processing is queued behind other work), or None.
+
+    "Sent after" by Zoom's own clock (`event_ts`): an event about an earlier end that arrives
+    late does not count."""
+    action = run.action
+    zoom_account_id = action.account.zoom_account_id
+    if not zoom_account_id or action.started_at is None or action.target_id is None:
+        return None
+    return (
+        WebhookEvent.objects.filter(
+            object_id=action.target_id,
+            event=event,
+            zoom_account_id=zoom_account_id,
+            event_ts__gte=math.floor(action.started_at.timestamp() * 1000),
+        )
+        .order_by("event_ts")
+        .first()
+    )
+
+
+def _event_said(event):
+    """The event in the audit trail's words: "the webinar.ended event Zoom sent at 12:00:01 UTC"."""
+    at = datetime.fromtimestamp(event.event_ts / 1000, tz=UTC)
+    return f"the {event.event} event Zoom sent at {at:%H:%M:%S} UTC"
+
+
+def _call_failed(run, operation, error, failed):
+    """Log a failed follow-up call; True when asking again cannot help (a permanent refusal:
+    the connection needs reconnecting, access refused) or the retry budget is spent."""
+    from .zoom.errors import ZoomError
+
+    text = error.describe() if isinstance(error, ZoomError) else str(error)
+    log.info("action %s: %s failed: %s", run.action.pk, operation, text)
+    return failed >= settings.ACTION_MAX_ATTEMPTS or getattr(error, "permanent", False), text
 
 
 # --- end a meeting, with confirmation ------------------------------------------------------------
@@ -75,7 +139,7 @@ def _confirm_ended(run):
             status=MeetingStatus.ENDED,
             last_event_at__gte=action.started_at,
         ).exists():
-            return True, "the meeting.ended event arrived"
+            return True, "Zoom sent its meeting-ended event"
         try:
             meeting = run.call(
                 "meeting (confirm end)", lambda c: c.get_meeting(action.target_id), counts=False
@@ -94,10 +158,12 @@ def _confirm_ended(run):
             run.wait(wait)
             continue
         if meeting.status != "started":
-            return True, f"Zoom reports it {meeting.status or 'not started'}"
+            # Zoom's own word ("waiting") means nobody is in it, which reads as the opposite of
+            # ended to an operator: say what it means.
+            return True, "Zoom no longer shows it in progress"
         answered += 1
         if answered >= settings.ACTION_CONFIRM_CHECKS:
-            return False, f"{answered} check{'s' if answered != 1 else ''} after Zoom's 204"
+            return False, f"checked {'once' if answered == 1 else f'{answered} times'} since"
         run.wait(settings.ACTION_CONFIRM_INTERVAL_SECONDS)
 
 
@@ -122,8 +188,10 @@ def _finish_end_meeting(run, _):
 
 def _end_meeting_already_done(run):
     confirmed, how = _confirm_ended(run)
-    if not confirmed:
-        return None
+    if confirmed is False:
+        return Outcome(False, "Zoom says the meeting is still running")
+    if confirmed is None:
+        return Outcome(False, f"whether an earlier request ended it could not be checked ({how})")
     mirror.record_meeting_status(run.action.account, run.action.target_id, MeetingStatus.ENDED)
     return Outcome(
         True,
@@ -132,7 +200,7 @@ def _end_meeting_already_done(run):
     )
 
 
-# --- the other meeting and webinar actions -------------------------------------------------------
+# --- recover a meeting ---------------------------------------------------------------------------
 
 
 def _recover_meeting(run):
@@ -144,6 +212,49 @@ def _finish_recover_meeting(run, _):
     return Outcome(True, "Meeting recovered")
 
 
+def _recover_meeting_already_done(run):
+    """Whether the meeting is back (see the module docstring): a meeting.recovered event since
+    the action started, or Zoom answering `GET /meetings/{id}` for it. Zoom's 404 there means it
+    is still deleted (or gone for good); errors are asked again, backing off, as far as the
+    retry budget allows."""
+    from .actions import backoff_delay
+    from .ratelimit import ThrottleWaitError
+    from .zoom.errors import ZoomError, ZoomNotFound
+
+    action = run.action
+    failed = 0
+    while True:
+        event = _event_since_start(run, "meeting.recovered")
+        if event is not None:
+            how, status = f"{_event_said(event)} arrived", MeetingStatus.WAITING
+            break
+        try:
+            meeting = run.call(
+                "meeting (confirm recover)", lambda c: c.get_meeting(action.target_id), counts=False
+            )
+        except ZoomNotFound:
+            return Outcome(False, "it is not back: Zoom still answers 404 for the meeting")
+        except (ZoomError, ThrottleWaitError) as e:
+            failed += 1
+            give_up, text = _call_failed(run, "confirming the recover", e, failed)
+            if give_up:
+                return Outcome(False, f"whether it was recovered could not be checked ({text})")
+            run.wait(getattr(e, "seconds", None) or backoff_delay(failed))
+            continue
+        status = MeetingStatus.STARTED if meeting.status == "started" else MeetingStatus.WAITING
+        how = f"Zoom answers for it again ({meeting.status or 'waiting'})"
+        break
+    mirror.record_meeting_status(action.account, action.target_id, status)
+    return Outcome(
+        True,
+        f"Meeting recovered (the answer to an earlier request was lost; confirmed: {how})",
+        {"confirmed": how},
+    )
+
+
+# --- end a webinar -------------------------------------------------------------------------------
+
+
 def _end_webinar(run):
     run.client.end_webinar(run.action.target_id)
 
@@ -152,6 +263,71 @@ def _finish_end_webinar(run, _):
     # Zoom's webinar API has no status to read back: the webinar.ended event confirms it.
     mirror.record_webinar_status(run.action.account, run.action.target_id, MeetingStatus.ENDED)
     return Outcome(True, "Webinar ended (Zoom accepted the end)")
+
+
+def _end_webinar_already_done(run):
+    """Whether the webinar ended since the action started, from evidence only (see the module
+    docstring): a webinar.ended event Zoom sent since then, or the instance the mirror had live
+    listed among Zoom's past instances of the webinar. Looks ACTION_CONFIRM_CHECKS times,
+    ACTION_CONFIRM_INTERVAL_SECONDS apart: the event may be on its way."""
+    from .ratelimit import ThrottleWaitError
+    from .zoom.errors import ZoomError
+
+    action = run.action
+    how = at = None
+    listed = ""
+    for check in range(settings.ACTION_CONFIRM_CHECKS):
+        if check:
+            run.wait(settings.ACTION_CONFIRM_INTERVAL_SECONDS)
+        event = _event_since_start(run, "webinar.ended")
+        if event is not None:
+            how = f"{_event_said(event)} arrived"
+            at = datetime.fromtimestamp(event.event_ts / 1000, tz=UTC)
+            break
+        # The instance that was live: the mirror has its UUID from webinar.started (or from a
+        # sync while it ran). Without one there is nothing to look for; the event may yet come.
+        live = (
+            Webinar.objects.filter(
+                account=action.account, zoom_id=action.target_id, status=MeetingStatus.STARTED
+            )
+            .exclude(uuid="")
+            .values_list("uuid", flat=True)
+            .first()
+        )
+        if not live:
+            listed = "the dashboard did not know which instance was live"
+            continue
+        try:
+            instances = run.call(
+                "pastWebinars (confirm end)",
+                lambda c: c.list_past_webinar_instances(action.target_id),
+                counts=False,
+            )
+        except (ZoomError, ThrottleWaitError) as e:
+            give_up, text = _call_failed(run, "listing past instances", e, check + 1)
+            listed = f"listing its past instances failed: {text}"
+            if give_up:
+                break
+            continue
+        if any(instance.uuid == live for instance in instances):
+            how = f"Zoom lists the instance that was live ({live}) as past"
+            break
+        listed = f"Zoom does not list the instance that was live ({live}) as past"
+    if how is None:
+        return Outcome(
+            False,
+            "nothing shows that an earlier request ended it: no webinar.ended event from Zoom "
+            f"since the action started, and {listed}",
+        )
+    mirror.record_webinar_status(action.account, action.target_id, MeetingStatus.ENDED, at=at)
+    return Outcome(
+        True,
+        f"Webinar ended (the answer to an earlier request was lost; confirmed: {how})",
+        {"confirmed": how},
+    )
+
+
+# --- live streams --------------------------------------------------------------------------------
 
 
 def _update_livestream(run):
@@ -247,10 +423,18 @@ EXECUTORS = {
         already_done=_end_meeting_already_done,
     ),
     ActionKind.RECOVER_MEETING: Executor(
-        "meetingStatus", _recover_meeting, _finish_recover_meeting, "Meeting recovered"
+        "meetingStatus",
+        _recover_meeting,
+        _finish_recover_meeting,
+        "Meeting recovered",
+        already_done=_recover_meeting_already_done,
     ),
     ActionKind.END_WEBINAR: Executor(
-        "webinarStatus", _end_webinar, _finish_end_webinar, "Webinar ended"
+        "webinarStatus",
+        _end_webinar,
+        _finish_end_webinar,
+        "Webinar ended",
+        already_done=_end_webinar_already_done,
     ),
     ActionKind.UPDATE_LIVESTREAM: Executor(
         "meetingLiveStreamUpdate",

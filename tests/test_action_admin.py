@@ -108,6 +108,44 @@ def test_an_action_page_shows_its_attempts_and_never_a_stream_key(client, admin_
     assert trail["configured"].lease_token not in body or not trail["configured"].lease_token
 
 
+def test_the_list_says_what_zoom_answered_and_when_to_the_second(client, admin_user, trail):
+    client.force_login(admin_user)
+    text = client.get(CHANGELIST).content.decode()
+    # Zoom's answer, with its HTTP status and code, in one column a supervisor can scan.
+    assert "HTTP 400 · code 3003: Zoom: you are not the host of this meeting (3003)" in text
+    # Times to the second, 24-hour, with the zone: retries a second apart are told apart.
+    requested = trail["failed"].requested_at
+    assert f"{requested:%H:%M:%S} UTC" in text
+    assert "a.m." not in text and "p.m." not in text
+
+
+def test_an_attempt_s_wait_reads_in_seconds_not_as_a_raw_float(client, admin_user, trail):
+    action = trail["failed"]
+    Attempt.objects.filter(action=action).update(retry_after=0.812152068056158)
+    client.force_login(admin_user)
+    text = client.get(reverse("admin:meetings_action_change", args=[action.pk])).content.decode()
+    assert "0.8 s" in text
+    assert "0.812152068056158" not in text
+
+
+def test_admin_pages_do_not_ask_for_a_favicon_that_is_not_there(client, admin_user, trail):
+    client.force_login(admin_user)
+    text = client.get(CHANGELIST).content.decode()
+    assert '<link rel="icon" href="data:,">' in text
+    assert "zoomadmin: audit trail and settings" in text
+
+
+def test_the_list_has_room_for_its_columns(client, admin_user, trail):
+    # The navigation sidebar took 300 px, and at 1280 px the last columns ran past the edge.
+    client.force_login(admin_user)
+    text = client.get(CHANGELIST).content.decode()
+    assert 'id="nav-sidebar"' not in text
+    # One account: no account column (its name on every row says nothing); two: the column.
+    assert "column-account" not in text
+    ZoomAccount.objects.create(name="Second", kind="server_to_server", client_id="y")
+    assert "column-account" in client.get(CHANGELIST).content.decode()
+
+
 def test_nothing_can_be_changed_or_deleted_even_by_a_superuser(client, admin_user, trail):
     client.force_login(admin_user)
     pk = trail["failed"].pk

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils.timezone import now
 
-from meetings.actions import request_action
+from meetings.actions import create_batch, request_action
 from meetings.models import (
     Action,
     ActionState,
@@ -22,20 +22,11 @@ from meetings.models import (
     Webinar,
 )
 from meetings.models.actions import TERMINAL_STATES
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.worker]
 
 STREAM_KEY = "sk-pipeline-1b2c3d4e5f"
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_finished(ids, timeout=60):
@@ -335,6 +326,64 @@ def test_actions_asked_for_while_the_broker_is_down_run_when_it_is_back(
         assert action.attempts.filter(operation="meetingStatus").count() == 1
 
 
+def mirrored_live_meetings(zoom_sandbox, account, host, count):
+    """COUNT live meetings in the sandbox, and in the mirror as a sync would have left them."""
+    live = [zoom_sandbox.state.add_meeting(host["id"], status="started") for _ in range(count)]
+    return [
+        Meeting.objects.create(
+            account=account, zoom_id=m["id"], topic=m["topic"], status=MeetingStatus.STARTED
+        )
+        for m in live
+    ]
+
+
+def test_a_batch_s_messages_reach_the_worker_and_end_every_meeting_once(
+    celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox, operator
+):
+    # given ten live meetings selected on the bulk screen
+    targets = mirrored_live_meetings(zoom_sandbox, sandbox_account, sandbox_host, 10)
+
+    # when the batch is made (its messages go out through one producer after the commit)
+    batch, _ = create_batch(
+        account=sandbox_account, kind="end_meeting", targets=targets, user=operator
+    )
+
+    # then each action got its own message, and each meeting was ended once
+    done = wait_finished(batch.actions.values_list("pk", flat=True))
+    assert len(done) == batch.total == 10
+    assert all(a.state == ActionState.SUCCEEDED for a in done), summaries(done)
+    assert len({a.celery_task_id for a in done}) == 10
+    assert zoom_sandbox.state.counters["PUT /meetings/{meetingId}/status"] == 10
+    for action in done:
+        assert action.attempts.filter(operation="meetingStatus").count() == 1
+
+
+def test_a_batch_made_while_the_broker_is_down_runs_when_it_is_back(
+    celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox, operator
+):
+    # given no worker, and a broker this process cannot reach
+    celery_worker_process.kill()
+    targets = mirrored_live_meetings(zoom_sandbox, sandbox_account, sandbox_host, 3)
+    with broker_unreachable():
+        batch, _ = create_batch(
+            account=sandbox_account, kind="end_meeting", targets=targets, user=operator
+        )
+        # the batch is recorded, but no message went out
+        assert batch.total == 3
+        assert (
+            list(batch.actions.values_list("state", "celery_task_id", "lease_expires_at"))
+            == [(ActionState.QUEUED, "", None)] * 3
+        )
+
+    # when the broker and the worker (with its sweeper) are back
+    celery_worker_process.start()
+    done = wait_finished(batch.actions.values_list("pk", flat=True), timeout=60)
+
+    # then the sweeper sent them, and each ran once
+    assert all(a.state == ActionState.SUCCEEDED for a in done), summaries(done)
+    assert zoom_sandbox.state.counters["PUT /meetings/{meetingId}/status"] == 3
+
+
 def test_two_operators_ending_the_same_meeting_at_once_make_one_action(
     celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox, operator, admin_user
 ):
@@ -372,7 +421,10 @@ def test_two_operators_ending_the_same_meeting_at_once_make_one_action(
     assert zoom_sandbox.state.counters["PUT /meetings/{meetingId}/status"] == 1
 
 
-@pytest.mark.worker_env(ZOOM_RATE_LIMIT_LIGHT="5")
+# The headroom is pinned at 0.8 here: this test proves the limit is shared by two processes, and
+# CI runs it on a loaded machine where the default's 42 ms of jitter tolerance is not always there
+# (the default's own figure is measured by `make bench` on a calm machine).
+@pytest.mark.worker_env(ZOOM_RATE_LIMIT_LIGHT="5", ZOOM_RATE_LIMIT_HEADROOM="0.8")
 def test_the_rate_limit_holds_across_two_worker_processes(
     celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox
 ):
@@ -394,7 +446,7 @@ def test_the_rate_limit_holds_across_two_worker_processes(
     assert state.counters["status_429"] == 0
     light = [r for r in state.requests_since(seq) if r.template]
     assert len(light) >= 24
-    assert elapsed < 24 / (5 * 0.8) + 8  # the limit at the default headroom, and start-up
+    assert elapsed < 24 / (5 * 0.8) + 8  # the limit at this headroom, and start-up
     # and both workers did part of it
     for name in ("w1", "w2"):
         log = celery_worker_process.processes[name].log()

@@ -305,7 +305,8 @@ def test_ending_a_meeting_is_confirmed_before_the_mirror_says_ended(
 
     action.refresh_from_db()
     assert action.state == ActionState.SUCCEEDED
-    assert action.result_summary.startswith("Meeting ended (confirmed:")
+    # In words an operator reads: not Zoom's "waiting", which sounds like the opposite of ended.
+    assert action.result_summary == "Meeting ended (confirmed: Zoom no longer shows it in progress)"
     assert action.http_status == 200  # the confirming GET was the last answer
     assert action.attempts_count == 1
     attempts = list(action.attempts.all())
@@ -334,7 +335,7 @@ def test_an_end_zoom_accepts_but_does_not_carry_out_is_reported_as_such(
     action.refresh_from_db()
     assert action.state == ActionState.FAILED
     assert action.result_summary == (
-        "Zoom accepted the end but the meeting is still running (2 checks after Zoom's 204)"
+        "Zoom accepted the end but the meeting is still running (checked 2 times since)"
     )
     assert Meeting.objects.get(zoom_id=meeting["id"]).status == MeetingStatus.STARTED
 
@@ -725,6 +726,176 @@ def test_ending_webinars_in_bulk_reads_the_webinar_mirror(account):
     plan = dry_run("end_webinar", [live, 91000000002], account=account)
     assert [p.target_type for p in plan] == ["webinar", "webinar"]
     assert plan[0].do
+
+
+def live_meetings(account, count, first=81500000000):
+    return Meeting.objects.bulk_create(
+        Meeting(account=account, zoom_id=first + n, topic=f"Live {n}", status="started")
+        for n in range(count)
+    )
+
+
+def test_a_target_requested_between_the_dry_run_and_the_batch_is_reported_not_made_twice(
+    account, meetings, operator, monkeypatch
+):
+    # given another operator's End for "live2" lands just after this batch's dry run
+    real_dry_run = actions.dry_run
+    other = {}
+
+    def dry_run_then_a_click(*args, **kwargs):
+        plan = real_dry_run(*args, **kwargs)
+        other["action"], _ = end_request(account, target_id=meetings["live2"].zoom_id)
+        return plan
+
+    monkeypatch.setattr(actions, "dry_run", dry_run_then_a_click)
+
+    # when the batch is made
+    batch, plan = create_batch(
+        account=account,
+        kind="end_meeting",
+        targets=[meetings["live"], meetings["live2"]],
+        user=operator,
+    )
+
+    # then the constraint kept one action for live2, and the plan says whose it is
+    theirs = other["action"]
+    assert [(p.target_id, p.do) for p in plan] == [(81000000001, True), (81000000002, False)]
+    assert plan[1].reason == f"already requested (action #{theirs.pk}, queued)"
+    assert plan[1].existing_action_id == theirs.pk
+    assert batch.total == 1
+    assert list(batch.actions.values_list("target_id", flat=True)) == [81000000001]
+    assert Action.objects.filter(target_id=81000000002).count() == 1
+
+
+def test_a_batch_costs_a_few_queries_not_some_per_target(
+    account, operator, django_capture_on_commit_callbacks
+):
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for size, first in ((3, 81500000000), (60, 81600000000)):
+        targets = live_meetings(account, size, first)
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            batch, _ = create_batch(
+                account=account, kind="end_meeting", targets=targets, user=operator
+            )
+        assert batch.total == size
+        assert not batch.actions.filter(lease_expires_at__isnull=True).exists()  # all sent
+        counts.append(len(queries))
+    purge_broker()
+    # No statement per target: the dry run, the INSERT, a SELECT of the new ids, one UPDATE
+    # marking the messages sent, and the batch row with its transaction. The one more for 60
+    # targets is SQLite's: Django splits an INSERT at 999 parameters (39 actions).
+    assert counts[0] <= 10 and counts[1] <= counts[0] + 1, counts
+
+
+@pytest.mark.django_db(transaction=True)
+# In the opposite order too: two operators' selections of the same meetings sorted differently
+# must not deadlock in PostgreSQL (each would wait for a row the other inserted first).
+@pytest.mark.parametrize("order", ["same order", "opposite order"])
+def test_the_same_batch_submitted_twice_at_once_makes_one_action_per_target(monkeypatch, order):
+    account = ZoomAccount.objects.create(name="Race", kind="oauth", client_id="r")
+    targets = live_meetings(account, 300)  # enough that the two INSERTs overlap in time
+    selections = [targets, targets[::-1] if order == "opposite order" else targets]
+    # Both submits pass their dry run before either writes: only the constraint can decide.
+    both_planned = threading.Barrier(2)
+    real_dry_run = actions.dry_run
+
+    def dry_run_then_wait(*args, **kwargs):
+        plan = real_dry_run(*args, **kwargs)
+        both_planned.wait(timeout=10)
+        return plan
+
+    monkeypatch.setattr(actions, "dry_run", dry_run_then_wait)
+    results, errors = [], []
+
+    def submit(selection):
+        try:
+            results.append(create_batch(account=account, kind="end_meeting", targets=selection))
+        except Exception as e:
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(s,)) for s in selections]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    purge_broker()
+
+    assert errors == [] and len(results) == 2
+    made = {a.target_id: a for a in Action.objects.all()}
+    assert sorted(made) == sorted(m.zoom_id for m in targets)
+    assert Action.objects.count() == len(targets)
+    assert sum(batch.total for batch, _ in results) == len(targets)
+    plans = [{item.target_id: item for item in plan} for _, plan in results]
+    for target in targets:
+        items = [plan[target.zoom_id] for plan in plans]
+        done = [item for item in items if item.do]
+        skipped = [item for item in items if not item.do]
+        assert len(done) == len(skipped) == 1
+        action = made[target.zoom_id]
+        assert skipped[0].reason == f"already requested (action #{action.pk}, queued)"
+    # every action that was made had its message sent once its batch committed
+    assert not Action.objects.filter(lease_expires_at__isnull=True).exists()
+
+
+def test_messages_sent_before_the_broker_failed_are_marked_and_the_rest_left_for_the_sweeper(
+    account, monkeypatch, settings
+):
+    from meetings.tasks.actions import run_action
+
+    settings.ACTION_REQUEUE_AFTER_SECONDS = 1
+    queued = [end_request(account, target_id=81234567000 + n)[0] for n in range(5)]
+    real_apply_async = run_action.apply_async
+    producers = []
+
+    def broker_dies_at_the_third(*args, **kwargs):
+        producers.append(kwargs.get("producer"))
+        if len(producers) == 3:
+            raise OSError("connection reset by peer")
+        return real_apply_async(*args, **kwargs)
+
+    monkeypatch.setattr(run_action, "apply_async", broker_dies_at_the_third)
+
+    assert actions.enqueue_actions([a.pk for a in queued]) == 2
+
+    # one connection for the lot, and no try after the failure
+    assert len(producers) == 3 and producers[0] is not None
+    assert producers[0] is producers[1] is producers[2]
+    for action in queued:
+        action.refresh_from_db()
+    sent, unsent = queued[:2], queued[2:]
+    assert all(a.celery_task_id and a.lease_expires_at > now() for a in sent)
+    assert sent[0].celery_task_id != sent[1].celery_task_id
+    assert all(a.celery_task_id == "" and a.lease_expires_at is None for a in unsent)
+
+    # and the sweeper sends the rest once the broker is back
+    monkeypatch.setattr(run_action, "apply_async", real_apply_async)
+    Action.objects.filter(pk__in=[a.pk for a in unsent]).update(
+        requested_at=now() - timedelta(seconds=5)
+    )
+    assert sweep()["sent"] == 3
+    assert not Action.objects.filter(lease_expires_at__isnull=True).exists()
+    purge_broker()
+
+
+def test_marking_messages_sent_leaves_an_action_a_worker_has_already_claimed(account):
+    waiting, _ = end_request(account, target_id=81234567001)
+    claimed, _ = end_request(account, target_id=81234567002)
+    Action.claim(claimed.pk, task_id="its-own-message")
+
+    assert Action.mark_sent({waiting.pk: "message-1", claimed.pk: "message-2"}) == 1
+
+    waiting.refresh_from_db()
+    claimed.refresh_from_db()
+    assert waiting.celery_task_id == "message-1" and waiting.lease_expires_at > now()
+    assert claimed.celery_task_id == "its-own-message"
+    assert claimed.state == ActionState.RUNNING
 
 
 # --- retention ------------------------------------------------------------------------------------

@@ -125,3 +125,65 @@ def test_a_zoom_viewer_with_staff_access_can_read_but_not_change(client, django_
     assert page.status_code == 200
     assert STREAM_KEY.encode() not in page.content
     assert change.status_code == 403
+
+
+def test_the_meeting_search_finds_the_rows_djangos_own_search_finds(account, rf, admin_user):
+    # MeetingAdmin compares an id term as a number so that indexes answer the search; the rows
+    # must be the ones Django's search_fields find, whatever the term looks like.
+    from django.contrib import admin as django_admin
+
+    from meetings.admin.mirror import MeetingAdmin
+
+    def meeting(zoom_id, topic, host_email="host@example.com", uuid=""):
+        return Meeting.objects.create(
+            account=account, zoom_id=zoom_id, topic=topic, host_email=host_email, uuid=uuid
+        )
+
+    meeting(85746065432, "Town hall", uuid="JbkqFkfqQ0e7+CZluSnc1g==")
+    meeting(7, "Room 007 standup", host_email="ops-7@example.com")
+    meeting(0, "Zero", uuid="85746065432")
+    meeting(12345678, "Q3 review 85746065432", host_email="cfo@example.com")
+    meeting(2**63 - 1, "Largest id")
+    ours = MeetingAdmin(Meeting, django_admin.site)
+    djangos = django_admin.ModelAdmin(Meeting, django_admin.site)
+    djangos.search_fields = ours.search_fields
+    request = rf.get("/")
+    request.user = admin_user
+
+    terms = [
+        "town",
+        "TOWN HALL",
+        '"town hall"',
+        "85746065432",
+        "7",
+        "007",
+        "+7",
+        "-7",
+        "0",
+        "-0",
+        " 7 ",
+        "1_2345678",
+        "１２３４５６７８",
+        str(2**63 - 1),
+        str(2**63),
+        str(-(2**63) - 1),
+        "9" * 5000,
+        "jbkqfkfqq0e7+czlusnc1g==",
+        "JbkqFkfqQ0e7+CZluSnc1g==",
+        "q3 85746065432",
+        "'ops-7@'",
+        "example.com 7",
+        "nothing",
+    ]
+    for term in terms:
+        found, _ = ours.get_search_results(request, Meeting.objects.all(), term)
+        expected, _ = djangos.get_search_results(request, Meeting.objects.all(), term)
+        assert sorted(m.pk for m in found) == sorted(m.pk for m in expected), term
+    assert ours.get_search_results(request, Meeting.objects.all(), "7")[0].count() == 2
+
+
+def test_the_admin_finds_a_meeting_by_its_id(admin_client, rows):
+    listing = admin_client.get(reverse("admin:meetings_meeting_changelist"), {"q": "85746065432"})
+
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].result_list) == [rows["meeting"]]

@@ -1,5 +1,7 @@
 """Bulk actions from the meetings list: a dry run first, then one batch, its progress, cancel."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -72,6 +74,36 @@ def test_an_empty_or_bad_selection_goes_back_to_the_list_with_a_message(as_opera
     assert "None of the selected meetings exists" in response.content.decode()
 
 
+def test_cancelling_a_review_returns_to_the_list_as_it_was_filtered(as_operator, account):
+    live = make_meeting(account, status="started", topic="Breakout A")
+    # The list puts its current search and filters in the selection form.
+    listed = as_operator.get(reverse("meetings"), {"q": "Breakout", "status": "started"})
+    assert '<input type="hidden" name="back" value="q=Breakout&amp;status=started">' in (
+        listed.content.decode()
+    )
+    back = "q=Breakout&status=started"
+    page = as_operator.get(
+        reverse("bulk-preview"), {"kind": "end_meeting", "ids": [live.pk], "back": back}
+    ).content.decode()
+    # Cancel, the back link, and the run's form (for a refusal) all lead to the same list.
+    assert page.count('href="/meetings/?q=Breakout&amp;status=started"') == 2
+    assert '<input type="hidden" name="back" value="q=Breakout&amp;status=started">' in page
+    refused = as_operator.get(reverse("bulk-preview"), {"kind": "end_meeting", "back": back})
+    assert refused["Location"] == "/meetings/?q=Breakout&status=started"
+
+
+def test_the_way_back_to_the_list_cannot_lead_off_the_site(as_operator, account):
+    live = make_meeting(account, status="started")
+    for back in ("//evil.example/x", "https://evil.example", "/../admin/", "\\evil.example"):
+        page = as_operator.get(
+            reverse("bulk-preview"), {"kind": "end_meeting", "ids": [live.pk], "back": back}
+        ).content.decode()
+        for href in re.findall(r'<a class="btn" href="([^"]*)">Cancel</a>', page):
+            assert href.startswith("/meetings/?")
+        refused = as_operator.get(reverse("bulk-preview"), {"kind": "end_meeting", "back": back})
+        assert refused["Location"].startswith("/meetings/")
+
+
 def test_running_makes_one_batch_of_queued_actions_and_shows_its_progress(
     as_operator, operator, account
 ):
@@ -123,9 +155,26 @@ def test_cancel_stops_what_has_not_started(as_operator, account):
     batch = Batch.objects.get()
     response = as_operator.post(reverse("bulk-cancel", args=[batch.pk]), **HTMX)
     html = response.content.decode()
-    assert "Batch cancelled: 3 actions that had not started will not run" in html
+    assert "Batch cancelled just now: 3 actions that had not started will not run." in html
     assert set(batch.actions.values_list("state", flat=True)) == {"cancelled"}
-    assert as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX).status_code == 286
+    # The next poll still says so: the notice is the batch's state, not the cancel's answer.
+    poll = as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX)
+    assert poll.status_code == 286
+    assert "3 actions that had not started will not run" in poll.content.decode()
+
+
+def test_a_cancel_while_some_run_says_those_finish(as_operator, account):
+    meetings = [make_meeting(account, status="started") for _ in range(3)]
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings]})
+    batch = Batch.objects.get()
+    batch.actions.filter(pk=batch.actions.order_by("pk")[0].pk).update(state="running")
+    html = as_operator.post(reverse("bulk-cancel", args=[batch.pk]), **HTMX).content.decode()
+    assert "2 actions that had not started will not run; 1 already talking to Zoom finishes." in (
+        html
+    )
+    # Polled again, as the page does every second, the panel keeps saying it.
+    html = as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX).content.decode()
+    assert "1 already talking to Zoom finishes" in html
 
 
 def test_nothing_left_to_do_is_a_message_not_an_error(as_operator, account):
@@ -135,6 +184,29 @@ def test_nothing_left_to_do_is_a_message_not_an_error(as_operator, account):
     )
     assert "Nothing to do" in response.content.decode()
     assert Batch.objects.count() == 0
+
+
+def test_a_batch_that_kept_colliding_is_a_message_and_writes_nothing(
+    as_operator, account, monkeypatch
+):
+    from django.db import IntegrityError
+
+    from meetings import actions
+
+    # given every INSERT of the batch colliding with someone else's request for its meetings
+    def colliding(*args, **kwargs):
+        raise IntegrityError("could not create the actions (concurrent ones kept colliding)")
+
+    monkeypatch.setattr(actions, "_insert_batch", colliding)
+    live = make_meeting(account, status="started")
+
+    response = as_operator.post(
+        reverse("bulk-run"), {"kind": "end_meeting", "ids": [live.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "nothing was requested" in response.content.decode()
+    assert Batch.objects.count() == 0 and Action.objects.count() == 0
 
 
 def test_bulk_needs_the_permission_of_its_kind(client, django_user_model, account):

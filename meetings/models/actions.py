@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Func, Q
 from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
@@ -66,6 +66,25 @@ class ActionFinishedError(Exception):
 class LeaseLostError(Exception):
     """This run no longer owns the action: the sweeper reclaimed it, or another delivery of its
     task took it over. The run stops without writing anything more."""
+
+
+class _ValueByPk(Func):
+    """`CASE pk WHEN 1 THEN 'a' WHEN 2 THEN 'b' ... END`: a value per row in one UPDATE (the
+    task ids of `Action.mark_sent`). Written out here because Django's `Case(When(pk=...))`
+    spent 50 ms compiling 300 branches, three times what PostgreSQL took to run the UPDATE."""
+
+    output_field = models.CharField()
+
+    def __init__(self, values):
+        super().__init__(F("pk"))
+        self.values = dict(values)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        pk_sql, params = compiler.compile(self.source_expressions[0])
+        params = list(params)
+        for pk, value in self.values.items():
+            params += [pk, value]
+        return f"CASE {pk_sql}{' WHEN %s THEN %s' * len(self.values)} END", params
 
 
 class Batch(models.Model):
@@ -243,6 +262,23 @@ class Action(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    @property
+    def last_retry_reason(self):
+        """What Zoom answered to the latest attempt that is being retried, or "".
+
+        A job retrying a 5xx stays running for minutes (backing off up to 60 s between
+        attempts); without this the operator sees only "attempt 5" and not why it takes long.
+        """
+        if self.attempts_count < 1:
+            return ""
+        attempt = (
+            self.attempts.filter(outcome=Attempt.Outcome.RETRY)
+            .order_by("-number")
+            .only("message")
+            .first()
+        )
+        return attempt.message if attempt else ""
 
     @property
     def target_label(self):
@@ -431,14 +467,24 @@ class Action(models.Model):
             self.refresh_from_db()
         return bool(done)
 
-    def mark_sent(self, task_id):
-        """Record that a task message was sent for this queued action (see lease_expires_at)."""
+    # Rows per UPDATE of `mark_sent`: three parameters each, well inside SQLite's 999.
+    MARK_SENT_CHUNK = 300
+
+    @classmethod
+    def mark_sent(cls, task_ids):
+        """Record that a task message was sent for each of these queued actions (TASK_IDS maps
+        an action's pk to its message's task id; see lease_expires_at), with one UPDATE per
+        MARK_SENT_CHUNK actions. An action that has left the queue meanwhile (a worker claimed
+        it already, or it was cancelled) is left as it is. Returns how many were marked."""
         deadline = now() + timedelta(seconds=settings.ACTION_DISPATCH_TIMEOUT_SECONDS)
-        return bool(
-            type(self)
-            .objects.filter(pk=self.pk, state=ActionState.QUEUED)
-            .update(celery_task_id=task_id, lease_expires_at=deadline)
-        )
+        pks = list(task_ids)
+        marked = 0
+        for start in range(0, len(pks), cls.MARK_SENT_CHUNK):
+            chunk = {pk: task_ids[pk] for pk in pks[start : start + cls.MARK_SENT_CHUNK]}
+            marked += cls.objects.filter(pk__in=list(chunk), state=ActionState.QUEUED).update(
+                celery_task_id=_ValueByPk(chunk), lease_expires_at=deadline
+            )
+        return marked
 
     def reclaim(self):
         """running with an expired lease (its worker died) → queued again, for a new run; or

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField
@@ -88,6 +89,9 @@ class Meeting(MirroredObject):
             models.Index(fields=["zoom_id"], name="meeting_zoom_id_idx"),
             # Meetings list sorted by topic: keyset pages seek on (topic, id).
             models.Index(fields=["topic", "id"], name="meeting_topic_idx"),
+            # The admin's search by instance UUID: Django's "=uuid" is
+            # UPPER(uuid::text) = UPPER(term). (Topic and host: trigram indexes, migration 0007.)
+            models.Index(Upper("uuid"), name="meeting_uuid_upper_idx"),
         ]
 
     @property

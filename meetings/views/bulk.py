@@ -2,6 +2,8 @@
 skipped and why) → run as one batch → its progress bar and per-row results → cancel."""
 
 from django.contrib import messages
+from django.db import IntegrityError
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -29,11 +31,23 @@ def _selection(request, data):
     return form, kind, [found[i] for i in ids if i in found]
 
 
-def _form_problem(request, form):
+def list_url(data):
+    """The meetings list as the operator left it (search, filters, page), from the selection's
+    `back` field: Cancel on the review, or a refused selection, used to drop them all.
+
+    Only a query string is taken, re-encoded after the list's own path: it cannot lead elsewhere.
+    """
+    back = QueryDict(data.get("back", ""), mutable=True)
+    back.pop("back", None)
+    query = back.urlencode()
+    return reverse("meetings") + (f"?{query}" if query else "")
+
+
+def _form_problem(request, form, data):
     for errors in form.errors.values():
         for error in errors:
             messages.error(request, error)
-    return redirect("meetings")
+    return redirect(list_url(data))
 
 
 @dashboard_view
@@ -41,10 +55,10 @@ def _form_problem(request, form):
 def bulk_preview(request):
     form, kind, meetings = _selection(request, request.GET)
     if kind is None:
-        return _form_problem(request, form)
+        return _form_problem(request, form, request.GET)
     if not meetings:
         messages.error(request, "None of the selected meetings exists any more. Reload the list.")
-        return redirect("meetings")
+        return redirect(list_url(request.GET))
     # A batch acts on one Zoom account: the first selected meeting's. Meetings of another
     # account appear in the dry run as skipped, with that reason.
     account = meetings[0].account
@@ -62,6 +76,8 @@ def bulk_preview(request):
             "todo_count": len(todo),
             "skip_count": len(plan) - len(todo),
             "ids": [m.pk for m in meetings],
+            "back": request.GET.get("back", ""),
+            "list_url": list_url(request.GET),
         },
     )
 
@@ -71,10 +87,10 @@ def bulk_preview(request):
 def bulk_run(request):
     form, kind, meetings = _selection(request, request.POST)
     if kind is None:
-        return _form_problem(request, form)
+        return _form_problem(request, form, request.POST)
     if not meetings:
         messages.error(request, "None of the selected meetings exists any more. Reload the list.")
-        return redirect("meetings")
+        return redirect(list_url(request.POST))
     try:
         batch, plan = actions.create_batch(
             account=meetings[0].account,
@@ -87,7 +103,16 @@ def bulk_run(request):
     except ValueError as e:
         # Nothing left to do (everything ended meanwhile, or was requested by someone else).
         messages.error(request, str(e))
-        return redirect("meetings")
+        return redirect(list_url(request.POST))
+    except IntegrityError:
+        # create_batch gave up after its retries: other requests for the same meetings kept
+        # colliding with this one. Its transaction wrote nothing.
+        messages.error(
+            request,
+            "Other requests for these meetings kept arriving at the same moment, so nothing "
+            "was requested. Look at the list and try again.",
+        )
+        return redirect(list_url(request.POST))
     skipped = sum(1 for item in plan if not item.do)
     messages.success(
         request,
@@ -142,16 +167,10 @@ def bulk_page(request, pk):
 def bulk_cancel(request, pk):
     batch = get_object_or_404(Batch, pk=pk)
     require_action_permission(request.user, ActionKind(batch.kind))
-    cancelled = actions.cancel_batch(batch, user=request.user)
-    text = (
-        f"Batch cancelled: {cancelled} action{'s' if cancelled != 1 else ''} that had not "
-        "started will not run; those already talking to Zoom finish."
-    )
+    actions.cancel_batch(batch, user=request.user)
+    # The progress panel says what the cancel did, from the batch's state, on every poll after.
     if wants_fragment(request):
-        context = batch_context(request, batch)
-        context["notice"] = text
-        return render(request, "meetings/bulk.html#progress", context)
-    messages.success(request, text)
+        return render(request, "meetings/bulk.html#progress", batch_context(request, batch))
     return redirect(reverse("bulk", args=[batch.pk]))
 
 
