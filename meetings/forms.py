@@ -30,6 +30,17 @@ _page_url_validator = URLValidator(
 )
 
 
+class FullLengthCharField(forms.CharField):
+    """A CharField without the HTML maxlength attribute: a browser silently cuts a pasted value
+    at maxlength, and the cut value (a stream URL missing its tail) then passes validation and
+    goes to Zoom. The server-side limit stays, and its error says how long the value is."""
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.pop("maxlength", None)
+        return attrs
+
+
 class DashboardForm(forms.Form):
     """Labels without Django's trailing colon: the stylesheet sets labels apart already."""
 
@@ -50,7 +61,7 @@ class LiveStreamConfigForm(DashboardForm):
     empty key keeps the one already configured, so fixing a typo in the URL needs no key at hand.
     """
 
-    stream_url = forms.CharField(
+    stream_url = FullLengthCharField(
         label="Stream URL",
         max_length=STREAM_URL_MAX,
         validators=[_stream_url_validator],
@@ -59,7 +70,7 @@ class LiveStreamConfigForm(DashboardForm):
             attrs={"inputmode": "url", "autocomplete": "off", "spellcheck": "false"}
         ),
     )
-    stream_key = forms.CharField(
+    stream_key = FullLengthCharField(
         label="Stream key",
         max_length=STREAM_KEY_MAX,
         required=False,
@@ -69,7 +80,7 @@ class LiveStreamConfigForm(DashboardForm):
             render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
         ),
     )
-    page_url = forms.CharField(
+    page_url = FullLengthCharField(
         label="Live stream page URL",
         max_length=PAGE_URL_MAX,
         validators=[_page_url_validator],
@@ -100,6 +111,18 @@ class LiveStreamConfigForm(DashboardForm):
             if self.has_stored_key
             else "The stream name and key your streaming service gave you. It is never shown again."
         )
+
+    def full_clean(self):
+        super().full_clean()
+        typed = self.is_bound and self.data.get("stream_key", "").strip()
+        if typed and self.errors and "stream_key" not in self.errors:
+            # The key is not rendered back, so the operator fixing the URL must know that the
+            # key they typed is gone from the field, not find out from "Enter the stream key".
+            # The bound field copied the help text when validation made it: set both.
+            self.fields["stream_key"].help_text = self["stream_key"].help_text = (
+                "The key you typed was not kept (a key is never sent back to the browser): "
+                "type it again."
+            )
 
     def clean_stream_key(self):
         key = self.cleaned_data["stream_key"]

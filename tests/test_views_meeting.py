@@ -2,11 +2,13 @@
 Zoom, typed values kept, the key never shown), the job poll, past instances and the timeline."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils.timezone import localtime, now
 
-from meetings.models import Action, WebhookEvent
+from meetings.models import Action, Attempt, WebhookEvent
 
 from .dashboard_data import make_account, make_action, make_meeting, make_past
 
@@ -132,6 +134,26 @@ def test_the_job_poll_stops_with_286_and_announces_the_end_of_the_job(as_operato
     assert "controls-job-finished" in response["HX-Trigger"]
 
 
+def test_a_job_retrying_says_what_zoom_answered_last_time(as_operator, live, account):
+    # given an end whose first call got a 503 and waits to try again
+    running = make_action(account, target=live, state="running", attempts_count=2)
+    Attempt.objects.create(
+        action=running,
+        number=1,
+        operation="meetingStatus",
+        outcome=Attempt.Outcome.RETRY,
+        http_status=503,
+        message="Zoom had a server error (HTTP 503): Service is temporarily unavailable.",
+    )
+    Attempt.objects.create(action=running, number=2, operation="meetingStatus")
+    # when the page polls the job
+    html = as_operator.get(reverse("action", args=[running.pk]), **HTMX).content.decode()
+    # then it says it is retrying, and why
+    assert "Trying again (attempt 2)" in html
+    assert "Zoom had a server error (HTTP 503)" in html
+    assert 'hx-trigger="every 1s"' in html
+
+
 def test_the_live_stream_settings_are_saved_through_the_pipeline_with_the_key_hidden(
     as_operator, live
 ):
@@ -146,6 +168,19 @@ def test_the_live_stream_settings_are_saved_through_the_pipeline_with_the_key_hi
     assert GOOD_CONFIG["stream_key"] not in response.content.decode()
     page = as_operator.get(reverse("action", args=[action.pk])).content.decode()
     assert GOOD_CONFIG["stream_key"] not in page
+
+
+def test_the_answer_to_a_save_shows_what_was_saved_but_never_the_key(as_operator, live):
+    response = as_operator.post(
+        reverse("meeting-stream-update", args=[live.pk]), GOOD_CONFIG, **HTMX
+    )
+
+    html = response.content.decode()
+    # The job's end refreshes the panel's state only, so the form must already say this.
+    assert f'value="{GOOD_CONFIG["stream_url"]}"' in html
+    assert f'value="{GOOD_CONFIG["page_url"]}"' in html
+    assert '<option value="1080p" selected>' in html
+    assert GOOD_CONFIG["stream_key"] not in html
 
 
 @pytest.mark.parametrize(
@@ -178,6 +213,36 @@ def test_bad_live_stream_settings_get_an_inline_error_and_keep_what_was_typed(
     assert Action.objects.count() == 0
 
 
+def test_stream_fields_have_no_maxlength_so_a_long_paste_is_refused_not_silently_cut(
+    as_operator, live
+):
+    # A browser cuts a pasted value at maxlength without a word, and a stream URL missing its
+    # tail would pass validation and go to Zoom; the form's own limit says how long it was.
+    page = as_operator.get(reverse("meeting", args=[live.pk])).content.decode()
+    for name in ("stream_url", "stream_key", "page_url"):
+        tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', page).group(0)
+        assert "maxlength" not in tag
+    long_url = "rtmp://live.example.com/" + "a" * 1100
+    data = {**GOOD_CONFIG, "stream_url": long_url}
+    response = as_operator.post(reverse("meeting-stream-update", args=[live.pk]), data, **HTMX)
+    html = response.content.decode()
+    assert f"at most 1024 characters (it has {len(long_url)})" in html
+    assert f'value="{long_url}"' in html
+    assert Action.objects.count() == 0
+
+
+def test_a_typed_key_that_is_not_kept_after_an_error_is_asked_for_again(as_operator, live):
+    data = {**GOOD_CONFIG, "page_url": "not a url"}
+    response = as_operator.post(reverse("meeting-stream-update", args=[live.pk]), data, **HTMX)
+    html = response.content.decode()
+    assert GOOD_CONFIG["stream_key"] not in html
+    assert "The key you typed was not kept" in html
+    # Without a typed key there is nothing to say about it.
+    data = {**GOOD_CONFIG, "page_url": "not a url", "stream_key": ""}
+    response = as_operator.post(reverse("meeting-stream-update", args=[live.pk]), data, **HTMX)
+    assert "The key you typed was not kept" not in response.content.decode()
+
+
 def test_an_empty_key_keeps_the_configured_one_and_is_required_when_there_is_none(
     as_operator, live
 ):
@@ -200,7 +265,7 @@ def test_an_empty_key_keeps_the_configured_one_and_is_required_when_there_is_non
     assert "••" in html  # the masked key
 
 
-def test_settings_are_not_editable_while_the_stream_is_live(as_operator, live):
+def test_settings_cannot_be_saved_while_the_stream_is_live(as_operator, live):
     live.stream_url, live.page_url, live.stream_key = (
         "rtmp://a.example/x",
         "https://a.example",
@@ -210,7 +275,8 @@ def test_settings_are_not_editable_while_the_stream_is_live(as_operator, live):
     live.save()
     page = as_operator.get(reverse("meeting", args=[live.pk])).content.decode()
     assert "Settings can be changed only while the stream is stopped" in page
-    assert re.search(r"<fieldset disabled>\s*<legend class=\"sr-only\">Live stream settings", page)
+    # The button says so, not the fields: they stay as typed when the state changes under them.
+    assert re.search(r'<button type="submit" class="btn" disabled[^>]*>Save settings', page)
     response = as_operator.post(
         reverse("meeting-stream-update", args=[live.pk]), GOOD_CONFIG, **HTMX
     )
@@ -220,7 +286,11 @@ def test_settings_are_not_editable_while_the_stream_is_live(as_operator, live):
 
 def test_the_preflight_says_why_start_is_unavailable(as_operator, account, live):
     page = as_operator.get(reverse("meeting", args=[live.pk])).content.decode()
-    assert "Start is unavailable: No stream is configured" in page
+    # One sentence each, no "unavailable: No stream is configured: save …" chain of colons.
+    assert (
+        "Start is unavailable: No stream is configured yet. Save a stream URL, key and page URL "
+        "first." in page
+    )
     response = as_operator.post(reverse("meeting-stream-start", args=[live.pk]), {}, **HTMX)
     assert "No stream is configured" in response.content.decode()
 
@@ -340,3 +410,55 @@ def test_unknown_meetings_are_a_friendly_404(as_operator):
     assert response.status_code == 404
     assert "Not found" in response.content.decode()
     assert as_operator.post(reverse("meeting-end", args=[999999])).status_code == 404
+
+
+def test_end_opened_directly_for_a_meeting_not_live_says_what_was_last_seen_and_may_ask_zoom(
+    as_operator, account
+):
+    # given a meeting the mirror last heard of as waiting, an hour ago
+    heard = now() - timedelta(hours=1)
+    waiting = make_meeting(account, status="waiting", last_synced_at=heard)
+
+    page = as_operator.get(reverse("meeting-end", args=[waiting.pk])).content.decode()
+
+    # then the page says so plainly, and when; the mirror may be stale, so Zoom may be asked
+    seen = re.search(r'<p [^>]*id="last-seen".*?</p>', page, re.S).group(0)
+    assert "last saw this meeting as <strong>waiting (not started)</strong>" in seen
+    assert f'datetime="{localtime(heard).isoformat()}"' in seen
+    assert "Zoom may know better" in seen
+    assert re.search(r'<button type="submit" [^>]*>Ask Zoom to end it</button>', page)
+    assert ">End meeting</button>" not in page
+    assert Action.objects.count() == 0
+
+
+def test_end_opened_directly_for_a_live_meeting_is_the_plain_confirmation(as_operator, live):
+    page = as_operator.get(reverse("meeting-end", args=[live.pk])).content.decode()
+
+    assert 'id="last-seen"' not in page
+    assert re.search(r'<button type="submit" [^>]*>End meeting</button>', page)
+
+
+def test_end_opened_for_a_deleted_meeting_and_recover_for_one_not_deleted_offer_no_button(
+    as_operator, account
+):
+    deleted = make_meeting(account, status="deleted", last_event_at=now())
+    live = make_meeting(account, status="started")  # added by hand: never synced since
+
+    end = as_operator.get(reverse("meeting-end", args=[deleted.pk])).content.decode()
+    recover = as_operator.get(reverse("meeting-recover", args=[live.pk])).content.decode()
+
+    # The POSTs refuse these, so the pages say why instead of offering a button.
+    assert "This meeting was deleted at Zoom: recover it first." in end
+    assert "last saw this meeting as <strong>deleted</strong>" in end
+    assert "Only a deleted meeting can be recovered." in recover
+    assert "last saw this meeting as <strong>live</strong>" in recover
+    assert "<time datetime=" in end
+    assert "has heard nothing from Zoom about it since it was added" in recover
+    for page in (end, recover):
+        card = re.search(r'<div class="card confirm-page">.*?</form>', page, re.S).group(0)
+        assert "<button" not in card
+        assert ">Back to the meeting</a>" in page
+    # A deleted meeting's recover page is the plain confirmation.
+    page = as_operator.get(reverse("meeting-recover", args=[deleted.pk])).content.decode()
+    assert 'id="last-seen"' not in page
+    assert re.search(r'<button type="submit" [^>]*>Recover meeting</button>', page)

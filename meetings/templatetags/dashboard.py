@@ -1,7 +1,9 @@
 """Small template helpers for the dashboard: badges, Zoom's meeting types, query strings."""
 
 from django import template
+from django.utils.html import conditional_escape
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.timezone import get_current_timezone_name, now
 
@@ -71,6 +73,14 @@ def ago(value):
     if (now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.filter
+def email_breaks(value):
+    """An email address that may break before its "@" when the column is narrow, rather than
+    one letter from its end ("host@example.co" / "m"). The value is escaped first."""
+    text = conditional_escape("" if value is None else value)
+    return mark_safe(text.replace("@", "<wbr>@"))  # noqa: S308 - escaped above
 
 
 @register.simple_tag

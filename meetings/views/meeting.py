@@ -1,10 +1,17 @@
 """A meeting's page: its mirror, End / Recover, the live stream panel, past instances and the
-timeline of its actions and webhook events. Each panel is a partial of meeting.html that the
-page polls while one of its jobs runs and re-renders when a job finishes."""
+timeline of its actions and webhook events. Each panel is a partial of meeting.html.
 
+While the page is open its followed parts (the status panel with End / Recover, the live stream
+state, the buttons of the live stream forms, the past instances and the timeline) follow the
+mirror and the audit trail: the page polls `meeting_state` with the version of what it shows, and
+gets 204 when nothing changed, else the parts as out-of-band swaps. The live stream forms' fields
+are never in a swapped part, so typed input stays."""
+
+import hashlib
 from itertools import chain
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -12,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..forms import LiveStreamConfigForm, LiveStreamStartForm
 from ..models import Action, ActionKind, Meeting, MeetingStatus, PastMeeting, WebhookEvent
 from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
-from .jobs import ActionRefused, announce, answer, start_action
+from .jobs import ActionRefused, announce, start_action
 
 TEMPLATE = "meetings/meeting.html"
 PARTS = ("controls", "livestream", "past", "timeline")
@@ -24,6 +31,7 @@ STREAM_KINDS = (
 )
 MEETING_KINDS = (*CONTROL_KINDS, *STREAM_KINDS, ActionKind.FETCH_PAST_MEETING)
 TIMELINE_LENGTH = 30
+PAST_LENGTH = 20
 
 
 def get_meeting(pk):
@@ -35,28 +43,42 @@ def get_meeting(pk):
     )
 
 
-def _latest(actions, kinds):
-    return next((a for a in actions if a.kind in kinds), None)
-
-
 def start_unavailable_reason(meeting):
     """Why Start is not offered (the live stream preflight), or "" when it is."""
     if meeting.livestream_status == "live":
         return "The stream is already live."
     if not meeting.has_stream_configured or not meeting.stream_key:
-        return "No stream is configured: save a stream URL, key and page URL first."
+        return "No stream is configured yet. Save a stream URL, key and page URL first."
     if meeting.status != MeetingStatus.STARTED:
-        return "The meeting is not live: Zoom streams only a meeting in progress."
+        return "The meeting is not live, and Zoom streams only a meeting in progress."
     return ""
 
 
-def meeting_context(request, meeting, *, config_form=None, start_form=None):
+def latest_job(meeting, kinds):
+    """The newest action of one of `kinds` on this meeting (one query, on action_target_idx)."""
+    return (
+        Action.objects.filter(
+            account_id=meeting.account_id, target_id=meeting.zoom_id, kind__in=kinds
+        )
+        .select_related("requested_by")
+        .order_by("-requested_at", "-id")
+        .first()
+    )
+
+
+def history(meeting):
+    """The timeline (the newest actions and Zoom events, merged, newest first), the latest fetch
+    job and the past instances, as the page shows them: three bounded queries, whatever the
+    meeting's history, so the poll can read them every few seconds."""
     actions = list(
         Action.objects.filter(
             account_id=meeting.account_id,
             target_id=meeting.zoom_id,
             kind__in=MEETING_KINDS,
-        ).select_related("requested_by")[:TIMELINE_LENGTH]
+        )
+        # The encrypted parameters are never shown: not decrypted thirty times a poll.
+        .defer("secret_params")
+        .select_related("requested_by")[:TIMELINE_LENGTH]
     )
     events = list(
         WebhookEvent.objects.filter(object_id=meeting.zoom_id)
@@ -71,11 +93,64 @@ def meeting_context(request, meeting, *, config_form=None, start_form=None):
         key=lambda item: item["at"],
         reverse=True,
     )[:TIMELINE_LENGTH]
-    control_job = _latest(actions, CONTROL_KINDS)
-    stream_job = _latest(actions, STREAM_KINDS)
-    fetch_job = _latest(actions, (ActionKind.FETCH_PAST_MEETING,))
+    return {
+        "timeline": timeline,
+        "fetch_job": next((a for a in actions if a.kind == ActionKind.FETCH_PAST_MEETING), None),
+        "past_instances": list(
+            PastMeeting.objects.filter(account_id=meeting.account_id, zoom_id=meeting.zoom_id)
+            .order_by("-start_time")
+            .only(
+                "pk",
+                "uuid",
+                "start_time",
+                "end_time",
+                "duration",
+                "participants_count",
+                "fetched_at",
+            )[:PAST_LENGTH]
+        ),
+    }
+
+
+def state_version(status, shown_history):
+    """A digest of everything the followed parts show, so an unchanged poll answers 204.
+
+    The jobs count by id and state only: a running job polls its own fragment every second.
+    A timeline row changes with its state (an action) or its processing (an event), a past
+    instance when it is fetched again. The stream key counts as it is shown (masked), never in
+    clear.
+    """
+    meeting = status["meeting"]
+    control_job, stream_job = status["control_job"], status["stream_job"]
+    shown = (
+        meeting.status,
+        meeting.livestream_status,
+        meeting.start_time,
+        meeting.duration,
+        meeting.stream_url,
+        meeting.page_url,
+        meeting.resolution,
+        meeting.masked_stream_key,
+        control_job and (control_job.pk, control_job.state),
+        stream_job and (stream_job.pk, stream_job.state),
+        sorted(status["kinds"]),
+        [
+            ("a", item["action"].pk, item["action"].state)
+            if "action" in item
+            else ("e", item["event"].pk, item["event"].processed_at, item["event"].error)
+            for item in shown_history["timeline"]
+        ],
+        [(p.pk, p.fetched_at) for p in shown_history["past_instances"]],
+    )
+    return hashlib.blake2s(repr(shown).encode(), digest_size=8).hexdigest()
+
+
+def status_context(request, meeting):
+    """What the status parts need: the meeting's status, its current jobs, what may be done.
+    (An End or Recover answers with the status panel alone, from this.)"""
+    control_job = latest_job(meeting, CONTROL_KINDS)
+    stream_job = latest_job(meeting, STREAM_KINDS)
     kinds = allowed_kinds(request.user)
-    stream_busy = bool(stream_job and stream_job.is_active)
     return {
         "meeting": meeting,
         "kinds": kinds,
@@ -86,15 +161,24 @@ def meeting_context(request, meeting, *, config_form=None, start_form=None):
         "control_job": control_job,
         "control_busy": bool(control_job and control_job.is_active),
         "stream_job": stream_job,
-        "stream_busy": stream_busy,
-        "fetch_job": fetch_job,
+        "stream_busy": bool(stream_job and stream_job.is_active),
+        "start_unavailable": start_unavailable_reason(meeting),
+    }
+
+
+def state_context(request, meeting):
+    """What every followed part needs, and the version of it: the page and the poll build it
+    alike, so the page shows the version the poll compares with."""
+    status = status_context(request, meeting)
+    shown_history = history(meeting)
+    return {**status, **shown_history, "state_version": state_version(status, shown_history)}
+
+
+def meeting_context(request, meeting, *, config_form=None, start_form=None):
+    return {
+        **state_context(request, meeting),
         "config_form": config_form or LiveStreamConfigForm(meeting=meeting),
         "start_form": start_form or LiveStreamStartForm(),
-        "start_unavailable": start_unavailable_reason(meeting),
-        "past_instances": PastMeeting.objects.filter(
-            account_id=meeting.account_id, zoom_id=meeting.zoom_id
-        ).order_by("-start_time")[:20],
-        "timeline": timeline,
     }
 
 
@@ -109,7 +193,44 @@ def meeting_page(request, pk):
     return render(request, template, meeting_context(request, meeting))
 
 
-def _confirm_page(request, meeting, kind, url_name):
+@dashboard_view
+@require_GET
+def meeting_state(request, pk):
+    """The page's followed parts, polled every few seconds while the page is open and visible.
+
+    `v` is the version the page shows: when it is still current the answer is 204 and htmx swaps
+    nothing (the DOM, a focused button, an open dialog stay as they are). Otherwise the answer is
+    the parts as out-of-band swaps, and the poller with the new version. A constant number of
+    queries whatever the meeting's history: the session and permissions, the meeting, its two
+    latest jobs, and the newest of its actions, events and past instances (what the timeline and
+    the past instances panel show, at most 30, 30 and 20 rows). A plain GET (no htmx) is sent to
+    the page itself.
+    """
+    # The meeting's own row only: the followed parts show nothing of its account.
+    meeting = get_object_or_404(Meeting, pk=pk)
+    if not wants_fragment(request):
+        return redirect("meeting", pk=meeting.pk)
+    context = state_context(request, meeting)
+    if request.GET.get("v") == context["state_version"]:
+        return HttpResponse(status=204)
+    return render(request, f"{TEMPLATE}#state", context)
+
+
+# How the confirmation page names a status the dashboard last saw.
+SEEN_AS = {
+    MeetingStatus.WAITING: "waiting (not started)",
+    MeetingStatus.STARTED: "live",
+    MeetingStatus.ENDED: "ended",
+    MeetingStatus.DELETED: "deleted",
+}
+
+
+def _confirm_page(request, meeting, kind, url_name, *, stale=False, refused=""):
+    """The confirmation as a page (what a confirm link opens without JavaScript, or a URL opened
+    directly). `stale`: the mirror does not show the state the action needs, but Zoom may, so
+    the page says what the dashboard last saw and when, and still offers to ask Zoom.
+    `refused`: the POST would refuse, so the page says why and offers no button."""
+    heard = [t for t in (meeting.last_synced_at, meeting.last_event_at) if t]
     return render(
         request,
         "meetings/confirm.html",
@@ -119,12 +240,18 @@ def _confirm_page(request, meeting, kind, url_name):
             "action_url": reverse(url_name, args=[meeting.pk]),
             "back_url": reverse("meeting", args=[meeting.pk]),
             "what": "meeting",
+            "stale": stale,
+            "refused": refused,
+            "seen_as": SEEN_AS.get(meeting.status, meeting.status),
+            "seen_at": max(heard) if heard else None,
         },
     )
 
 
-def _request(request, meeting, kind, part, **extra):
-    """Request `kind` on this meeting and answer with the updated panel or a redirect."""
+def _request(request, meeting, kind, part, forms=None, **extra):
+    """Request `kind` on this meeting and answer with the updated panel or a redirect.
+
+    `forms` are the panel's forms as the answer shows them (default: as the mirror is now)."""
     try:
         action, created = start_action(
             request,
@@ -139,19 +266,22 @@ def _request(request, meeting, kind, part, **extra):
         return _refuse(request, meeting, part, str(e))
     if not wants_fragment(request):
         announce(request, action, created)
-    return answer(
-        request,
-        template=TEMPLATE,
-        fragment=part,
-        context=meeting_context(request, meeting),
-        fallback_url=reverse("meeting", args=[meeting.pk]),
-    )
+        return redirect("meeting", pk=meeting.pk)
+    return render(request, f"{TEMPLATE}#{part}", _panel_context(request, meeting, part, forms))
+
+
+def _panel_context(request, meeting, part, forms=None):
+    """What the panel PART needs: the status panel only the followed state (the whole page's
+    context reads the timeline and past instances too, which an End's answer never shows)."""
+    if part == "controls":
+        return status_context(request, meeting)
+    return meeting_context(request, meeting, **(forms or {}))
 
 
 def _refuse(request, meeting, part, message):
     """Say no in the panel that asked (htmx), or as a message on the page (plain POST)."""
     if wants_fragment(request):
-        context = meeting_context(request, meeting)
+        context = _panel_context(request, meeting, part)
         context["refused"] = {part: message}
         return render(request, f"{TEMPLATE}#{part}", context)
     messages.error(request, message)
@@ -163,12 +293,24 @@ def _refuse(request, meeting, part, message):
 def end_meeting(request, pk):
     meeting = get_meeting(pk)
     require_action_permission(request.user, ActionKind.END_MEETING)
+    deleted = "This meeting was deleted at Zoom: recover it first."
     if request.method == "GET":
-        return _confirm_page(request, meeting, ActionKind.END_MEETING, "meeting-end")
-    if meeting.status == MeetingStatus.DELETED:
-        return _refuse(
-            request, meeting, "controls", "This meeting was deleted at Zoom: recover it first."
+        # A meeting the mirror does not show live is still offered an End: the mirror lags Zoom
+        # (a meeting.started delayed or missed until the next sync), the operator who opens this
+        # URL has usually been told by someone in the meeting that it is running, and asking
+        # costs nothing: Zoom refuses to end a meeting that is not running (3000), and the
+        # refusal is recorded on the job like any answer. The page says what the dashboard
+        # last saw, so nobody takes it for a live meeting.
+        return _confirm_page(
+            request,
+            meeting,
+            ActionKind.END_MEETING,
+            "meeting-end",
+            stale=meeting.status != MeetingStatus.STARTED,
+            refused=deleted if meeting.status == MeetingStatus.DELETED else "",
         )
+    if meeting.status == MeetingStatus.DELETED:
+        return _refuse(request, meeting, "controls", deleted)
     return _request(request, meeting, ActionKind.END_MEETING, "controls")
 
 
@@ -177,10 +319,18 @@ def end_meeting(request, pk):
 def recover_meeting(request, pk):
     meeting = get_meeting(pk)
     require_action_permission(request.user, ActionKind.RECOVER_MEETING)
+    not_deleted = "Only a deleted meeting can be recovered."
     if request.method == "GET":
-        return _confirm_page(request, meeting, ActionKind.RECOVER_MEETING, "meeting-recover")
+        # The POST refuses a meeting the mirror does not show deleted, so the page offers nothing.
+        return _confirm_page(
+            request,
+            meeting,
+            ActionKind.RECOVER_MEETING,
+            "meeting-recover",
+            refused=not_deleted if meeting.status != MeetingStatus.DELETED else "",
+        )
     if meeting.status != MeetingStatus.DELETED:
-        return _refuse(request, meeting, "controls", "Only a deleted meeting can be recovered.")
+        return _refuse(request, meeting, "controls", not_deleted)
     return _request(request, meeting, ActionKind.RECOVER_MEETING, "controls")
 
 
@@ -200,8 +350,21 @@ def update_livestream(request, pk):
     form = LiveStreamConfigForm(request.POST, meeting=meeting)
     if not form.is_valid():
         return _stream_form_answer(request, meeting, config_form=form)
+    # The panel comes back showing what was saved (never the key): the job's end refreshes only
+    # the panel's state, not its forms, so the mirror's old settings must not come back here.
+    saved = LiveStreamConfigForm(
+        meeting=meeting,
+        initial={
+            name: form.cleaned_data[name] for name in ("stream_url", "page_url", "resolution")
+        },
+    )
     return _request(
-        request, meeting, ActionKind.UPDATE_LIVESTREAM, "livestream", params=form.action_params()
+        request,
+        meeting,
+        ActionKind.UPDATE_LIVESTREAM,
+        "livestream",
+        forms={"config_form": saved},
+        params=form.action_params(),
     )
 
 
@@ -250,6 +413,7 @@ def fetch_past_meeting(request, pk):
 
 urlpatterns = [
     path("meetings/<int:pk>/", meeting_page, name="meeting"),
+    path("meetings/<int:pk>/state/", meeting_state, name="meeting-state"),
     path("meetings/<int:pk>/end/", end_meeting, name="meeting-end"),
     path("meetings/<int:pk>/recover/", recover_meeting, name="meeting-recover"),
     path("meetings/<int:pk>/livestream/", update_livestream, name="meeting-stream-update"),

@@ -78,8 +78,9 @@ def webinar_context(request, webinar, refused=""):
 def webinar_page(request, pk):
     webinar = get_webinar(pk)
     template = TEMPLATE
-    if wants_fragment(request) and request.GET.get("part") == "controls":
-        template += "#controls"
+    part = request.GET.get("part")
+    if wants_fragment(request) and part in ("controls", "history"):
+        template += f"#{part}"
     return render(request, template, webinar_context(request, webinar))
 
 

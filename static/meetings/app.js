@@ -1,7 +1,8 @@
 /*
  * The little JavaScript the dashboard needs. Everything works without it (links and plain form
  * POSTs); this only upgrades: confirmations open in a <dialog> instead of a confirmation page,
- * htmx failures get a visible message, and the meetings list's "select all" box works.
+ * htmx failures get a visible message, polls that follow Zoom pause in a hidden tab, and the
+ * meetings list's "select all" box works.
  * No inline scripts anywhere, so a strict Content-Security-Policy can forbid them.
  */
 (function () {
@@ -39,10 +40,47 @@
     }
   });
 
-  // A dialog whose form was sent closes; the answer lands in the page behind it.
+  // A dialog whose form was sent closes; the answer lands in the page behind it. The link that
+  // opened it is replaced by that answer, so focus would fall back to <body> and a keyboard or
+  // screen reader user would lose their place: it moves to the job the answer shows instead.
+  var focusAfterSwap = null;
   document.addEventListener("htmx:beforeRequest", function (event) {
     var dialog = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("dialog");
-    if (dialog && dialog.open) dialog.close();
+    if (dialog && dialog.open) {
+      var target = event.detail.elt.getAttribute("hx-target") || "";
+      focusAfterSwap = target.charAt(0) === "#" ? target.slice(1) : null;
+      dialog.close();
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focusAfterSwap) return;
+    var panel = document.getElementById(focusAfterSwap);
+    focusAfterSwap = null;
+    if (!panel) return;
+    var where = panel.querySelector(".job, [role=alert]") || panel;
+    if (!where.hasAttribute("tabindex")) where.setAttribute("tabindex", "-1");
+    where.focus();
+  });
+
+  // A plain form POST (no htmx: the bulk run, the no-JS confirmation page) waits for the server
+  // with nothing on screen: its button shows the spinner, and a second click sends nothing.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || form.hasAttribute("hx-post") || form.hasAttribute("hx-get")) return;
+    if ((form.getAttribute("method") || "get").toLowerCase() !== "post") return;
+    if (form.classList.contains("is-submitting")) {
+      event.preventDefault();
+      return;
+    }
+    form.classList.add("is-submitting");
+    form.setAttribute("aria-busy", "true");
+  });
+  // Back from the next page (the browser's page cache), the form is usable again.
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form.is-submitting").forEach(function (form) {
+      form.classList.remove("is-submitting");
+      form.removeAttribute("aria-busy");
+    });
   });
 
   document.addEventListener("htmx:responseError", function (event) {
@@ -61,6 +99,39 @@
   });
   document.addEventListener("htmx:sendError", function () {
     toast("Can't reach the dashboard. Check the network; the page will catch up when it's back.");
+  });
+
+  // Parts that follow Zoom ([data-follow], e.g. a meeting's status) poll only while the tab is
+  // visible: a page left open in a background tab all day would otherwise ask every few seconds
+  // for nothing. On return they ask at once, so the operator never acts on what the page showed
+  // before. (htmx's own [document.visibilityState === 'visible'] trigger filter is evaluated
+  // with Function(), which the Content-Security-Policy forbids, as does htmx-config allowEval.)
+  //
+  // Nor do they ask while one of the page's forms is on its way (an End, a Fetch, a Save): a
+  // followed part swapped meanwhile would take the form's spinner with it, and the form's answer
+  // would then land in a part no longer in the page (htmx swaps into the element it targeted when
+  // it sent, and drops the answer if that is gone). The answer is newer than the poll's anyway,
+  // and the next tick catches up with the rest. For the same reason a form sent while a poll is
+  // on its way aborts the poll.
+  document.addEventListener("htmx:confirm", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-follow")) return;
+    if (document.hidden || document.querySelector("form.htmx-request")) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.tagName !== "FORM" || !window.htmx) return;
+    document.querySelectorAll("[data-follow]").forEach(function (follow) {
+      window.htmx.trigger(follow, "htmx:abort");
+    });
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    document.querySelectorAll("[data-follow]").forEach(function (elt) {
+      window.htmx.trigger(elt, "follow-now");
+    });
   });
 
   // Row selection for bulk actions: input[data-select-all] toggles the form's "ids" boxes;

@@ -1,0 +1,247 @@
+"""An open meeting page follows Zoom in Chromium, without a reload: the sandbox sends signed
+webhooks to the live server, a real worker applies them to the mirror, and the page's poll
+brings the new state in while what the operator was typing stays where it was."""
+
+import pytest
+from playwright.sync_api import expect
+
+from meetings.models import Action, Meeting, WebhookEvent
+
+from .conftest import JOB_TIMEOUT_MS
+from .test_dashboard import mirror, open_meeting
+
+pytestmark = [pytest.mark.browser]
+
+WEBHOOK_SECRET = "browser-follow-webhook-secret"
+STREAM_KEY = "sk-follow-browser-3e8a71"
+
+# Playwright cannot put a headless page in a background tab, so the page is told it is hidden
+# the way the browser tells it: document.hidden / visibilityState and a visibilitychange event.
+SET_VISIBILITY = """(hidden) => {
+  Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+  Object.defineProperty(document, "visibilityState",
+                        {configurable: true, get: () => (hidden ? "hidden" : "visible")});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+# Counts the poller's ticks, the ones app.js lets through and the ones it holds back alike.
+COUNT_TICKS = """() => {
+  window.followTicks = 0;
+  document.addEventListener("htmx:confirm", (event) => {
+    if (event.detail.elt.id === "follow") window.followTicks += 1;
+  });
+}"""
+
+
+def is_state_poll(request):
+    return "/state/" in request.url
+
+
+def test_a_live_stream_started_then_the_meeting_ended_in_zoom_show_on_the_open_page(
+    page,
+    live_server,
+    sign_in,
+    screenshot,
+    operator,
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    celery_worker_process,
+    settings,
+):
+    # given a live meeting with a custom live stream configured, and Zoom's webhooks pointed at
+    # this dashboard, signed with the secret it expects
+    settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
+    zoom = zoom_sandbox.state
+    zoom.set_webhook(f"{live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
+    stream = {
+        "stream_url": "rtmps://live.example.com:443/board",
+        "stream_key": STREAM_KEY,
+        "page_url": "https://example.com/board",
+    }
+    zoom_meeting = zoom.add_meeting(
+        sandbox_host["id"], "Board meeting", status="started", livestream=stream
+    )
+    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host, **stream)
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    panel = page.locator("#livestream")
+    expect(panel.locator("#livestream-title .badge")).to_have_text("Stopped")
+    expect(panel.get_by_role("button", name="Start live stream")).to_be_enabled()
+
+    # the operator is half-way through changing the settings and naming the stream
+    panel.get_by_label("Stream URL").fill("rtmps://backup.example.com:443/board")
+    panel.get_by_label("Display name").fill("Board, live")
+    page.evaluate(
+        """() => {
+      window.notReloaded = true;
+      window.typedInto = document.getElementById("id_stream_url");
+      window.controlsBefore = document.getElementById("controls");
+    }"""
+    )
+    # nothing changed yet: the poll is answered 204 and the page is left as it is
+    with page.expect_response(lambda r: is_state_poll(r.request), timeout=10_000) as answer:
+        pass
+    assert answer.value.status == 204
+    assert page.evaluate('window.controlsBefore === document.getElementById("controls")')
+
+    # when someone starts the live stream in Zoom
+    zoom.start_livestream(zoom_meeting["id"])
+
+    # then the page says so, offers Stop instead of Start, and keeps what was typed
+    expect(panel.locator("#livestream-title .badge")).to_have_text("Live", timeout=JOB_TIMEOUT_MS)
+    expect(panel.get_by_role("button", name="Start live stream")).to_be_disabled()
+    expect(panel.locator("#start-preflight")).to_have_text(
+        "Start is unavailable: The stream is already live."
+    )
+    expect(panel.get_by_role("link", name="Stop live stream…")).to_be_visible()
+    expect(panel.get_by_role("button", name="Save settings")).to_be_disabled()
+    expect(page.locator("#controls .facts .badge")).to_have_text("Live")
+    expect(panel.get_by_label("Stream URL")).to_have_value("rtmps://backup.example.com:443/board")
+    expect(panel.get_by_label("Display name")).to_have_value("Board, live")
+    assert page.evaluate('window.typedInto === document.getElementById("id_stream_url")')
+    screenshot(page, "1-streaming-started-in-zoom")
+
+    # when the meeting ends in Zoom (which stops its stream)
+    zoom.end_meeting(zoom_meeting["id"])
+
+    # then End is gone, the stream is stopped, and Start says why it is unavailable
+    expect(page.locator("#meeting-status")).to_have_text("Ended", timeout=JOB_TIMEOUT_MS)
+    expect(page.get_by_role("link", name="End meeting…")).to_have_count(0)
+    expect(page.locator("#controls")).to_contain_text("End is offered while the meeting is live.")
+    expect(panel.locator("#livestream-title .badge")).to_have_text("Stopped")
+    expect(panel.locator("#start-preflight")).to_contain_text("The meeting is not live")
+    expect(panel.get_by_role("link", name="Stop live stream…")).to_have_count(0)
+    expect(panel.get_by_label("Stream URL")).to_have_value("rtmps://backup.example.com:443/board")
+    screenshot(page, "2-meeting-ended-in-zoom")
+
+    assert page.evaluate("window.notReloaded === true")
+    assert STREAM_KEY not in page.content()
+    events = WebhookEvent.objects.filter(object_id=meeting.zoom_id)
+    assert sorted(events.values_list("event", "error")) == [
+        ("meeting.ended", ""),
+        ("meeting.live_streaming_started", ""),
+        ("meeting.live_streaming_stopped", ""),
+    ]
+
+
+def test_a_hidden_tab_does_not_poll_and_catches_up_as_soon_as_it_is_shown(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting
+
+    meeting = make_meeting(make_account(), topic="Watched from a background tab", status="started")
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    page.evaluate(COUNT_TICKS)
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if is_state_poll(r) else None)
+
+    # given the tab is hidden (a poll already on its way when it was hidden may still land)
+    page.evaluate(SET_VISIBILITY, True)
+    page.wait_for_timeout(500)
+    polls.clear()
+    ticks = page.evaluate("window.followTicks")
+    # when the meeting ends meanwhile, and the poller's clock ticks
+    Meeting.objects.filter(pk=meeting.pk).update(status="ended")
+    page.wait_for_function("(ticks) => window.followTicks > ticks", arg=ticks, timeout=10_000)
+
+    # then it asked nothing, and shows what it showed
+    assert polls == []
+    expect(page.locator("#meeting-status")).to_have_text("Live")
+
+    # when the tab is shown just after a held-back tick (the next is 5 s away)
+    with page.expect_request(is_state_poll, timeout=1_500):
+        page.evaluate(SET_VISIBILITY, False)
+
+    # then the page has asked at once, and shows the meeting ended
+    expect(page.locator("#meeting-status")).to_have_text("Ended", timeout=1_500)
+    expect(page.get_by_role("link", name="End meeting…")).to_have_count(0)
+    screenshot(page, "shown-again")
+
+
+@pytest.mark.worker_env(PAST_MEETING_FETCH_DELAY_SECONDS="1")
+def test_after_an_end_the_instance_zoom_s_event_has_fetched_appears_without_a_reload(
+    page,
+    live_server,
+    sign_in,
+    screenshot,
+    operator,
+    sandbox_account,
+    sandbox_host,
+    zoom_sandbox,
+    celery_worker_process,
+    settings,
+):
+    # given a live meeting whose Zoom webhooks reach this dashboard, and no past instance yet
+    settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
+    settings.PAST_MEETING_FETCH_DELAY_SECONDS = 1
+    zoom = zoom_sandbox.state
+    zoom.set_webhook(f"{live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
+    zoom_meeting = zoom.add_meeting(sandbox_host["id"], "Quarterly review", status="started")
+    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
+    instance_uuid = zoom_meeting["uuid"]
+    sign_in(page, operator)
+    open_meeting(page, live_server, meeting)
+    page.evaluate("() => { window.notReloaded = true; }")
+    past = page.locator("#past")
+    expect(past).to_contain_text("No past instances fetched yet.")
+
+    # when the operator ends it
+    page.get_by_role("link", name="End meeting…").click()
+    page.get_by_role("dialog").get_by_role("button", name="End meeting").click()
+
+    # then Zoom's meeting.ended shows in the timeline, the fetch it queued follows it there, and
+    # the fetched instance appears among the past instances, all without a reload
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("meeting.ended", timeout=JOB_TIMEOUT_MS)
+    fetch_row = timeline.locator("tr", has_text="Fetch past meeting details")
+    expect(fetch_row).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
+    expect(past.locator("tbody tr")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+    expect(past.locator("tbody tr")).to_contain_text(instance_uuid)
+    expect(past).not_to_contain_text("No past instances fetched yet.")
+    expect(page.locator("#meeting-status")).to_have_text("Ended")
+    screenshot(page, "instance-fetched")
+
+    assert page.evaluate("window.notReloaded === true")
+    fetch = Action.objects.get(kind="fetch_past_meeting")
+    assert (fetch.source, fetch.state, fetch.target_uuid) == ("webhook", "succeeded", instance_uuid)
+
+
+def test_the_page_does_not_poll_while_one_of_its_forms_is_on_its_way(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting, make_past
+
+    account = make_account()
+    meeting = make_meeting(account, topic="Fetched while followed", status="ended")
+    sign_in(page, operator)
+    # The browser holds the fetch's POST until the test lets it go: a slow server.
+    held = []
+    page.route("**/past/fetch/", lambda route: held.append(route))
+    open_meeting(page, live_server, meeting)
+    page.evaluate("() => { window.pastBefore = document.getElementById('past'); }")
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if is_state_poll(r) else None)
+
+    # given the operator's fetch is on its way
+    past = page.locator("#past")
+    past.get_by_role("button", name="Fetch details of the latest instance").click()
+    page.wait_for_function("() => document.querySelector('#past form.htmx-request')")
+    # when something the poll would swap changes, and the poller is asked at once
+    make_past(account, meeting)
+    page.evaluate("() => htmx.trigger('#follow', 'follow-now')")
+    page.wait_for_timeout(500)
+
+    # then it asked nothing: the panel the form answers into stays, with the form's spinner
+    assert polls == []
+    assert page.evaluate("window.pastBefore === document.getElementById('past')")
+    expect(past.locator("form.htmx-request")).to_have_count(1)
+
+    # when the answer comes, it lands, and the poll catches up afterwards
+    held[0].continue_()
+    expect(past.locator(".job")).to_contain_text("Fetch past meeting details")
+    page.evaluate("() => htmx.trigger('#follow', 'follow-now')")
+    expect(past.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("#timeline")).to_contain_text("Fetch past meeting details")
+    screenshot(page, "caught-up")
+    assert polls
