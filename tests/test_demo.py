@@ -15,6 +15,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# A status badge in a list (the status filter's options read the same words).
+BADGE = r'class="badge [^"]*"[^>]*>'
 START_TIMEOUT = 240  # migrate + sync + three PBKDF2 passwords + worker start on a busy 2-core box
 
 
@@ -102,6 +104,26 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
             assert "Live now" in overview.text
             meetings = browser.get(f"{base}/meetings/", timeout=10)
             assert re.search(r"\d+ meetings", meetings.text)
+
+            # Every action has something to try on: what the seed made live shows live, though
+            # Zoom's lists cannot say so (the sandbox announced it through its webhooks).
+            def shown(path, params, pattern):
+                page = browser.get(f"{base}{path}", params=params, timeout=10).text
+                return len(re.findall(pattern, page))
+
+            deadline = time.monotonic() + 30
+            while True:
+                seen = {
+                    "live webinars": shown("/webinars/", {"status": "started"}, BADGE + r"Live<"),
+                    "streams": shown("/meetings/", {"status": "started"}, BADGE + r"Streaming<"),
+                    "deleted": shown("/meetings/", {"status": "deleted"}, BADGE + r"Deleted<"),
+                    "ended": shown("/meetings/", {"status": "ended"}, BADGE + r"Ended<"),
+                }
+                if seen["live webinars"] >= 2 and all(seen.values()):
+                    break
+                assert time.monotonic() < deadline, f"the demo's world is not all shown: {seen}"
+                time.sleep(0.5)
+            assert "Webinars live" in browser.get(f"{base}/", timeout=10).text
 
             # Production-like: the real 404 page (never Django's debug page), with the CSP.
             missing = browser.get(f"{base}/no/such/page/", timeout=10)

@@ -490,6 +490,40 @@ def test_ending_a_webinar(zoom_sandbox, token, owner):
     assert (after.status_code, after.json()["code"]) == (404, 3001)
 
 
+def test_a_second_end_of_a_webinar_answers_3001_and_its_past_instances_list_the_ended_one(
+    zoom_sandbox, token, owner
+):
+    # given a live single webinar (type 5) that one request has ended
+    webinar = zoom_sandbox.state.add_webinar(owner["id"], "Launch", status="started")
+    live_uuid = webinar["uuid"]
+    path = f"/webinars/{webinar['id']}/status"
+    first = api(zoom_sandbox, "PUT", path, token, json={"action": "end"})
+
+    # when it is ended again, and its past instances are listed
+    second = api(zoom_sandbox, "PUT", path, token, json={"action": "end"})
+    past = api(zoom_sandbox, "GET", f"/past_webinars/{webinar['id']}/instances", token)
+
+    # then the second end gets the words Zoom gives a wrong id too; the list is the evidence
+    assert first.status_code == 204
+    assert (second.status_code, second.json()["code"]) == (404, 3001)
+    assert second.json()["message"] == f"Webinar {webinar['id']} not found or has expired."
+    assert past.status_code == 200
+    assert [i["uuid"] for i in past.json()["webinars"]] == [live_uuid]
+    assert zoom_sandbox.state.webinars[webinar["id"]]["uuid"] != live_uuid
+
+
+def test_a_webinar_that_never_ended_has_no_past_instances_and_an_unknown_one_is_404(
+    zoom_sandbox, token, owner
+):
+    webinar = zoom_sandbox.state.add_webinar(owner["id"], "Launch", status="started")
+
+    live = api(zoom_sandbox, "GET", f"/past_webinars/{webinar['id']}/instances", token)
+    unknown = api(zoom_sandbox, "GET", "/past_webinars/98765432109/instances", token)
+
+    assert (live.status_code, live.json()["webinars"]) == (200, [])
+    assert (unknown.status_code, unknown.json()["code"]) == (404, 3001)
+
+
 def test_webinar_errors(zoom_sandbox, token, owner):
     waiting = zoom_sandbox.state.add_webinar(owner["id"], type=9)
     host = zoom_sandbox.state.add_user("presenter@sandbox.example")
@@ -941,6 +975,31 @@ def test_latency_and_slow_answers_delay_requests_concurrently(zoom_sandbox, toke
     assert zoom_sandbox.state.counters["slow_answers"] >= 1
 
 
+def test_a_delayed_answer_comes_after_zoom_has_carried_the_request_out(zoom_sandbox, token, owner):
+    # given answers that leave 600 ms after the request was carried out
+    webinar = zoom_sandbox.state.add_webinar(owner["id"], status="started")
+    zoom_sandbox.state.set_faults(answer_delay_ms=600)
+    seq = zoom_sandbox.state.request_seq
+
+    # when a client gives up after 300 ms
+    with pytest.raises(requests.Timeout):
+        requests.put(
+            f"{zoom_sandbox.api_url}/webinars/{webinar['id']}/status",
+            json={"action": "end"},
+            timeout=0.3,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    # then the webinar ended all the same: the client just never heard so
+    assert zoom_sandbox.state.webinars[webinar["id"]]["status"] == "ended"
+    assert zoom_sandbox.state.faults.as_json()["answer_delay_ms"] == 600
+    # (the answer still leaves, into the closed connection: let it, before the next test)
+    deadline = time.monotonic() + 5
+    while not zoom_sandbox.state.requests_since(seq) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r.status for r in zoom_sandbox.state.requests_since(seq)] == [204]
+
+
 def test_down_refuses_connections_then_comes_back_on_the_same_port(zoom_sandbox, token):
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
@@ -1137,8 +1196,14 @@ def test_control_api_drives_the_sandbox_from_another_process(zoom_sandbox, token
 
     control(zoom_sandbox, "POST", "/rate_limits", json={"label": "light", "per_second": 7})
     assert zoom_sandbox.state.rate_limit_for(DEFAULT_ACCOUNT_ID, "light")[0] == 7
-    control(zoom_sandbox, "POST", "/faults", json={"error_rate": 0.25, "latency_ms": 5})
-    assert control(zoom_sandbox, "GET", "/faults").json()["error_rate"] == 0.25
+    control(
+        zoom_sandbox,
+        "POST",
+        "/faults",
+        json={"error_rate": 0.25, "latency_ms": 5, "answer_delay_ms": 7},
+    )
+    faults = control(zoom_sandbox, "GET", "/faults").json()
+    assert (faults["error_rate"], faults["answer_delay_ms"]) == (0.25, 7)
     control(zoom_sandbox, "POST", "/faults", json={})
 
     requests_seen = control(zoom_sandbox, "GET", "/requests").json()["requests"]

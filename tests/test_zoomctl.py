@@ -87,7 +87,7 @@ def test_a_failure_is_printed_and_the_exit_status_says_so(
     locked = zoom_sandbox.state.add_meeting(sandbox_host["id"], status="started", host_locked=True)
     code, _, err = zoomctl("end-webinar", "91234567890", "--user", operator.username, "--inline")
     assert code == 1
-    assert "failed — Zoom: webinar not found or not ended (3001)" in err
+    assert "failed — Zoom: webinar not found or has expired (3001)" in err
     code, _, err = zoomctl(
         "end-meeting", str(locked["id"]), "--user", operator.username, "--inline"
     )

@@ -9,15 +9,19 @@ Error codes the sandbox gives, by case:
   field ("Validation Failed." with `errors`), an invalid id, an invalid or expired
   next_page_token.
 - 404 code 3001: a meeting/webinar that does not exist, was deleted, or belongs to another
-  account; a past meeting that has not ended; a UUID that starts with "/" or contains "//" and was
-  encoded only once.
+  account; a single webinar (type 5) that has ended, to `GET` and to a second end alike (the
+  spec's "Webinar {webinarId} not found or has expired": the same words as for a wrong id, so
+  the code does not say the webinar ended); a past meeting that has not ended; a UUID that
+  starts with "/" or contains "//" and was encoded only once.
 - 404 code 1001: a user that does not exist in the account.
 - 400 code 3003: ending a meeting/webinar you do not host with a user-level token, or one marked
   `host_locked` by anyone but its host. 400 code 3063: ending an on-premise user's meeting.
-- 400 code 3000: acting on a meeting in the wrong state: ending one that has not started,
-  recovering one that is not deleted, changing live stream settings while it streams, starting a
-  live stream on a meeting that is not live or has no stream configured; reading a meeting of
-  another user with a user-level token.
+- 400 code 3000: acting on a meeting or webinar in the wrong state: ending one that has not
+  started (a recurring webinar between instances too), recovering one that is not deleted,
+  changing live stream settings while it streams, starting a live stream on a meeting that is
+  not live or has no stream configured; reading a meeting of another user with a user-level
+  token. The same code for all of these, so it does not say which.
+- Stopping a live stream that is not running answers 204 (nothing to do).
 - 400 code 200: past meeting details on a Free account ("Only available for paid account").
 - 429: per-account, per-label rate limits (see state.check_rate_limit), and a live stream start
   within 30 s of the previous one.
@@ -228,6 +232,25 @@ def webinar_status(call):
         raise _error(400, 3000, f"Webinar {webinar['id']} has not started: nothing to end.")
     call.state.end_webinar(webinar["id"])
     return 204, None
+
+
+def past_webinars(call):
+    """GET /past_webinars/{webinarId}/instances (pastWebinars): the webinar's ended instances
+    (uuid, start_time), oldest first. A single webinar that ended is found here although
+    `GET /webinars/{id}` and a second end answer 3001 for it."""
+    webinar_id = call.numeric_id("webinarId", "webinarId")
+    webinar = call.state.webinars.get(webinar_id)
+    if (
+        webinar is None
+        or webinar["account_id"] != call.account_id
+        or webinar["status"] == "deleted"
+    ):
+        raise _error(404, 3001, f"Webinar {webinar_id} not found or has expired.")
+    call.check_access(webinar)
+    instances = call.state.past_webinar_instances.get(webinar_id, ())
+    return 200, {
+        "webinars": [{"uuid": i["uuid"], "start_time": iso(i["start_time"])} for i in instances]
+    }
 
 
 def get_webinar(call):
@@ -454,6 +477,7 @@ ROUTES = [
     ),
     Route("GET", "/meetings/{meetingId}", get_meeting, "light", "meeting:read"),
     Route("GET", "/webinars/{webinarId}", get_webinar, "light", "webinar:read"),
+    Route("GET", "/past_webinars/{webinarId}/instances", past_webinars, "light", "webinar:read"),
     Route("GET", "/users", list_users, "medium", "user:read"),
     Route("GET", "/users/{userId}", get_user, "light", "user:read"),
     Route("GET", "/users/{userId}/meetings", list_meetings, "medium", "meeting:read"),

@@ -124,7 +124,10 @@ class SandboxApp:
                 exc = SandboxError(500, 500, "Internal Error. Please try again later.")
             return error_response(request, exc), template
         if is_api:
-            return self._api(request, raw_path), template
+            response = self._api(request, raw_path)
+            if faults.answer_delay_ms > 0:
+                time.sleep(faults.answer_delay_ms / 1000)
+            return response, template
         if raw_path == "/oauth/token":
             return oauth.token(state, request), ""
         if raw_path == "/oauth/revoke":

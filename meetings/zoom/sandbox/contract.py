@@ -37,6 +37,7 @@ OPERATIONS = (
     ("/meetings/{meetingId}/livestream/status", "patch"),
     ("/meetings/{meetingId}", "get"),
     ("/webinars/{webinarId}", "get"),
+    ("/past_webinars/{webinarId}/instances", "get"),
     ("/users", "get"),
     ("/users/{userId}", "get"),
     ("/users/{userId}/meetings", "get"),

@@ -19,6 +19,9 @@ ENDPOINTS = {
     "world (seeded when seed or counts are given)",
     "POST /_sandbox/seed": "{seed?, users?, meetings?, webinars?, past_instances?}: add "
     "deterministic fake data",
+    "POST /_sandbox/announce": "send the events that tell a receiver the world's state "
+    "(meetings deleted or just ended, webinars live, live streams running); Zoom has no such "
+    "call",
     "POST /_sandbox/users": "{email, first_name?, last_name?, role_name?, status?}",
     "GET /_sandbox/users": "every user (id, email, role)",
     "POST /_sandbox/meetings": "{user_id, topic?, type?, status?, host_locked?, on_premise?, "
@@ -31,8 +34,9 @@ ENDPOINTS = {
     "POST /_sandbox/meetings/{id}/past_instances": "{uuid?, slash?: leading|double}",
     "POST /_sandbox/webinars": "{user_id, topic?, status?, host_locked?}",
     "POST /_sandbox/webinars/{id}/{start|end}": "as if it happened in Zoom",
-    "GET|POST /_sandbox/faults": "{error_rate, latency_ms, slow_rate, slow_ms, down, down_mode: "
-    "refuse|503, down_for (seconds; required for refuse over HTTP), silent_end_rate, html_errors}",
+    "GET|POST /_sandbox/faults": "{error_rate, latency_ms, slow_rate, slow_ms, answer_delay_ms, "
+    "down, down_mode: refuse|503, down_for (seconds; required for refuse over HTTP), "
+    "silent_end_rate, html_errors}",
     "POST /_sandbox/rate_limits": "{label: light|medium|heavy, per_second (null: the plan's), "
     "account_id?} or {plan: free|pro|business, account_id?}",
     "POST /_sandbox/revoke": "{account_id?, client_id?, user_id?}: revoke matching grants",
@@ -169,6 +173,8 @@ def _handle(app, request, raw_path):
         }
         seed_world(state, seed=body.get("seed"), **kwargs)
         return _json(state.summary())
+    if path == "/announce":
+        return _json({"sent": state.announce_world()})
     if path == "/users":
         allowed = ("first_name", "last_name", "role_name", "status", "dept", "account_id")
         user = state.add_user(body.get("email"), **{k: body[k] for k in allowed if k in body})
@@ -254,6 +260,7 @@ def _handle(app, request, raw_path):
             down_for=float(down_for) if down_for else None,
             silent_end_rate=_number(body.get("silent_end_rate", 0.0), "silent_end_rate"),
             html_errors=bool(body.get("html_errors", False)),
+            answer_delay_ms=_number(body.get("answer_delay_ms", 0), "answer_delay_ms"),
         )
         return _json(faults.as_json())
     if path == "/rate_limits":

@@ -27,6 +27,9 @@ THINGS = [
     "board prep",
     "onboarding",
 ]
+# Meetings whose latest instance ended in the last hours, and webinars live, in every world.
+RECENT_ENDS = 3
+LIVE_WEBINARS = 2
 
 
 def seed_world(
@@ -42,8 +45,10 @@ def seed_world(
 ):
     """Add users (the account's owner plus an admin and members), meetings across them (about
     `live_share` of them live, some of those with a custom live stream configured and some of
-    those streaming, a few deleted), webinars (some live) and past instances (some with UUIDs
-    that start with "/" or contain "//"). Sends no webhooks. Returns a summary dict."""
+    those streaming, at least one when any is configured; a few deleted), webinars (some live,
+    at least two) and past instances (some with UUIDs that start with "/" or contain "//", a
+    few of meetings that ended in the last hours). Sends no webhooks: `state.announce_world()`
+    sends what a receiver needs to know of it. Returns a summary dict."""
     rng = random.Random(f"zoom-sandbox-{seed}")
     past_instances = meetings // 3 if past_instances is None else past_instances
     with state.lock:
@@ -66,6 +71,7 @@ def seed_world(
         # most of the time.
         rand = rng.random
         durations = (15, 30, 45, 60, 90, 120)
+        streams = 0
         for n in range(meetings):
             host = hosts[n] if n < len(hosts) else hosts[int(rand() * len(hosts))]
             live = rand() < live_share
@@ -82,7 +88,9 @@ def seed_world(
                     "page_url": f"https://watch.sandbox.example/{n}",
                     "resolution": "1080p" if rand() < 0.5 else "720p",
                 }
-                streaming = live and rand() < 0.5
+                # At least one streaming, so even a small world can show "Stop the stream".
+                streaming = live and (rand() < 0.5 or streams == 0)
+                streams += streaming
             status = "started" if live else ("deleted" if rand() < 0.02 else "waiting")
             start_time = None
             if live:
@@ -104,6 +112,7 @@ def seed_world(
             created.append(meeting)
 
         candidates = [m for m in created if m["type"] != 1]
+        recent_left = RECENT_ENDS
         for n in range(min(past_instances, len(candidates) * 3)):
             meeting = (
                 candidates[n % len(candidates)] if n < len(candidates) else rng.choice(candidates)
@@ -111,7 +120,13 @@ def seed_world(
             # A handful of the awkward UUIDs Zoom's docs warn about, first, so even small seeds
             # have them.
             slash = "leading" if n in (0, 2) else "double" if n in (1, 3) else None
-            ended = now - rng.randint(1, 60) * 86400 - rng.randint(0, 86399)
+            ago = rng.randint(1, 60) * 86400 + rng.randint(0, 86399)
+            if recent_left and n < len(candidates) and meeting["status"] == "waiting":
+                # Ended minutes to hours ago (announce_world() reports these as just ended).
+                # The same draws as the others, so the rest of the world does not change.
+                ago = 600 + ago % (6 * 3600)
+                recent_left -= 1
+            ended = now - ago
             state.add_past_instance(
                 meeting["id"],
                 start_time=ended - rng.randint(10, 120) * 60,
@@ -120,9 +135,10 @@ def seed_world(
                 slash=slash,
             )
 
-        for _ in range(webinars):
+        for n in range(webinars):
             host = rng.choice(hosts)
-            live = rng.random() < max(live_share, 0.15)
+            # The first two always live, so every world has webinars to end.
+            live = rng.random() < max(live_share, 0.15) or n < LIVE_WEBINARS
             state.add_webinar(
                 host["id"],
                 f"{rng.choice(TEAMS)} webinar: {rng.choice(THINGS)}",

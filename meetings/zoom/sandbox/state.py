@@ -58,6 +58,8 @@ ACCESS_CODE_TTL = 300  # Zoom's authorization codes live five minutes.
 PAGE_TOKEN_TTL = 15 * 60  # next_page_token expires after 15 minutes (Zoom's List meetings docs).
 RECOVER_WINDOW = 7 * 24 * 3600  # Deleted meetings can be recovered for seven days.
 LIVESTREAM_START_INTERVAL = 30.0  # "retry making a new request after 30 seconds" (spec, 429).
+# announce_world() reports a meeting as just ended when its last instance ended this recently.
+RECENT_END_SECONDS = 24 * 3600
 REQUEST_LOG_LIMIT = 50_000
 
 
@@ -167,6 +169,9 @@ class Faults:
     latency_ms: float = 0.0
     slow_rate: float = 0.0
     slow_ms: float = 3000.0
+    # Delay after an API request was carried out, before its answer leaves: Zoom has done it,
+    # the client does not know yet (a worker killed then, or a client timing out then).
+    answer_delay_ms: float = 0.0
     down: bool = False
     down_mode: str = "refuse"  # "refuse": connections refused; "503": every answer a 503 page
     down_until: float | None = None
@@ -182,6 +187,7 @@ class Faults:
             "latency_ms": self.latency_ms,
             "slow_rate": self.slow_rate,
             "slow_ms": self.slow_ms,
+            "answer_delay_ms": self.answer_delay_ms,
             "down": self.down,
             "down_mode": self.down_mode,
             "silent_end_rate": self.silent_end_rate,
@@ -258,6 +264,7 @@ class SandboxState:
             self.meetings_by_host = collections.defaultdict(dict)
             self.webinars = {}
             self.webinars_by_host = collections.defaultdict(dict)
+            self.past_webinar_instances = collections.defaultdict(list)
             self.past_instances = collections.defaultdict(list)
             self.instances_by_uuid = {}
             self.page_tokens = {}
@@ -912,12 +919,23 @@ class SandboxState:
             return webinar
 
     def end_webinar(self, webinar_id):
+        """The webinar ends (the host, or the API): the running instance joins the webinar's
+        past instances (pastWebinars lists it), the webinar gets a fresh UUID for its next
+        instance, and webinar.ended is sent. A single webinar (type 5) is then gone."""
         with self.lock:
             webinar = self.webinars[int(webinar_id)]
             if webinar["status"] != "started":
                 raise ValueError(f"webinar {webinar_id} is not started")
+            now = self.now()
+            self.past_webinar_instances[webinar["id"]].append(
+                {
+                    "uuid": webinar["uuid"],
+                    "start_time": webinar["instance_started_at"] or now,
+                    "end_time": now,
+                }
+            )
             event = self._webinar_event_object(webinar)
-            event["end_time"] = iso(self.now())
+            event["end_time"] = iso(now)
             webinar["status"] = "ended" if webinar["type"] == 5 else "waiting"
             webinar["uuid"] = new_uuid(self.rng)
             webinar["instance_started_at"] = None
@@ -1064,6 +1082,7 @@ class SandboxState:
         down_for=None,
         silent_end_rate=0.0,
         html_errors=False,
+        answer_delay_ms=0,
     ):
         """Replace the injected faults (call with no arguments to clear them).
 
@@ -1071,7 +1090,10 @@ class SandboxState:
           500 and 503 in turn; html_errors=True gives a load balancer's HTML 502/503 page
           instead, which a client must not choke on.
         - latency_ms: extra delay on every request, on top of the sandbox's base latency;
-          slow_rate: share of requests delayed by slow_ms more.
+          slow_rate: share of requests delayed by slow_ms more. Both come before the request
+          is carried out.
+        - answer_delay_ms: delay on every /v2 answer after the request was carried out: the
+          change is made at once, the client hears of it that much later.
         - down=True: the sandbox goes down. down_mode "refuse" closes the listening socket
           (connections refused, open keep-alive connections dropped); "503" answers every
           API/OAuth request with a 503 page. down_for=N seconds brings it back by itself.
@@ -1098,6 +1120,7 @@ class SandboxState:
                 down_until=(time.monotonic() + down_for) if (down and down_for) else None,
                 silent_end_rate=float(silent_end_rate),
                 html_errors=bool(html_errors),
+                answer_delay_ms=float(answer_delay_ms),
             )
         if (down or was_down) and self.on_down_change is not None:
             self.on_down_change(bool(down), down_mode, down_for)
@@ -1139,6 +1162,53 @@ class SandboxState:
                 "payload": {"account_id": account_id, "object": obj},
             }
             self.webhook_sender.send(self.webhook_url, self.webhook_secret, body)
+
+    def announce_world(self, *, ended_within=RECENT_END_SECONDS):
+        """Send the events a receiver subscribed all along would have had for the world as it
+        is now: meeting.deleted for each deleted meeting, meeting.ended for each meeting (not
+        live again) whose latest instance ended in the last `ended_within` seconds,
+        webinar.started for each live webinar, meeting.live_streaming_started for each
+        streaming meeting. Returns {event: count}.
+
+        Zoom has no such call. The sandbox's seed sends no webhooks (nobody listens while it is
+        built), and a dashboard that connects to a world already running learns these states
+        only from events: Zoom's lists never show deleted meetings, its webinar API has no
+        status, and no list says a live stream is running. The demo calls this once its
+        dashboard is up, so what the seed made live shows live. Live meetings need no event:
+        the `live` list shows them to the first sync."""
+        sent = Counter()
+        with self.lock:
+            now = self.now()
+            for meeting in self.meetings.values():
+                if meeting["status"] == "deleted":
+                    self.emit("meeting.deleted", self._meeting_event_object(meeting))
+                    sent["meeting.deleted"] += 1
+                    continue
+                latest = (self.past_instances.get(meeting["id"]) or [None])[-1]
+                if (
+                    meeting["status"] == "waiting"
+                    and latest is not None
+                    and now - latest["end_time"] <= ended_within
+                ):
+                    event = self._meeting_event_object(meeting, id_as_string=True)
+                    event.update(
+                        uuid=latest["uuid"],
+                        start_time=iso(latest["start_time"]),
+                        end_time=iso(latest["end_time"]),
+                    )
+                    self.emit("meeting.ended", event)
+                    sent["meeting.ended"] += 1
+            for webinar in self.webinars.values():
+                if webinar["status"] == "started":
+                    self.emit("webinar.started", self._webinar_event_object(webinar))
+                    sent["webinar.started"] += 1
+            for meeting in self.meetings.values():
+                if meeting["status"] == "started" and meeting["livestreaming"]:
+                    self.emit(
+                        "meeting.live_streaming_started", self._livestream_event_object(meeting)
+                    )
+                    sent["meeting.live_streaming_started"] += 1
+        return dict(sent)
 
     def record_delivery(self, delivery):
         with self.lock:
