@@ -119,6 +119,8 @@ MATRIX = {
     "meetings": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "meeting-badges": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "meeting": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("meeting")),
+    # The meeting page's poll of its status parts (a plain GET is sent to the page).
+    "meeting-state": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("meeting")),
     "webinars": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "webinar": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("webinar")),
     "past-meetings": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),

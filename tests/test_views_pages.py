@@ -161,6 +161,24 @@ def test_ending_a_webinar_is_confirmed_and_requested(client, operator):
     )
 
 
+def test_a_webinar_s_action_list_refreshes_when_a_job_finishes(client, operator):
+    # The list stayed "No actions on this webinar yet." after an end had succeeded, until a
+    # reload: it now listens for the job's end like the meeting page's timeline.
+    account = make_account()
+    webinar = make_webinar(account, topic="Investor day", status="started")
+    client.force_login(operator)
+    page = client.get(reverse("webinar", args=[webinar.pk])).content.decode()
+    assert 'hx-trigger="action-finished from:body"' in page
+    assert f'hx-get="{reverse("webinar", args=[webinar.pk])}?part=history"' in page
+    make_action(account, "end_webinar", target=webinar, state="succeeded")
+    fragment = client.get(reverse("webinar", args=[webinar.pk]), {"part": "history"}, **HTMX)
+    html = fragment.content.decode()
+    assert 'id="history"' in html
+    assert "End webinar" in html and "Succeeded" in html
+    assert "No actions on this webinar yet" not in html
+    assert "<html" not in html
+
+
 # --- past meetings -----------------------------------------------------------------------------
 
 
@@ -175,6 +193,9 @@ def test_past_meetings_list_and_search(client, viewer):
         assert past in rows, q
     page = client.get(reverse("past-meeting", args=[past.pk])).content.decode()
     assert reverse("meeting", args=[meeting.pk]) in page
+    # It names the meeting page's button as the button says it.
+    listing = client.get(reverse("past-meetings")).content.decode()
+    assert "with “Fetch details of the latest instance” on a meeting's page" in listing
 
 
 # --- activity ----------------------------------------------------------------------------------
@@ -261,6 +282,27 @@ def test_unknown_pages_get_the_friendly_404(client, viewer):
     assert response.status_code == 404
     page = response.content.decode()
     assert "Not found" in page and "Traceback" not in page
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("/meetings/999999/", "There is no meeting at this address"),
+        ("/webinars/999999/", "There is no webinar at this address"),
+        ("/past-meetings/999999/", "There is no past meeting at this address"),
+        ("/activity/999999/", "There is no action with this number"),
+        ("/bulk/999999/", "There is no batch with this number"),
+        ("/no/such/page/", "There is nothing at this address"),
+    ],
+)
+def test_a_404_says_what_was_not_found(client, admin_user, address, says):
+    # Every 404 used to blame a meeting "removed from the mirror", on a batch's address too.
+    client.force_login(admin_user)
+    response = client.get(address)
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert says in page
+    assert "removed from the mirror" not in page
 
 
 def test_a_crash_shows_the_calm_500_page_without_details(client, viewer, monkeypatch):

@@ -164,6 +164,10 @@ def test_operator_configures_starts_and_stops_a_live_stream(
     expect(panel.locator(".job")).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
     expect(panel).to_contain_text("rtmps://live.example.com:443/launch")
     expect(panel).not_to_contain_text("sk-launch-5d1e")
+    # the form shows what was saved, the key as configured but not shown
+    expect(panel.get_by_label("Stream URL")).to_have_value("rtmps://live.example.com:443/launch")
+    expect(panel.get_by_label("Resolution")).to_have_value("1080p")
+    expect(panel.get_by_label("Stream key")).to_have_value("")
     assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestream"]["stream_key"] == (
         "sk-launch-5d1e"
     )
@@ -375,3 +379,180 @@ def test_the_confirmation_dialog_is_keyboard_usable(
     expect(dialog).to_be_hidden()
     assert Action.objects.count() == 0
     assert re.search(r"/meetings/\d+/$", page.url)
+    # Confirmed from the keyboard, focus lands on the job the answer shows, not on <body>: the
+    # link that opened the dialog is gone, replaced by the panel with the job in it.
+    page.get_by_role("link", name="End meeting…").focus()
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="End meeting")).to_be_focused()
+    page.keyboard.press("Enter")
+    action = page.locator("#controls .job")
+    expect(action).to_contain_text("End meeting")
+    expect(action).to_be_focused()
+    assert Action.objects.filter(kind="end_meeting").count() == 1
+
+
+def test_a_bulk_review_on_a_phone_shows_each_meeting_s_host_and_status(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting
+
+    account = make_account()
+    meetings = [
+        make_meeting(
+            account,
+            topic=f"Regional town hall {n}",
+            status="started",
+            host_email=f"regional.host.{n}@example.com",
+        )
+        for n in range(3)
+    ]
+    page.set_viewport_size(PHONE)
+    sign_in(page, operator)
+    # Every main navigation link is on screen: a sideways-scrolling bar hid the last ones.
+    width = PHONE["width"]
+    for link in page.get_by_role("navigation", name="Main").get_by_role("link").all():
+        box = link.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, link.inner_text()
+
+    ids = "&".join(f"ids={m.pk}" for m in meetings)
+    page.goto(f"{live_server.url}/bulk/preview/?kind=end_meeting&{ids}")
+    screenshot(page, "phone-review")
+    # Which host each end will hit is in sight on a phone, not in a column scrolled away.
+    for n in range(3):
+        host = page.get_by_text(f"regional.host.{n}@example.com")
+        expect(host).to_be_visible()
+        box = host.bounding_box()
+        assert box["x"] + box["width"] <= width
+    assert page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+
+
+def test_a_plain_form_post_shows_it_is_on_its_way_and_sends_once(
+    page, live_server, sign_in, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_meeting
+
+    meeting = make_meeting(make_account(), topic="Slow answer", status="started")
+    sign_in(page, operator)
+    page.goto(f"{live_server.url}/bulk/preview/?kind=end_meeting&ids={meeting.pk}")
+    # The browser answers the POST itself with 204 (no navigation), so the page stays as it is
+    # while the server would be working: what the operator sees meanwhile can be looked at.
+    posts = []
+
+    def no_content(route):
+        posts.append(route.request.method)
+        route.fulfill(status=204)
+
+    page.route("**/bulk/", no_content)
+    button = page.get_by_role("button", name="End 1 meeting")
+    button.click()
+    form = page.locator("form", has=button)
+    expect(form).to_have_class(re.compile(r"\bis-submitting\b"))
+    expect(form).to_have_attribute("aria-busy", "true")
+    # A second, impatient click (through the spinner's pointer-events: none) sends nothing.
+    button.dispatch_event("click")
+    page.wait_for_timeout(300)
+    assert posts == ["POST"]
+    page.unroute("**/bulk/")
+
+    # For real this time: one batch, one action.
+    page.reload()
+    page.get_by_role("button", name="End 1 meeting").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("End meeting in bulk")
+    assert Action.objects.filter(kind="end_meeting").count() == 1
+
+
+def test_the_activity_on_a_phone_shows_each_action_s_state_and_zoom_s_answer(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    from tests.dashboard_data import make_account, make_action, make_meeting
+
+    account = make_account()
+    meeting = make_meeting(account, topic="Quarterly all hands", status="started")
+    make_action(
+        account,
+        target=meeting,
+        state="failed",
+        requested_by=operator,
+        result_summary="Zoom: you are not the host of this meeting (3003)",
+    )
+    page.set_viewport_size(PHONE)
+    sign_in(page, operator)
+    page.goto(f"{live_server.url}/activity/")
+    screenshot(page, "phone-activity")
+    # The state and Zoom's answer were columns scrolled out of sight, in rows made tall by
+    # the squeezed answer; each action is now a block of labelled lines.
+    for text in ("Failed", "Zoom: you are not the host of this meeting (3003)"):
+        shown = page.locator("#results tbody").get_by_text(text)
+        expect(shown).to_be_visible()
+        box = shown.bounding_box()
+        assert box["x"] + box["width"] <= PHONE["width"], text
+    assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+    # A column hidden on phones stays hidden in the blocks (it showed as an unlabelled line).
+    expect(page.locator("#results tbody td.hide-phone").first).to_be_hidden()
+
+    # The same on the overview (accounts, recent failures) and the meeting's timeline.
+    for label, path in (("overview", "/"), ("meeting", f"/meetings/{meeting.pk}/")):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, f"phone-{label}")
+        expect(page.get_by_text("you are not the host of this meeting").first).to_be_visible()
+        stacked = page.locator(".table-wrap:has(.table-stack)")
+        assert stacked.count() >= 1, label
+        for box in stacked.all():
+            assert box.evaluate("el => el.scrollWidth <= el.clientWidth"), label
+
+
+def test_the_meetings_list_on_a_phone_is_labelled_lines_that_fit_and_still_follow_zoom(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    from meetings import mirror
+    from tests.dashboard_data import make_account, make_meeting
+
+    account = make_account()
+    streaming = make_meeting(
+        account,
+        topic="Regional town hall with a rather long topic to see how it wraps on a phone",
+        status="started",
+        livestream_status="live",
+        host_email="someone.with.a.long.address@example.com",
+    )
+    waiting = make_meeting(account, topic="Board prep", host_email="chair@example.com")
+    page.set_viewport_size(PHONE)
+    sign_in(page, operator)
+    page.goto(f"{live_server.url}/meetings/")
+    screenshot(page, "phone-meetings")
+
+    # The list scrolled sideways, the start time and host past the edge: no more.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+    row = page.locator("#results tbody tr", has_text="Regional town hall")
+    for shown in (
+        row.get_by_text("Streaming"),
+        row.get_by_text("someone.with.a.long.address@example.com"),
+        row.get_by_text(str(streaming.zoom_id)),
+        row.get_by_role("checkbox"),
+        page.get_by_role("checkbox", name="Select all meetings on this page"),
+    ):
+        expect(shown).to_be_visible()
+        box = shown.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    # Each value is named: the column headings are out of sight on a phone.
+    assert row.locator("td[data-label='Host']").count() == 1
+
+    # The live badges still follow Zoom (the list polls for this page's rows).
+    mirror.record_meeting_status(account, waiting.zoom_id, "started")
+    expect(page.locator(f"#mstatus-{waiting.pk}")).to_contain_text("Live", timeout=10_000)
+
+    # On a laptop it is the table it was: headings in sight, one line a meeting.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.reload()
+    screenshot(page, "laptop-meetings")
+    expect(page.get_by_role("columnheader", name="Host")).to_be_visible()
+    assert (
+        page.locator("#results tbody tr").first.evaluate("el => getComputedStyle(el).display")
+        == "table-row"
+    )
