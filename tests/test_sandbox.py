@@ -947,6 +947,24 @@ def test_partial_error_rates_fail_about_that_share(zoom_sandbox, token):
     assert 10 <= sum(s >= 500 for s in statuses) <= 50
 
 
+def test_first_try_errors_fail_each_request_once_and_let_its_repeat_through(
+    zoom_sandbox, token, owner
+):
+    meeting = zoom_sandbox.state.add_meeting(owner["id"])
+    zoom_sandbox.state.set_faults(first_try_errors=True)
+
+    me = [api(zoom_sandbox, "GET", "/users/me", token).status_code for _ in range(3)]
+    other = [
+        api(zoom_sandbox, "GET", f"/meetings/{meeting['id']}", token).status_code for _ in range(2)
+    ]
+
+    assert me == [500, 200, 200]
+    assert other == [503, 200]
+    # setting the faults again starts over
+    zoom_sandbox.state.set_faults(first_try_errors=True)
+    assert api(zoom_sandbox, "GET", "/users/me", token).status_code == 500
+
+
 def test_latency_and_slow_answers_delay_requests_concurrently(zoom_sandbox, token):
     zoom_sandbox.state.set_faults(latency_ms=300)
     results = []

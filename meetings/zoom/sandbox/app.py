@@ -112,7 +112,9 @@ class SandboxApp:
         if delay_ms > 0:
             time.sleep(delay_ms / 1000)
         template = api.template_for(request.method, raw_path) if is_api else ""
-        if (is_api or raw_path == "/oauth/token") and state.roll(faults.error_rate):
+        if ((is_api or raw_path == "/oauth/token") and state.roll(faults.error_rate)) or (
+            is_api and faults.first_try_errors and state.first_try(request.method, raw_path)
+        ):
             state.counters["injected_errors"] += 1
             # 500 and 503 in turn, so a test sees both and always the same sequence.
             second = state.counters["injected_errors"] % 2 == 0

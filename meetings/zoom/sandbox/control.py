@@ -36,7 +36,7 @@ ENDPOINTS = {
     "POST /_sandbox/webinars/{id}/{start|end}": "as if it happened in Zoom",
     "GET|POST /_sandbox/faults": "{error_rate, latency_ms, slow_rate, slow_ms, answer_delay_ms, "
     "down, down_mode: refuse|503, down_for (seconds; required for refuse over HTTP), "
-    "silent_end_rate, html_errors}",
+    "silent_end_rate, html_errors, first_try_errors}",
     "POST /_sandbox/rate_limits": "{label: light|medium|heavy, per_second (null: the plan's), "
     "account_id?} or {plan: free|pro|business, account_id?}",
     "POST /_sandbox/revoke": "{account_id?, client_id?, user_id?}: revoke matching grants",
@@ -261,6 +261,7 @@ def _handle(app, request, raw_path):
             silent_end_rate=_number(body.get("silent_end_rate", 0.0), "silent_end_rate"),
             html_errors=bool(body.get("html_errors", False)),
             answer_delay_ms=_number(body.get("answer_delay_ms", 0), "answer_delay_ms"),
+            first_try_errors=bool(body.get("first_try_errors", False)),
         )
         return _json(faults.as_json())
     if path == "/rate_limits":

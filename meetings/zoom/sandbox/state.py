@@ -179,6 +179,9 @@ class Faults:
     silent_end_rate: float = 0.0
     # Injected 5xx answers as a load balancer's HTML page instead of Zoom's JSON error.
     html_errors: bool = False
+    # The first /v2 request for each method and path gets a server error, its repeats go
+    # through: every client path must retry, whatever order concurrent requests arrive in.
+    first_try_errors: bool = False
 
     def as_json(self):
         return {
@@ -191,6 +194,7 @@ class Faults:
             "down": self.down,
             "down_mode": self.down_mode,
             "silent_end_rate": self.silent_end_rate,
+            "first_try_errors": self.first_try_errors,
         }
 
 
@@ -275,6 +279,7 @@ class SandboxState:
             self.livestream_start_interval = LIVESTREAM_START_INTERVAL
             self.livestream_starts = {}
             self.faults = Faults()
+            self.first_tries = set()
             self.fault_rng = random.Random(seed)
             self.requests = deque(maxlen=REQUEST_LOG_LIMIT)
             self.request_seq = 0
@@ -1083,6 +1088,7 @@ class SandboxState:
         silent_end_rate=0.0,
         html_errors=False,
         answer_delay_ms=0,
+        first_try_errors=False,
     ):
         """Replace the injected faults (call with no arguments to clear them).
 
@@ -1098,6 +1104,9 @@ class SandboxState:
           (connections refused, open keep-alive connections dropped); "503" answers every
           API/OAuth request with a 503 page. down_for=N seconds brings it back by itself.
         - silent_end_rate: share of "end" calls answered 204 without ending the meeting.
+        - first_try_errors=True: the first /v2 request for each method and path is answered
+          with a server error (as error_rate's), its repeats are not: a deterministic way to
+          see every request retried, whatever order concurrent clients send them in.
         """
         for name, rate in (
             ("error_rate", error_rate),
@@ -1121,7 +1130,9 @@ class SandboxState:
                 silent_end_rate=float(silent_end_rate),
                 html_errors=bool(html_errors),
                 answer_delay_ms=float(answer_delay_ms),
+                first_try_errors=bool(first_try_errors),
             )
+            self.first_tries = set()
         if (down or was_down) and self.on_down_change is not None:
             self.on_down_change(bool(down), down_mode, down_for)
         return self.faults
@@ -1131,6 +1142,15 @@ class SandboxState:
         with self.lock:
             self.faults.down = False
             self.faults.down_until = None
+
+    def first_try(self, method, path):
+        """True the first time METHOD PATH is seen since the faults were last set."""
+        key = (method, path)
+        with self.lock:
+            if key in self.first_tries:
+                return False
+            self.first_tries.add(key)
+            return True
 
     def roll(self, rate):
         """True with probability `rate`, from the sandbox's own (seeded) generator."""
