@@ -343,3 +343,88 @@ def test_a_viewer_follows_the_timeline_and_past_instances_without_fetch_buttons(
     assert "uuid-" in past
     assert reverse("meeting-fetch-past", args=[meeting.pk]) not in html
     assert "Refresh</button>" not in html
+
+
+def swapped_ids(html):
+    return re.findall(r'<\w+ [^>]*id="([\w-]+)"[^>]*hx-swap-oob="true"', html)
+
+
+def swapped_element(html, id_):
+    match = re.search(rf'<(\w+) [^>]*id="{id_}"[^>]*hx-swap-oob="true".*?</\1>', html, re.S)
+    return match and match.group(0)
+
+
+def test_a_topic_and_time_changed_in_zoom_show_in_the_heading_details_and_status(
+    as_operator, account, meeting
+):
+    version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
+
+    # when the host renames and reschedules the meeting in Zoom's web portal
+    event = {
+        "event": "meeting.updated",
+        "event_ts": int(time.time() * 1000),
+        "payload": {
+            "account_id": account.zoom_account_id,
+            "operation": "all",
+            "object": {
+                "id": meeting.zoom_id,
+                "topic": "Town hall <b>moved</b>",
+                "start_time": "2031-03-04T15:30:00Z",
+                "duration": 90,
+            },
+            "old_object": {"id": meeting.zoom_id, "topic": "Town hall"},
+        },
+    }
+    stored, _ = webhooks.store_event(event)
+    webhooks.process_event(stored.pk)
+    html = poll(as_operator, meeting, version).content.decode()
+
+    # then the heading, the details, the status panel's time and the timeline come, as text;
+    # not the live stream or the past instances (nothing of theirs changed)
+    assert swapped_ids(html) == ["heading", "controls", "details", "timeline", "follow"]
+    topic = "Town hall &lt;b&gt;moved&lt;/b&gt;"
+    assert f"<h1>{topic}</h1>" in swapped_element(html, "heading")
+    assert f"<dt>Topic</dt><dd>{topic}</dd>" in swapped_element(html, "details")
+    assert re.match(rf"\s*<title>{re.escape(topic)} · zoomadmin</title>", html)
+    controls = swapped_element(html, "controls")
+    assert 'datetime="2031-03-04T15:30:00+00:00"' in controls
+    assert "90 minutes" in controls
+    assert "<b>" not in html
+    assert poll(as_operator, meeting, shown_version(html)).status_code == 204
+
+
+def test_a_sync_that_changed_nothing_shown_but_when_it_ran_swaps_only_the_last_heard_line(
+    as_operator, meeting
+):
+    from datetime import timedelta
+
+    from meetings.models import Meeting
+
+    Meeting.objects.filter(pk=meeting.pk).update(last_synced_at=now() - timedelta(minutes=7))
+    version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
+
+    Meeting.objects.filter(pk=meeting.pk).update(last_synced_at=now())
+    html = poll(as_operator, meeting, version).content.decode()
+
+    # the details (a join URL being copied) stay as they are
+    assert swapped_ids(html) == ["heard", "follow"]
+    assert re.search(r"<dt>Last synced</dt><dd><time [^>]*>just now<", html)
+
+
+def test_the_last_heard_line_is_sent_again_when_its_time_would_read_differently(
+    as_operator, meeting
+):
+    from datetime import timedelta
+
+    from meetings.models import Meeting
+
+    Meeting.objects.filter(pk=meeting.pk).update(last_event_at=now() - timedelta(seconds=50))
+    version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
+    assert poll(as_operator, meeting, version).status_code == 204  # still "just now"
+
+    # a minute on, "just now" would be wrong: nothing in the mirror changed, the text did
+    Meeting.objects.filter(pk=meeting.pk).update(last_event_at=now() - timedelta(seconds=70))
+    html = poll(as_operator, meeting, version).content.decode()
+
+    assert swapped_ids(html) == ["heard", "follow"]
+    assert re.search(r"<dt>Last event</dt><dd><time [^>]*>1\xa0minute ago<", html)
