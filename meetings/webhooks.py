@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import mirror
-from .models import LiveStreamStatus, Meeting, MeetingStatus, Webinar, WebhookEvent, ZoomAccount
+from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar, ZoomAccount
 
 log = logging.getLogger(__name__)
 
