@@ -379,9 +379,11 @@ def test_a_topic_and_time_changed_in_zoom_show_in_the_heading_details_and_status
     webhooks.process_event(stored.pk)
     html = poll(as_operator, meeting, version).content.decode()
 
-    # then the heading, the details, the status panel's time and the timeline come, as text;
-    # not the live stream or the past instances (nothing of theirs changed)
-    assert swapped_ids(html) == ["heading", "controls", "details", "timeline", "follow"]
+    # then the heading, the status panel's time, the details, when Zoom was last heard from and
+    # the timeline come, as text; not the live stream or the past instances (nothing of theirs
+    # changed)
+    assert swapped_ids(html) == ["heading", "controls", "details", "heard", "timeline", "follow"]
+    assert re.search(r"<dt>Last event</dt><dd><time [^>]*>just now<", html)
     topic = "Town hall &lt;b&gt;moved&lt;/b&gt;"
     assert f"<h1>{topic}</h1>" in swapped_element(html, "heading")
     assert f"<dt>Topic</dt><dd>{topic}</dd>" in swapped_element(html, "details")

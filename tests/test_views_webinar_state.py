@@ -161,7 +161,7 @@ def test_a_topic_changed_in_zoom_is_shown_as_text_in_the_heading_details_and_tit
     deliver(account, webinar, "webinar.updated", topic=HOSTILE_TOPIC)
     html = poll(as_operator, webinar, version).content.decode()
 
-    assert swapped(html) == ["heading", "details", "timeline", "follow"]
+    assert swapped(html) == ["heading", "details", "heard", "timeline", "follow"]
     escaped = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; Investor day &lt;/title&gt;"
     assert f"<h1>{escaped}&lt;script&gt;x()&lt;/script&gt;</h1>" in part(html, "heading")
     assert f"<dt>Topic</dt><dd>{escaped}" in part(html, "details")

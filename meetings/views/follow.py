@@ -94,5 +94,13 @@ def timeline_shown(items):
     ]
 
 
+def last_event_at(row, items):
+    """When Zoom last told us about this meeting or webinar: the newest of the row's last applied
+    status report and the newest event in its timeline (an update of its topic moves no status
+    report, yet it is news from Zoom)."""
+    newest = next((item["at"] for item in items if "event" in item), None)
+    return max((t for t in (row.last_event_at, newest) if t), default=None)
+
+
 def job_shown(job):
     return job and (job.pk, job.state)

@@ -71,6 +71,7 @@ def history(meeting):
     actions, items = follow.timeline(meeting.account_id, meeting.zoom_id, MEETING_KINDS)
     return {
         "timeline": items,
+        "last_event_at": follow.last_event_at(meeting, items),
         "fetch_job": next((a for a in actions if a.kind == ActionKind.FETCH_PAST_MEETING), None),
         "past_instances": list(
             PastMeeting.objects.filter(account_id=meeting.account_id, zoom_id=meeting.zoom_id)
@@ -98,6 +99,7 @@ def part_versions(status, shown_history):
     """
     meeting = status["meeting"]
     kinds = status["kinds"]
+    last_event = shown_history["last_event_at"]
     return follow.part_versions(
         {
             "heading": (meeting.topic, meeting.host_email, meeting.host_id, meeting.account.name),
@@ -120,7 +122,7 @@ def part_versions(status, shown_history):
                 meeting.join_url,
                 meeting.account.name,
             ),
-            "heard": (ago(meeting.last_synced_at), ago(meeting.last_event_at)),
+            "heard": (ago(meeting.last_synced_at), ago(last_event)),
             "livestream": (
                 meeting.status,
                 meeting.livestream_status,

@@ -70,6 +70,7 @@ def get_webinar(pk):
 def part_versions(context):
     """The version of each followed part: a digest of what it shows (see follow.py)."""
     webinar = context["webinar"]
+    last_event = context["last_event_at"]
     return follow.part_versions(
         {
             "heading": (webinar.topic, webinar.host_email, webinar.host_id, webinar.account.name),
@@ -89,7 +90,7 @@ def part_versions(context):
                 webinar.join_url,
                 webinar.account.name,
             ),
-            "heard": (ago(webinar.last_synced_at), ago(webinar.last_event_at)),
+            "heard": (ago(webinar.last_synced_at), ago(last_event)),
             "timeline": follow.timeline_shown(context["timeline"]),
         }
     )
@@ -106,6 +107,7 @@ def webinar_context(request, webinar, refused=""):
         "control_job": job,
         "control_busy": bool(job and job.is_active),
         "timeline": timeline,
+        "last_event_at": follow.last_event_at(webinar, timeline),
         "refused": refused,
     }
     versions = part_versions(context)
