@@ -7,12 +7,10 @@ from playwright.sync_api import expect
 
 from meetings.models import Action, Meeting, WebhookEvent
 
-from .conftest import JOB_TIMEOUT_MS
-from .test_dashboard import mirror, open_meeting
+from .conftest import JOB_TIMEOUT_MS, open_meeting
 
 pytestmark = [pytest.mark.browser]
 
-WEBHOOK_SECRET = "browser-follow-webhook-secret"
 STREAM_KEY = "sk-follow-browser-3e8a71"
 
 # Playwright cannot put a headless page in a background tab, so the page is told it is hidden
@@ -37,32 +35,19 @@ def is_state_poll(request):
 
 
 def test_a_live_stream_started_then_the_meeting_ended_in_zoom_show_on_the_open_page(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
-    settings,
+    operator_page, live_server, screenshot, zoom_webhooks
 ):
     # given a live meeting with a custom live stream configured, and Zoom's webhooks pointed at
     # this dashboard, signed with the secret it expects
-    settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
-    zoom = zoom_sandbox.state
-    zoom.set_webhook(f"{live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
+    page, zoom = operator_page, zoom_webhooks.state
     stream = {
         "stream_url": "rtmps://live.example.com:443/board",
         "stream_key": STREAM_KEY,
         "page_url": "https://example.com/board",
     }
-    zoom_meeting = zoom.add_meeting(
-        sandbox_host["id"], "Board meeting", status="started", livestream=stream
+    zoom_meeting, meeting = zoom_webhooks.meeting(
+        "Board meeting", status="started", livestream=stream, mirrored=stream
     )
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host, **stream)
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     panel = page.locator("#livestream")
     expect(panel.locator("#livestream-title .badge")).to_have_text("Stopped")
@@ -125,12 +110,12 @@ def test_a_live_stream_started_then_the_meeting_ended_in_zoom_show_on_the_open_p
 
 
 def test_a_hidden_tab_does_not_poll_and_catches_up_as_soon_as_it_is_shown(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     meeting = make_meeting(make_account(), topic="Watched from a background tab", status="started")
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     page.evaluate(COUNT_TICKS)
     polls = []
@@ -161,26 +146,13 @@ def test_a_hidden_tab_does_not_poll_and_catches_up_as_soon_as_it_is_shown(
 
 @pytest.mark.worker_env(PAST_MEETING_FETCH_DELAY_SECONDS="1")
 def test_after_an_end_the_instance_zoom_s_event_has_fetched_appears_without_a_reload(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
-    settings,
+    operator_page, live_server, screenshot, zoom_webhooks, settings
 ):
     # given a live meeting whose Zoom webhooks reach this dashboard, and no past instance yet
-    settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
     settings.PAST_MEETING_FETCH_DELAY_SECONDS = 1
-    zoom = zoom_sandbox.state
-    zoom.set_webhook(f"{live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
-    zoom_meeting = zoom.add_meeting(sandbox_host["id"], "Quarterly review", status="started")
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
+    page = operator_page
+    zoom_meeting, meeting = zoom_webhooks.meeting("Quarterly review", status="started")
     instance_uuid = zoom_meeting["uuid"]
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     page.evaluate("() => { window.notReloaded = true; }")
     past = page.locator("#past")
@@ -208,13 +180,13 @@ def test_after_an_end_the_instance_zoom_s_event_has_fetched_appears_without_a_re
 
 
 def test_the_page_does_not_poll_while_one_of_its_forms_is_on_its_way(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting, make_past
 
+    page = operator_page
     account = make_account()
     meeting = make_meeting(account, topic="Fetched while followed", status="ended")
-    sign_in(page, operator)
     # The browser holds the fetch's POST until the test lets it go: a slow server.
     held = []
     page.route("**/past/fetch/", lambda route: held.append(route))
