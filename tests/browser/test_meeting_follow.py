@@ -2,6 +2,8 @@
 webhooks to the live server, a real worker applies them to the mirror, and the page's poll
 brings the new state in while what the operator was typing stays where it was."""
 
+from datetime import UTC, datetime
+
 import pytest
 from playwright.sync_api import expect
 
@@ -217,3 +219,49 @@ def test_the_page_does_not_poll_while_one_of_its_forms_is_on_its_way(
     expect(page.locator("#timeline")).to_contain_text("Fetch past meeting details")
     screenshot(page, "caught-up")
     assert polls
+
+
+def test_a_topic_and_time_changed_in_zoom_show_in_the_details_without_a_reload(
+    operator_page, live_server, screenshot, zoom_webhooks
+):
+    # given a scheduled meeting whose Zoom webhooks reach this dashboard, its page open, and the
+    # operator half-way through typing a stream URL
+    page, zoom = operator_page, zoom_webhooks.state
+    zoom_meeting, meeting = zoom_webhooks.meeting(
+        "Board meeting", mirrored={"start_time": datetime(2031, 3, 4, 10, 0, tzinfo=UTC)}
+    )
+    open_meeting(page, live_server, meeting)
+    details = page.locator("#details")
+    expect(details.locator("dd").first).to_have_text("Board meeting")
+    expect(page.locator("#heard")).to_contain_text("Last event—")
+    page.get_by_label("Stream URL").fill("rtmps://live.example.com:443/board")
+    page.evaluate("() => { window.notReloaded = true; }")
+    screenshot(page, "1-before")
+
+    # when the host renames and reschedules it in Zoom's web portal (HTML in the new topic)
+    new_topic = "Board meeting <b>(moved)</b>"
+    zoom.update_meeting(
+        zoom_meeting["id"],
+        topic=new_topic,
+        start_time=datetime(2031, 3, 5, 15, 30, tzinfo=UTC).timestamp(),
+        duration=90,
+    )
+
+    # then the Details panel, the heading, the tab's title and the status panel's time say so,
+    # the topic as text, and what was typed stays
+    expect(details.locator("dd").first).to_have_text(new_topic, timeout=JOB_TIMEOUT_MS)
+    expect(page.get_by_role("heading", level=1)).to_have_text(new_topic)
+    expect(page).to_have_title(f"{new_topic} · zoomadmin")
+    expect(page.locator("#controls time")).to_have_attribute(
+        "datetime", "2031-03-05T15:30:00+00:00"
+    )
+    expect(page.locator("#controls")).to_contain_text("90 minutes")
+    expect(page.locator("#timeline")).to_contain_text("meeting.updated")
+    expect(page.locator("#heard")).to_contain_text("Last eventjust now")
+    expect(page.get_by_label("Stream URL")).to_have_value("rtmps://live.example.com:443/board")
+    assert page.locator("#details b").count() == 0
+    screenshot(page, "2-updated-in-zoom")
+
+    assert page.evaluate("window.notReloaded === true")
+    meeting.refresh_from_db()
+    assert (meeting.topic, meeting.duration, meeting.status) == (new_topic, 90, "waiting")
