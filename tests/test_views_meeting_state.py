@@ -13,7 +13,7 @@ from django.utils.timezone import now
 from meetings import webhooks
 from meetings.models import Action, WebhookEvent
 
-from .dashboard_data import make_account, make_action, make_meeting, make_past
+from .dashboard_data import deliver_event, make_account, make_action, make_meeting, make_past
 
 pytestmark = pytest.mark.django_db
 
@@ -57,23 +57,6 @@ def shown_version(html):
 
 def poll(client, meeting, version):
     return client.get(reverse("meeting-state", args=[meeting.pk]), {"v": version}, **HTMX)
-
-
-def deliver(account, meeting, event, **obj):
-    """A Zoom event as the receiver stores it and the worker applies it."""
-    envelope = {
-        "event": event,
-        "event_ts": int(time.time() * 1000),
-        "payload": {
-            "account_id": account.zoom_account_id,
-            "object": {"id": str(meeting.zoom_id), "uuid": "inst-1==", **obj},
-        },
-    }
-    stored, created = webhooks.store_event(envelope)
-    assert created
-    assert webhooks.process_event(stored.pk)
-    stored.refresh_from_db()
-    assert stored.error == ""
 
 
 def live_streaming(key=STREAM_KEY):
@@ -140,7 +123,7 @@ def test_a_live_stream_started_in_zoom_is_answered_out_of_band_without_the_forms
 ):
     version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
 
-    deliver(account, meeting, "meeting.live_streaming_started", **live_streaming())
+    deliver_event(account, meeting, "meeting.live_streaming_started", **live_streaming())
     response = poll(as_operator, meeting, version)
 
     assert response.status_code == 200
@@ -181,7 +164,7 @@ def test_a_meeting_ended_in_zoom_no_longer_offers_end(as_operator, account, meet
     page = as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode()
     assert "End meeting…" in page
 
-    deliver(account, meeting, "meeting.ended", topic="Town hall")
+    deliver_event(account, meeting, "meeting.ended", topic="Town hall")
     html = poll(as_operator, meeting, shown_version(page)).content.decode()
 
     assert re.search(r'id="meeting-status" class="badge [^"]*">Ended<', html)
@@ -205,7 +188,7 @@ def test_a_viewer_follows_the_status_but_gets_no_controls(client, viewer, accoun
     client.force_login(viewer)
     page = client.get(reverse("meeting", args=[meeting.pk])).content.decode()
 
-    deliver(account, meeting, "meeting.live_streaming_started", **live_streaming())
+    deliver_event(account, meeting, "meeting.live_streaming_started", **live_streaming())
     html = poll(client, meeting, shown_version(page)).content.decode()
 
     assert re.search(r'<div id="livestream-state" [^>]*hx-swap-oob="true"', html)
@@ -218,7 +201,9 @@ def test_a_viewer_follows_the_status_but_gets_no_controls(client, viewer, accoun
 
 def test_the_stream_key_is_never_in_a_polled_answer(as_operator, account, meeting):
     # a key Zoom sends in a live streaming event, and the one stored (encrypted) on the meeting
-    deliver(account, meeting, "meeting.live_streaming_started", **live_streaming("sk-in-event-5a"))
+    deliver_event(
+        account, meeting, "meeting.live_streaming_started", **live_streaming("sk-in-event-5a")
+    )
 
     html = poll(as_operator, meeting, "not-a-version").content.decode()
 
@@ -260,7 +245,7 @@ def test_the_fetch_zoom_s_meeting_ended_queues_shows_in_the_timeline_and_past_pa
     version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
 
     # when Zoom says the meeting ended: the receiver queues the ended instance's fetch
-    deliver(account, meeting, "meeting.ended", topic="Town hall")
+    deliver_event(account, meeting, "meeting.ended", topic="Town hall")
     html = poll(as_operator, meeting, version).content.decode()
 
     timeline = swapped_part(html, "timeline")

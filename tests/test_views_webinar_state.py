@@ -3,7 +3,6 @@ the version of each it shows, gets 204 while nothing changed, and only the parts
 out of band, once a webhook, a sync or a job changed them."""
 
 import re
-import time
 
 import pytest
 from django.db import connection
@@ -11,10 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.timezone import now
 
-from meetings import mirror, webhooks
+from meetings import mirror
 from meetings.models import Action, MeetingStatus, WebhookEvent
 
-from .dashboard_data import make_account, make_action, make_webinar
+from .dashboard_data import deliver_event, make_account, make_action, make_webinar
 
 pytestmark = pytest.mark.django_db
 
@@ -66,23 +65,6 @@ def part(html, id_):
     return match and match.group(0)
 
 
-def deliver(account, webinar, event, **obj):
-    """A Zoom event as the receiver stores it and the worker applies it."""
-    envelope = {
-        "event": event,
-        "event_ts": int(time.time() * 1000),
-        "payload": {
-            "account_id": account.zoom_account_id,
-            "object": {"id": str(webinar.zoom_id), "uuid": "inst-1==", **obj},
-        },
-    }
-    stored, created = webhooks.store_event(envelope)
-    assert created
-    assert webhooks.process_event(stored.pk)
-    stored.refresh_from_db()
-    assert stored.error == ""
-
-
 def test_the_page_polls_every_few_seconds_and_nothing_new_is_a_204(as_operator, webinar):
     page = as_operator.get(reverse("webinar", args=[webinar.pk])).content.decode()
     poller = re.search(r'<div id="follow"[^>]*>', page).group(0)
@@ -104,7 +86,7 @@ def test_a_webinar_ended_in_zoom_no_longer_offers_end_and_shows_the_event(
     page = as_operator.get(reverse("webinar", args=[webinar.pk])).content.decode()
     assert "End webinar…" in page
 
-    deliver(account, webinar, "webinar.ended", topic="Investor day")
+    deliver_event(account, webinar, "webinar.ended", topic="Investor day")
     html = poll(as_operator, webinar, shown_version(page)).content.decode()
 
     # only what changed: the status, when Zoom was last heard from, the timeline
@@ -122,7 +104,7 @@ def test_a_webinar_started_in_zoom_offers_end(as_operator, account):
     webinar = make_webinar(account, status="waiting", topic="Hiring fair")
     version = page_version(as_operator, webinar)
 
-    deliver(account, webinar, "webinar.started")
+    deliver_event(account, webinar, "webinar.started")
     html = poll(as_operator, webinar, version).content.decode()
 
     assert re.search(r'id="webinar-status" class="badge [^"]*">Live<', html)
@@ -158,7 +140,7 @@ def test_a_topic_changed_in_zoom_is_shown_as_text_in_the_heading_details_and_tit
 ):
     version = page_version(as_operator, webinar)
 
-    deliver(account, webinar, "webinar.updated", topic=HOSTILE_TOPIC)
+    deliver_event(account, webinar, "webinar.updated", topic=HOSTILE_TOPIC)
     html = poll(as_operator, webinar, version).content.decode()
 
     assert swapped(html) == ["heading", "details", "heard", "timeline", "follow"]
@@ -212,7 +194,7 @@ def test_a_viewer_follows_the_webinar_but_gets_no_end(client, viewer, account, w
     page = client.get(reverse("webinar", args=[webinar.pk])).content.decode()
     assert "End webinar…" not in page
 
-    deliver(account, webinar, "webinar.ended")
+    deliver_event(account, webinar, "webinar.ended")
     html = poll(client, webinar, shown_version(page)).content.decode()
 
     assert re.search(r'id="webinar-status" class="badge [^"]*">Ended<', html)
