@@ -254,11 +254,22 @@ def test_a_bulk_end_with_a_dry_run_and_progress(
 def test_the_pages_fit_the_screen_on_a_laptop_and_a_phone(
     operator_page, live_server, screenshot, transactional_db, viewport
 ):
-    from tests.dashboard_data import make_account, make_action, make_meeting, make_past
+    from tests.dashboard_data import (
+        make_account,
+        make_action,
+        make_meeting,
+        make_past,
+        make_webinar,
+    )
 
     page = operator_page
-
     account = make_account()
+    webinar = make_webinar(
+        account,
+        topic="Investor day webinar with a rather long topic to see how it wraps on a phone",
+        status="started",
+        join_url="https://sandbox.zoom.example/w/83496869172?pwd=aVeryLongPasswordToken1234567",
+    )
     meeting = make_meeting(
         account,
         topic="Global town hall with a rather long topic to see how it wraps on a phone",
@@ -282,6 +293,7 @@ def test_the_pages_fit_the_screen_on_a_laptop_and_a_phone(
         ("meeting", f"/meetings/{meeting.pk}/"),
         ("activity", "/activity/"),
         ("webinars", "/webinars/"),
+        ("webinar", f"/webinars/{webinar.pk}/"),
     ):
         page.goto(f"{live_server.url}{path}")
         screenshot(page, f"{viewport}-{label}")
@@ -330,7 +342,6 @@ def test_a_bulk_review_on_a_phone_shows_each_meeting_s_host_and_status(
     from tests.dashboard_data import make_account, make_meeting
 
     page = operator_page
-
     account = make_account()
     meetings = [
         make_meeting(
@@ -404,7 +415,6 @@ def test_the_activity_on_a_phone_shows_each_action_s_state_and_zoom_s_answer(
     from tests.dashboard_data import make_account, make_action, make_meeting
 
     page = operator_page
-
     account = make_account()
     meeting = make_meeting(account, topic="Quarterly all hands", status="started")
     make_action(
@@ -446,7 +456,6 @@ def test_the_meetings_list_on_a_phone_is_labelled_lines_that_fit_and_still_follo
     from tests.dashboard_data import make_account, make_meeting
 
     page = operator_page
-
     account = make_account()
     streaming = make_meeting(
         account,
