@@ -168,6 +168,32 @@ def record_webinar_status(account, zoom_id, status, *, uuid=None, at=None, detai
     return webinar
 
 
+def record_details(model, account, zoom_id, details):
+    """Apply what Zoom says changed in a meeting's or webinar's settings (`meeting.updated`,
+    `webinar.updated`: topic, schedule, host, ...) to its row. Returns the row, or None when the
+    mirror does not have it (an update carries only what changed: the next sync brings the
+    rest). The status is not touched, and here a start_time is the new schedule.
+
+    Applied in the order the events arrive, not checked against `last_event_at` nor moving it:
+    that orders status reports, and an update (the host renaming a meeting while it runs) that
+    moved it would make a `meeting.started` sent before it but delivered after it look stale,
+    and leave a live meeting shown waiting. Two updates of one meeting delivered out of order
+    are rare, and the next sync puts Zoom's settings back.
+    """
+    zoom_id = normalize_zoom_id(zoom_id)
+    fields = _details(model, details)
+    with transaction.atomic():
+        row = model.objects.select_for_update().filter(account=account, zoom_id=zoom_id).first()
+        if row is None:
+            return None
+        changed = [name for name, value in fields.items() if getattr(row, name) != value]
+        for name in changed:
+            setattr(row, name, fields[name])
+        if changed:
+            row.save(update_fields=changed)
+        return row
+
+
 def record_livestream(meeting, *, status=None, config=None, at=None):
     """Record a meeting's live stream status ("live" / "stopped") and/or configuration.
 

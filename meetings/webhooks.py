@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import mirror
-from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, ZoomAccount
+from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar, ZoomAccount
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,12 @@ WEBINAR_EVENTS = {
     "webinar.started": MeetingStatus.STARTED,
     "webinar.ended": MeetingStatus.ENDED,
 }
-HANDLED_EVENTS = {*MEETING_EVENTS, *LIVESTREAM_EVENTS, *WEBINAR_EVENTS}
+# A change of settings (topic, schedule, host) made in Zoom: the object carries what changed.
+UPDATE_EVENTS = {
+    "meeting.updated": Meeting,
+    "webinar.updated": Webinar,
+}
+HANDLED_EVENTS = {*MEETING_EVENTS, *LIVESTREAM_EVENTS, *WEBINAR_EVENTS, *UPDATE_EVENTS}
 
 
 # --- Signatures ---------------------------------------------------------------------------------
@@ -267,6 +272,19 @@ def apply_event(event):
         raise Ignored(f"no connected Zoom account has id {event.zoom_account_id!r}")
     at = mirror.event_time(event.event_ts) or event.received_at
     uuid = event.object_uuid or None
+
+    if event.event in UPDATE_EVENTS:
+        if obj.get("occurrences"):
+            # One occurrence of a recurring meeting was changed, not the meeting.
+            raise Ignored("the update is of one occurrence, which the mirror does not keep")
+        model = UPDATE_EVENTS[event.event]
+        updated = [mirror.record_details(model, a, zoom_id, obj) for a in accounts]
+        if not any(updated):
+            raise Ignored(
+                f"{model._meta.verbose_name} {zoom_id} is not in the mirror yet; "
+                "the next sync brings it"
+            )
+        return
 
     for account in accounts:
         if event.event in MEETING_EVENTS:

@@ -98,3 +98,26 @@ def make_action(account, kind="end_meeting", *, target=None, state="queued", **e
         fields["finished_at"] = now()
     fields.update(extra)
     return Action.objects.create(account=account, **fields)
+
+
+def deliver_event(account, target, event, **obj):
+    """A Zoom event about `target` (a meeting or webinar) as the receiver stores it and the
+    worker applies it; fails the test unless it was applied."""
+    import time
+
+    from meetings import webhooks
+
+    envelope = {
+        "event": event,
+        "event_ts": int(time.time() * 1000),
+        "payload": {
+            "account_id": account.zoom_account_id,
+            "object": {"id": str(target.zoom_id), "uuid": "inst-1==", **obj},
+        },
+    }
+    stored, created = webhooks.store_event(envelope)
+    assert created
+    assert webhooks.process_event(stored.pk)
+    stored.refresh_from_db()
+    assert stored.error == ""
+    return stored

@@ -123,6 +123,8 @@ MATRIX = {
     "meeting-state": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("meeting")),
     "webinars": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "webinar": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("webinar")),
+    # The webinar page's poll of its followed parts (a plain GET is sent to the page).
+    "webinar-state": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("webinar")),
     "past-meetings": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "past-meeting": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("past_meeting")),
     "activity": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),

@@ -294,6 +294,13 @@ def test_a_meetings_page_and_each_of_its_panels(admin, world):
     )
     for part in ("controls", "livestream", "past", "timeline"):
         assert_escaped(admin.get(url, {"part": part}, headers=HTMX))
+    # the follow's answer with every part (a version the page could not have)
+    assert_escaped(
+        admin.get(reverse("meeting-state", args=[meeting.pk]), {"v": "x"}, headers=HTMX),
+        hostile("Topic"),
+        hostile("Host") + "@evil.example",
+        "https://zoom.example/j/1?" + PAYLOAD,
+    )
     assert_escaped(admin.get(reverse("meeting-end", args=[meeting.pk])), hostile("Topic"))
     assert_escaped(
         admin.get(reverse("meeting-stream-stop", args=[meeting.pk])),
@@ -344,6 +351,11 @@ def test_webinars_list_page_panel_and_confirmation(admin, world):
     url = reverse("webinar", args=[webinar.pk])
     assert_escaped(admin.get(url), *shown, "https://zoom.example/w/1?" + PAYLOAD)
     assert_escaped(admin.get(url, {"part": "controls"}, headers=HTMX))
+    assert_escaped(
+        admin.get(reverse("webinar-state", args=[webinar.pk]), {"v": "x"}, headers=HTMX),
+        *shown,
+        "https://zoom.example/w/1?" + PAYLOAD,
+    )
     assert_escaped(admin.get(reverse("webinar-end", args=[webinar.pk])), hostile("Webinar"))
 
 

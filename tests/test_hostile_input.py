@@ -1112,3 +1112,17 @@ def test_a_plain_zoom_event_delivered_twice_is_stored_once_and_applied(
     event = apply_stored(WebhookEvent.objects.get().pk)
     assert event.error == ""
     assert Meeting.objects.get(zoom_id=85746065432).topic == "T"
+
+
+@FEWER
+@given(data=st.data())
+def test_a_followed_page_s_state_takes_any_version(as_operator, rows, data):
+    # the version is one digest a part joined by "-": a forged one, of any length, is "all parts"
+    version = data.draw(st.one_of(texts(), st.lists(texts(12), max_size=12).map("-".join)))
+    for url in (
+        reverse("meeting-state", args=[rows["meetings"][0].pk]),
+        reverse("webinar-state", args=[rows["webinar"].pk]),
+    ):
+        response = as_operator.get(url, {"v": version}, headers=HTMX)
+        assert response.status_code == 200
+        assert 'id="follow"' in response.content.decode()

@@ -13,7 +13,7 @@ from django.utils.timezone import now
 from meetings import webhooks
 from meetings.models import Action, WebhookEvent
 
-from .dashboard_data import make_account, make_action, make_meeting, make_past
+from .dashboard_data import deliver_event, make_account, make_action, make_meeting, make_past
 
 pytestmark = pytest.mark.django_db
 
@@ -50,30 +50,13 @@ def as_operator(client, operator):
 
 def shown_version(html):
     """The version a page (or a poll's answer) says it shows, from its poller's URL."""
-    match = re.search(r'hx-get="/meetings/\d+/state/\?v=([0-9a-f]+)"', html)
+    match = re.search(r'hx-get="/meetings/\d+/state/\?v=([0-9a-f-]+)"', html)
     assert match, "no poller in the page"
     return match.group(1)
 
 
 def poll(client, meeting, version):
     return client.get(reverse("meeting-state", args=[meeting.pk]), {"v": version}, **HTMX)
-
-
-def deliver(account, meeting, event, **obj):
-    """A Zoom event as the receiver stores it and the worker applies it."""
-    envelope = {
-        "event": event,
-        "event_ts": int(time.time() * 1000),
-        "payload": {
-            "account_id": account.zoom_account_id,
-            "object": {"id": str(meeting.zoom_id), "uuid": "inst-1==", **obj},
-        },
-    }
-    stored, created = webhooks.store_event(envelope)
-    assert created
-    assert webhooks.process_event(stored.pk)
-    stored.refresh_from_db()
-    assert stored.error == ""
 
 
 def live_streaming(key=STREAM_KEY):
@@ -140,18 +123,20 @@ def test_a_live_stream_started_in_zoom_is_answered_out_of_band_without_the_forms
 ):
     version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
 
-    deliver(account, meeting, "meeting.live_streaming_started", **live_streaming())
+    deliver_event(account, meeting, "meeting.live_streaming_started", **live_streaming())
     response = poll(as_operator, meeting, version)
 
     assert response.status_code == 200
     html = response.content.decode()
     swapped = re.findall(r'<(\w+) [^>]*id="([\w-]+)"[^>]*hx-swap-oob="true"', html)
+    # Only the parts that changed: the status panel's live stream badge, when Zoom was last
+    # heard from, the live stream, the timeline; not the details or the past instances.
     assert [id_ for _, id_ in swapped] == [
         "controls",
+        "heard",
         "livestream-state",
         "stream-config-actions",
         "stream-start-actions",
-        "past",
         "timeline",
         "follow",
     ]
@@ -179,7 +164,7 @@ def test_a_meeting_ended_in_zoom_no_longer_offers_end(as_operator, account, meet
     page = as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode()
     assert "End meeting…" in page
 
-    deliver(account, meeting, "meeting.ended", topic="Town hall")
+    deliver_event(account, meeting, "meeting.ended", topic="Town hall")
     html = poll(as_operator, meeting, shown_version(page)).content.decode()
 
     assert re.search(r'id="meeting-status" class="badge [^"]*">Ended<', html)
@@ -203,7 +188,7 @@ def test_a_viewer_follows_the_status_but_gets_no_controls(client, viewer, accoun
     client.force_login(viewer)
     page = client.get(reverse("meeting", args=[meeting.pk])).content.decode()
 
-    deliver(account, meeting, "meeting.live_streaming_started", **live_streaming())
+    deliver_event(account, meeting, "meeting.live_streaming_started", **live_streaming())
     html = poll(client, meeting, shown_version(page)).content.decode()
 
     assert re.search(r'<div id="livestream-state" [^>]*hx-swap-oob="true"', html)
@@ -216,7 +201,9 @@ def test_a_viewer_follows_the_status_but_gets_no_controls(client, viewer, accoun
 
 def test_the_stream_key_is_never_in_a_polled_answer(as_operator, account, meeting):
     # a key Zoom sends in a live streaming event, and the one stored (encrypted) on the meeting
-    deliver(account, meeting, "meeting.live_streaming_started", **live_streaming("sk-in-event-5a"))
+    deliver_event(
+        account, meeting, "meeting.live_streaming_started", **live_streaming("sk-in-event-5a")
+    )
 
     html = poll(as_operator, meeting, "not-a-version").content.decode()
 
@@ -258,7 +245,7 @@ def test_the_fetch_zoom_s_meeting_ended_queues_shows_in_the_timeline_and_past_pa
     version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
 
     # when Zoom says the meeting ended: the receiver queues the ended instance's fetch
-    deliver(account, meeting, "meeting.ended", topic="Town hall")
+    deliver_event(account, meeting, "meeting.ended", topic="Town hall")
     html = poll(as_operator, meeting, version).content.decode()
 
     timeline = swapped_part(html, "timeline")
@@ -341,3 +328,90 @@ def test_a_viewer_follows_the_timeline_and_past_instances_without_fetch_buttons(
     assert "uuid-" in past
     assert reverse("meeting-fetch-past", args=[meeting.pk]) not in html
     assert "Refresh</button>" not in html
+
+
+def swapped_ids(html):
+    return re.findall(r'<\w+ [^>]*id="([\w-]+)"[^>]*hx-swap-oob="true"', html)
+
+
+def swapped_element(html, id_):
+    match = re.search(rf'<(\w+) [^>]*id="{id_}"[^>]*hx-swap-oob="true".*?</\1>', html, re.S)
+    return match and match.group(0)
+
+
+def test_a_topic_and_time_changed_in_zoom_show_in_the_heading_details_and_status(
+    as_operator, account, meeting
+):
+    version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
+
+    # when the host renames and reschedules the meeting in Zoom's web portal
+    event = {
+        "event": "meeting.updated",
+        "event_ts": int(time.time() * 1000),
+        "payload": {
+            "account_id": account.zoom_account_id,
+            "operation": "all",
+            "object": {
+                "id": meeting.zoom_id,
+                "topic": "Town hall <b>moved</b>",
+                "start_time": "2031-03-04T15:30:00Z",
+                "duration": 90,
+            },
+            "old_object": {"id": meeting.zoom_id, "topic": "Town hall"},
+        },
+    }
+    stored, _ = webhooks.store_event(event)
+    webhooks.process_event(stored.pk)
+    html = poll(as_operator, meeting, version).content.decode()
+
+    # then the heading, the status panel's time, the details, when Zoom was last heard from and
+    # the timeline come, as text; not the live stream or the past instances (nothing of theirs
+    # changed)
+    assert swapped_ids(html) == ["heading", "controls", "details", "heard", "timeline", "follow"]
+    assert re.search(r"<dt>Last event</dt><dd><time [^>]*>just now<", html)
+    topic = "Town hall &lt;b&gt;moved&lt;/b&gt;"
+    assert f"<h1>{topic}</h1>" in swapped_element(html, "heading")
+    assert f"<dt>Topic</dt><dd>{topic}</dd>" in swapped_element(html, "details")
+    assert re.match(rf"\s*<title>{re.escape(topic)} · zoomadmin</title>", html)
+    controls = swapped_element(html, "controls")
+    assert 'datetime="2031-03-04T15:30:00+00:00"' in controls
+    assert "90 minutes" in controls
+    assert "<b>" not in html
+    assert poll(as_operator, meeting, shown_version(html)).status_code == 204
+
+
+def test_a_sync_that_changed_nothing_shown_but_when_it_ran_swaps_only_the_last_heard_line(
+    as_operator, meeting
+):
+    from datetime import timedelta
+
+    from meetings.models import Meeting
+
+    Meeting.objects.filter(pk=meeting.pk).update(last_synced_at=now() - timedelta(minutes=7))
+    version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
+
+    Meeting.objects.filter(pk=meeting.pk).update(last_synced_at=now())
+    html = poll(as_operator, meeting, version).content.decode()
+
+    # the details (a join URL being copied) stay as they are
+    assert swapped_ids(html) == ["heard", "follow"]
+    assert re.search(r"<dt>Last synced</dt><dd><time [^>]*>just now<", html)
+
+
+def test_the_last_heard_line_is_sent_again_when_its_time_would_read_differently(
+    as_operator, meeting
+):
+    from datetime import timedelta
+
+    from meetings.models import Meeting
+
+    Meeting.objects.filter(pk=meeting.pk).update(last_event_at=now() - timedelta(seconds=50))
+    version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
+    assert poll(as_operator, meeting, version).status_code == 204  # still "just now"
+
+    # a minute on, "just now" would be wrong: nothing in the mirror changed, the text did
+    Meeting.objects.filter(pk=meeting.pk).update(last_event_at=now() - timedelta(seconds=70))
+    html = poll(as_operator, meeting, version).content.decode()
+
+    assert swapped_ids(html) == ["heard", "follow"]
+    assert re.search(r"<dt>Last event</dt><dd><time [^>]*>1\xa0minute ago<", html)

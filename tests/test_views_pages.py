@@ -1,6 +1,7 @@
 """The other screens: sign in and out, the overview, webinars, past meetings, activity, an
 action's page, and the error pages (no debug page, no stack trace, ever)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -161,22 +162,27 @@ def test_ending_a_webinar_is_confirmed_and_requested(client, operator):
     )
 
 
-def test_a_webinar_s_action_list_refreshes_when_a_job_finishes(client, operator):
+def test_a_webinar_s_timeline_follows_when_a_job_finishes(client, operator):
     # The list stayed "No actions on this webinar yet." after an end had succeeded, until a
-    # reload: it now listens for the job's end like the meeting page's timeline.
+    # reload: the page's poller now asks as soon as a job finishes, and the answer brings the
+    # timeline (tests/test_views_webinar_state.py has the rest of the follow).
     account = make_account()
     webinar = make_webinar(account, topic="Investor day", status="started")
     client.force_login(operator)
     page = client.get(reverse("webinar", args=[webinar.pk])).content.decode()
-    assert 'hx-trigger="action-finished from:body"' in page
-    assert f'hx-get="{reverse("webinar", args=[webinar.pk])}?part=history"' in page
+    assert "Nothing has happened to this webinar through the dashboard yet." in page
+    poller = re.search(r'<div id="follow"[^>]*>', page).group(0)
+    assert "action-finished from:body" in poller
+    version = re.search(r"\?v=([0-9a-f-]+)", poller).group(1)
     make_action(account, "end_webinar", target=webinar, state="succeeded")
-    fragment = client.get(reverse("webinar", args=[webinar.pk]), {"part": "history"}, **HTMX)
-    html = fragment.content.decode()
-    assert 'id="history"' in html
+    answer = client.get(reverse("webinar-state", args=[webinar.pk]), {"v": version}, **HTMX)
+    html = answer.content.decode()
+    assert re.search(r'<section [^>]*id="timeline"[^>]*hx-swap-oob="true"', html)
     assert "End webinar" in html and "Succeeded" in html
-    assert "No actions on this webinar yet" not in html
+    assert "Nothing has happened to this webinar" not in html
     assert "<html" not in html
+    fragment = client.get(reverse("webinar", args=[webinar.pk]), {"part": "timeline"}, **HTMX)
+    assert 'id="timeline"' in fragment.content.decode()
 
 
 # --- past meetings -----------------------------------------------------------------------------

@@ -490,6 +490,103 @@ def test_webinar_events_set_the_webinar_status(
     assert not Meeting.objects.exists()
 
 
+def updated(name, zoom_id, *, ts=None, old=None, **changed):
+    """A settings update as Zoom sends it: the object has the id, uuid and what changed."""
+    return {
+        "event": name,
+        "event_ts": ts if ts is not None else int(time.time() * 1000),
+        "payload": {
+            "account_id": ZOOM_ACCOUNT_ID,
+            "operator": "host@example.com",
+            "operation": "all",
+            "object": {"id": zoom_id, "uuid": "4444AAAiAAAAAiAiAiiAii==", **changed},
+            "old_object": {"id": zoom_id, "uuid": "4444AAAiAAAAAiAiAiiAii==", **(old or {})},
+        },
+    }
+
+
+def test_a_meeting_updated_in_zoom_gets_its_new_topic_and_schedule_and_keeps_its_status(
+    client, account, django_capture_on_commit_callbacks
+):
+    started = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    heard = datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
+    Meeting.objects.create(
+        account=account,
+        zoom_id=85746065432,
+        topic="Board meeting",
+        status=MeetingStatus.STARTED,
+        start_time=started,
+        duration=60,
+        last_event_at=heard,
+    )
+
+    stored = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated(
+            "meeting.updated",
+            85746065432,
+            topic="Board meeting (moved)",
+            start_time="2026-11-21T15:30:00Z",
+            duration=90,
+            old={"topic": "Board meeting", "start_time": "2026-11-20T10:00:00Z", "duration": 60},
+        ),
+    )
+
+    assert stored.error == ""
+    meeting = Meeting.objects.get()
+    assert meeting.topic == "Board meeting (moved)"
+    # an update's start_time is the new schedule (a status event's is when the instance began)
+    assert meeting.start_time == datetime(2026, 11, 21, 15, 30, tzinfo=UTC)
+    assert meeting.duration == 90
+    assert meeting.status == MeetingStatus.STARTED
+    # status reports stay ordered among themselves: a meeting.started sent before the update
+    # but delivered after it is not taken for a stale one
+    assert meeting.last_event_at == heard
+
+
+def test_a_webinar_updated_in_zoom_gets_its_new_topic(
+    client, account, django_capture_on_commit_callbacks
+):
+    Webinar.objects.create(account=account, zoom_id=94567123456, topic="Investor day")
+
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated("webinar.updated", "94567123456", topic="Investor day 2026"),
+    )
+
+    assert Webinar.objects.get().topic == "Investor day 2026"
+    assert not Meeting.objects.exists()
+
+
+def test_an_update_of_an_unknown_meeting_or_of_one_occurrence_is_noted_not_applied(
+    client, account, django_capture_on_commit_callbacks
+):
+    unknown = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated("meeting.updated", 85746065499, topic="Never synced"),
+    )
+    Meeting.objects.create(account=account, zoom_id=85746065432, topic="Weekly", type=8)
+    occurrence = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated(
+            "meeting.updated",
+            85746065432,
+            topic="Weekly (this week only)",
+            occurrences=[{"occurrence_id": "1648194360000"}],
+        ),
+    )
+
+    # an update carries only what changed: an unknown meeting is left to the next sync
+    assert "not in the mirror yet" in unknown.error
+    assert not Meeting.objects.filter(zoom_id=85746065499).exists()
+    assert "one occurrence" in occurrence.error
+    assert Meeting.objects.get().topic == "Weekly"
+
+
 def test_an_older_event_arriving_late_does_not_overwrite_a_newer_state(
     client, account, django_capture_on_commit_callbacks, monkeypatch
 ):

@@ -1,23 +1,22 @@
 """A meeting's page: its mirror, End / Recover, the live stream panel, past instances and the
 timeline of its actions and webhook events. Each panel is a partial of meeting.html.
 
-While the page is open its followed parts (the status panel with End / Recover, the live stream
-state, the buttons of the live stream forms, the past instances and the timeline) follow the
-mirror and the audit trail: the page polls `meeting_state` with the version of what it shows, and
-gets 204 when nothing changed, else the parts as out-of-band swaps. The live stream forms' fields
-are never in a swapped part, so typed input stays."""
-
-import hashlib
-from itertools import chain
+While the page is open its followed parts (the heading, the status panel with End / Recover, the
+details and when Zoom was last heard from, the live stream state, the buttons of the live stream
+forms, the past instances and the timeline) follow the mirror and the audit trail: the page polls
+`meeting_state` with the version of each part it shows, and gets 204 when nothing changed, else
+the parts that changed as out-of-band swaps (meetings/views/follow.py). The live stream forms'
+fields are never in a swapped part, so typed input stays."""
 
 from django.contrib import messages
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ..forms import LiveStreamConfigForm, LiveStreamStartForm
-from ..models import Action, ActionKind, Meeting, MeetingStatus, PastMeeting, WebhookEvent
+from ..models import Action, ActionKind, Meeting, MeetingStatus, PastMeeting
+from ..templatetags.dashboard import ago
+from . import follow
 from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
 from .jobs import ActionRefused, announce, start_action
 
@@ -30,7 +29,6 @@ STREAM_KINDS = (
     ActionKind.STOP_LIVESTREAM,
 )
 MEETING_KINDS = (*CONTROL_KINDS, *STREAM_KINDS, ActionKind.FETCH_PAST_MEETING)
-TIMELINE_LENGTH = 30
 PAST_LENGTH = 20
 
 
@@ -70,31 +68,10 @@ def history(meeting):
     """The timeline (the newest actions and Zoom events, merged, newest first), the latest fetch
     job and the past instances, as the page shows them: three bounded queries, whatever the
     meeting's history, so the poll can read them every few seconds."""
-    actions = list(
-        Action.objects.filter(
-            account_id=meeting.account_id,
-            target_id=meeting.zoom_id,
-            kind__in=MEETING_KINDS,
-        )
-        # The encrypted parameters are never shown: not decrypted thirty times a poll.
-        .defer("secret_params")
-        .select_related("requested_by")[:TIMELINE_LENGTH]
-    )
-    events = list(
-        WebhookEvent.objects.filter(object_id=meeting.zoom_id)
-        .only("pk", "event", "received_at", "processed_at", "error", "object_uuid")
-        .order_by("-received_at")[:TIMELINE_LENGTH]
-    )
-    timeline = sorted(
-        chain(
-            ({"at": a.requested_at, "action": a} for a in actions),
-            ({"at": e.received_at, "event": e} for e in events),
-        ),
-        key=lambda item: item["at"],
-        reverse=True,
-    )[:TIMELINE_LENGTH]
+    actions, items = follow.timeline(meeting.account_id, meeting.zoom_id, MEETING_KINDS)
     return {
-        "timeline": timeline,
+        "timeline": items,
+        "last_event_at": follow.last_event_at(meeting, items),
         "fetch_job": next((a for a in actions if a.kind == ActionKind.FETCH_PAST_MEETING), None),
         "past_instances": list(
             PastMeeting.objects.filter(account_id=meeting.account_id, zoom_id=meeting.zoom_id)
@@ -112,37 +89,58 @@ def history(meeting):
     }
 
 
-def state_version(status, shown_history):
-    """A digest of everything the followed parts show, so an unchanged poll answers 204.
+def part_versions(status, shown_history):
+    """The version of each followed part: a digest of what it shows (meetings/views/follow.py).
 
     The jobs count by id and state only: a running job polls its own fragment every second.
     A timeline row changes with its state (an action) or its processing (an event), a past
     instance when it is fetched again. The stream key counts as it is shown (masked), never in
-    clear.
+    clear. "heard" shows how long ago Zoom was last heard from, so it counts that text.
     """
     meeting = status["meeting"]
-    control_job, stream_job = status["control_job"], status["stream_job"]
-    shown = (
-        meeting.status,
-        meeting.livestream_status,
-        meeting.start_time,
-        meeting.duration,
-        meeting.stream_url,
-        meeting.page_url,
-        meeting.resolution,
-        meeting.masked_stream_key,
-        control_job and (control_job.pk, control_job.state),
-        stream_job and (stream_job.pk, stream_job.state),
-        sorted(status["kinds"]),
-        [
-            ("a", item["action"].pk, item["action"].state)
-            if "action" in item
-            else ("e", item["event"].pk, item["event"].processed_at, item["event"].error)
-            for item in shown_history["timeline"]
-        ],
-        [(p.pk, p.fetched_at) for p in shown_history["past_instances"]],
+    kinds = status["kinds"]
+    last_event = shown_history["last_event_at"]
+    return follow.part_versions(
+        {
+            "heading": (meeting.topic, meeting.host_email, meeting.host_id, meeting.account.name),
+            "controls": (
+                meeting.status,
+                meeting.start_time,
+                meeting.duration,
+                meeting.livestream_status,
+                follow.job_shown(status["control_job"]),
+                status["can_end"],
+                status["can_recover"],
+            ),
+            "details": (
+                meeting.topic,
+                meeting.uuid,
+                meeting.type,
+                meeting.host_email,
+                meeting.host_id,
+                meeting.timezone,
+                meeting.join_url,
+                meeting.account.name,
+            ),
+            "heard": (ago(meeting.last_synced_at), ago(last_event)),
+            "livestream": (
+                meeting.status,
+                meeting.livestream_status,
+                meeting.stream_url,
+                meeting.page_url,
+                meeting.resolution,
+                meeting.masked_stream_key,
+                follow.job_shown(status["stream_job"]),
+                ActionKind.START_LIVESTREAM in kinds,
+            ),
+            "past": (
+                [(p.pk, p.fetched_at) for p in shown_history["past_instances"]],
+                follow.job_shown(shown_history["fetch_job"]),
+                ActionKind.FETCH_PAST_MEETING in kinds,
+            ),
+            "timeline": follow.timeline_shown(shown_history["timeline"]),
+        }
     )
-    return hashlib.blake2s(repr(shown).encode(), digest_size=8).hexdigest()
 
 
 def status_context(request, meeting):
@@ -167,11 +165,17 @@ def status_context(request, meeting):
 
 
 def state_context(request, meeting):
-    """What every followed part needs, and the version of it: the page and the poll build it
-    alike, so the page shows the version the poll compares with."""
+    """What every followed part needs, and their versions: the page and the poll build it
+    alike, so the page shows the versions the poll compares with."""
     status = status_context(request, meeting)
     shown_history = history(meeting)
-    return {**status, **shown_history, "state_version": state_version(status, shown_history)}
+    versions = part_versions(status, shown_history)
+    return {
+        **status,
+        **shown_history,
+        "part_versions": versions,
+        "state_version": follow.page_version(versions),
+    }
 
 
 def meeting_context(request, meeting, *, config_form=None, start_form=None):
@@ -198,22 +202,18 @@ def meeting_page(request, pk):
 def meeting_state(request, pk):
     """The page's followed parts, polled every few seconds while the page is open and visible.
 
-    `v` is the version the page shows: when it is still current the answer is 204 and htmx swaps
-    nothing (the DOM, a focused button, an open dialog stay as they are). Otherwise the answer is
-    the parts as out-of-band swaps, and the poller with the new version. A constant number of
-    queries whatever the meeting's history: the session and permissions, the meeting, its two
-    latest jobs, and the newest of its actions, events and past instances (what the timeline and
-    the past instances panel show, at most 30, 30 and 20 rows). A plain GET (no htmx) is sent to
-    the page itself.
+    `v` is the version of each part the page shows: when all are still current the answer is 204
+    and htmx swaps nothing (the DOM, a focused button, an open dialog stay as they are).
+    Otherwise the answer is the parts that changed as out-of-band swaps, and the poller with the
+    new version. A constant number of queries whatever the meeting's history: the session and
+    permissions, the meeting (with its account's name), its two latest jobs, and the newest of
+    its actions, events and past instances (what the timeline and the past instances panel show,
+    at most 30, 30 and 20 rows). A plain GET (no htmx) is sent to the page itself.
     """
-    # The meeting's own row only: the followed parts show nothing of its account.
-    meeting = get_object_or_404(Meeting, pk=pk)
+    meeting = get_meeting(pk)
     if not wants_fragment(request):
         return redirect("meeting", pk=meeting.pk)
-    context = state_context(request, meeting)
-    if request.GET.get("v") == context["state_version"]:
-        return HttpResponse(status=204)
-    return render(request, f"{TEMPLATE}#state", context)
+    return follow.state_answer(request, TEMPLATE, state_context(request, meeting))
 
 
 # How the confirmation page names a status the dashboard last saw.

@@ -1,4 +1,9 @@
-"""Webinars: the list and a webinar's page, with End behind the same confirmation as meetings."""
+"""Webinars: the list and a webinar's page, with End behind the same confirmation as meetings.
+
+While a webinar's page is open its parts (the heading, the status panel with End, the details,
+when Zoom was last heard from, and the timeline of its actions and Zoom's events) follow the
+mirror like a meeting's page (meetings/views/follow.py): it polls `webinar_state` with the
+version of each part it shows, and gets 204 when nothing changed, else the parts that changed."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -6,13 +11,19 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ..forms import WebinarFilterForm
-from ..models import Action, ActionKind, MeetingStatus, Webinar, ZoomAccount
+from ..models import ActionKind, MeetingStatus, Webinar, ZoomAccount
+from ..templatetags.dashboard import ago
+from . import follow
 from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
 from .jobs import ActionRefused, announce, answer, start_action
 from .meetings_list import search_filter
 from .pagination import paginate
 
 TEMPLATE = "meetings/webinar.html"
+# The parts a page may ask for alone (?part=, with htmx).
+PARTS = ("controls", "timeline")
+# The timeline's actions: End is the only one a webinar has.
+WEBINAR_KINDS = (ActionKind.END_WEBINAR,)
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
 
@@ -56,21 +67,51 @@ def get_webinar(pk):
     return get_object_or_404(Webinar.objects.select_related("account").defer(*SECRETS), pk=pk)
 
 
-def webinar_context(request, webinar, refused=""):
-    actions = list(
-        Action.objects.filter(
-            account_id=webinar.account_id, target_type="webinar", target_id=webinar.zoom_id
-        ).select_related("requested_by")[:30]
+def part_versions(context):
+    """The version of each followed part: a digest of what it shows (see follow.py)."""
+    webinar = context["webinar"]
+    last_event = context["last_event_at"]
+    return follow.part_versions(
+        {
+            "heading": (webinar.topic, webinar.host_email, webinar.host_id, webinar.account.name),
+            "controls": (
+                webinar.status,
+                webinar.start_time,
+                webinar.duration,
+                follow.job_shown(context["control_job"]),
+                context["can_end"],
+            ),
+            "details": (
+                webinar.topic,
+                webinar.uuid,
+                webinar.type,
+                webinar.host_email,
+                webinar.timezone,
+                webinar.join_url,
+                webinar.account.name,
+            ),
+            "heard": (ago(webinar.last_synced_at), ago(last_event)),
+            "timeline": follow.timeline_shown(context["timeline"]),
+        }
     )
+
+
+def webinar_context(request, webinar, refused=""):
+    """What the page and each of its followed parts need, and their versions: the page and the
+    poll build it alike. Two queries beside the webinar: its newest actions and Zoom events."""
+    actions, timeline = follow.timeline(webinar.account_id, webinar.zoom_id, WEBINAR_KINDS)
     job = next((a for a in actions if a.kind == ActionKind.END_WEBINAR), None)
-    return {
+    context = {
         "webinar": webinar,
         "can_end": ActionKind.END_WEBINAR in allowed_kinds(request.user),
         "control_job": job,
         "control_busy": bool(job and job.is_active),
-        "actions": actions,
+        "timeline": timeline,
+        "last_event_at": follow.last_event_at(webinar, timeline),
         "refused": refused,
     }
+    versions = part_versions(context)
+    return {**context, "part_versions": versions, "state_version": follow.page_version(versions)}
 
 
 @dashboard_view
@@ -79,9 +120,23 @@ def webinar_page(request, pk):
     webinar = get_webinar(pk)
     template = TEMPLATE
     part = request.GET.get("part")
-    if wants_fragment(request) and part in ("controls", "history"):
+    if wants_fragment(request) and part in PARTS:
         template += f"#{part}"
     return render(request, template, webinar_context(request, webinar))
+
+
+@dashboard_view
+@require_GET
+def webinar_state(request, pk):
+    """The page's followed parts, polled every few seconds while it is open and visible: 204
+    when the version `v` the page shows is current, else the parts that changed out of band.
+    A constant number of queries whatever the webinar's history: the session and permissions,
+    the webinar (with its account's name), its newest actions and Zoom events (at most 30 each).
+    A plain GET (no htmx) is sent to the page itself."""
+    webinar = get_webinar(pk)
+    if not wants_fragment(request):
+        return redirect("webinar", pk=webinar.pk)
+    return follow.state_answer(request, TEMPLATE, webinar_context(request, webinar))
 
 
 @dashboard_view
@@ -133,5 +188,6 @@ def end_webinar(request, pk):
 urlpatterns = [
     path("webinars/", webinars_list, name="webinars"),
     path("webinars/<int:pk>/", webinar_page, name="webinar"),
+    path("webinars/<int:pk>/state/", webinar_state, name="webinar-state"),
     path("webinars/<int:pk>/end/", end_webinar, name="webinar-end"),
 ]

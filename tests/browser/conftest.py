@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -102,3 +103,100 @@ def sign_in(live_server, password):
         return page
 
     return go
+
+
+# --- Shared set-up: a signed-in operator, the sandbox with a real worker, pages to open ----------
+
+# The secret the sandbox signs its webhooks with, and the dashboard checks them against.
+WEBHOOK_SECRET = "browser-follow-webhook-secret"
+
+
+@pytest.fixture
+def operator_page(page, sign_in, operator):
+    """The browser page, signed in as the operator through the real sign-in form."""
+    return sign_in(page, operator)
+
+
+def open_meeting(page, live_server, meeting):
+    page.goto(f"{live_server.url}/meetings/{meeting.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(meeting.topic)
+
+
+def open_webinar(page, live_server, webinar):
+    page.goto(f"{live_server.url}/webinars/{webinar.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(webinar.topic)
+
+
+class LiveZoom:
+    """The Zoom sandbox over HTTP with a real Celery worker, the dashboard's account on it and a
+    host: `state` is the sandbox's world; `meeting()` and `webinar()` add one to it and to the
+    dashboard's mirror (what a sync would have written)."""
+
+    def __init__(self, sandbox, account, host, live_server, settings):
+        self.sandbox = sandbox
+        self.state = sandbox.state
+        self.account = account
+        self.host = host
+        self.live_server = live_server
+        self.settings = settings
+
+    def meeting(self, topic, *, mirrored=None, **in_zoom):
+        """(the sandbox's meeting, its Meeting row). `in_zoom`: add_meeting's options;
+        `mirrored`: fields of the row that differ from what a sync would write."""
+        from meetings.models import Meeting
+
+        zoom_meeting = self.state.add_meeting(self.host["id"], topic, **in_zoom)
+        fields = {
+            "zoom_id": zoom_meeting["id"],
+            "uuid": zoom_meeting["uuid"],
+            "host_id": self.host["id"],
+            "host_email": self.host["email"],
+            "topic": zoom_meeting["topic"],
+            "type": zoom_meeting["type"],
+            "status": zoom_meeting["status"],
+            "duration": 60,
+            **(mirrored or {}),
+        }
+        return zoom_meeting, Meeting.objects.create(account=self.account, **fields)
+
+    def webinar(self, topic, **in_zoom):
+        """(the sandbox's webinar, its Webinar row)."""
+        from datetime import UTC, datetime
+
+        from meetings.models import Webinar
+
+        zoom_webinar = self.state.add_webinar(self.host["id"], topic, **in_zoom)
+        webinar = Webinar.objects.create(
+            account=self.account,
+            zoom_id=zoom_webinar["id"],
+            uuid=zoom_webinar["uuid"],
+            host_id=self.host["id"],
+            host_email=self.host["email"],
+            topic=zoom_webinar["topic"],
+            type=zoom_webinar["type"],
+            status=zoom_webinar["status"],
+            duration=zoom_webinar["duration"],
+            timezone=zoom_webinar["timezone"],
+            start_time=datetime.fromtimestamp(zoom_webinar["start_time"], tz=UTC),
+            join_url=zoom_webinar["join_url"],
+        )
+        return zoom_webinar, webinar
+
+    def send_webhooks_here(self):
+        """Point Zoom's webhooks at the live server, signed with the secret it expects."""
+        self.settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
+        self.state.set_webhook(f"{self.live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
+
+
+@pytest.fixture
+def live_zoom(
+    live_server, sandbox_account, sandbox_host, zoom_sandbox, celery_worker_process, settings
+):
+    return LiveZoom(zoom_sandbox, sandbox_account, sandbox_host, live_server, settings)
+
+
+@pytest.fixture
+def zoom_webhooks(live_zoom):
+    """live_zoom, whose events reach the dashboard as Zoom's signed webhooks."""
+    live_zoom.send_webhooks_here()
+    return live_zoom

@@ -6,27 +6,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from meetings.models import Action, Meeting
+from meetings.models import Action
 
-from .conftest import JOB_TIMEOUT_MS, PHONE
+from .conftest import JOB_TIMEOUT_MS, PHONE, open_meeting
 
 pytestmark = [pytest.mark.browser]
-
-
-def mirror(account, zoom_meeting, host, **extra):
-    """The dashboard's copy of a sandbox meeting (what a sync would have written)."""
-    fields = {
-        "zoom_id": zoom_meeting["id"],
-        "uuid": zoom_meeting["uuid"],
-        "host_id": host["id"],
-        "host_email": host["email"],
-        "topic": zoom_meeting["topic"],
-        "type": zoom_meeting["type"],
-        "status": zoom_meeting["status"],
-        "duration": 60,
-    }
-    fields.update(extra)
-    return Meeting.objects.create(account=account, **fields)
 
 
 OVERFLOWING_ELEMENTS = """() => {
@@ -47,28 +31,12 @@ OVERFLOWING_ELEMENTS = """() => {
 }"""
 
 
-def open_meeting(page, live_server, meeting):
-    page.goto(f"{live_server.url}/meetings/{meeting.pk}/")
-    expect(page.get_by_role("heading", level=1)).to_have_text(meeting.topic)
-
-
 def test_operator_ends_a_live_meeting_and_sees_it_succeed(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
+    operator_page, live_server, screenshot, operator, live_zoom
 ):
     # given a live meeting at Zoom and in the mirror
-    zoom_meeting = zoom_sandbox.state.add_meeting(
-        sandbox_host["id"], "All-hands: Q3 results", status="started"
-    )
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
-    sign_in(page, operator)
+    page = operator_page
+    zoom_meeting, meeting = live_zoom.meeting("All-hands: Q3 results", status="started")
     open_meeting(page, live_server, meeting)
     controls = page.locator("#controls")
     expect(controls.locator("#meeting-status")).to_have_text("Live")
@@ -78,9 +46,9 @@ def test_operator_ends_a_live_meeting_and_sees_it_succeed(
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("All-hands: Q3 results")
-    expect(dialog).to_contain_text(sandbox_host["email"])
+    expect(dialog).to_contain_text(live_zoom.host["email"])
     screenshot(page, "1-confirm")
-    zoom_sandbox.state.set_faults(latency_ms=1500)
+    live_zoom.state.set_faults(latency_ms=1500)
     dialog.get_by_role("button", name="End meeting").click()
 
     # then the job shows in place, then succeeds, and the status follows
@@ -96,28 +64,17 @@ def test_operator_ends_a_live_meeting_and_sees_it_succeed(
     assert action.state == "succeeded"
     assert action.requested_by == operator and action.source == "dashboard"
     assert action.client_ip == "127.0.0.1"
-    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["status"] != "started"
+    assert live_zoom.state.meetings[zoom_meeting["id"]]["status"] != "started"
     # the poll stopped: no element on the page still polls the finished job
     assert page.locator(f'[hx-get="/activity/{action.pk}/"]').count() == 0
 
 
 def test_a_failing_end_shows_zooms_reason(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
+    operator_page, live_server, screenshot, operator, live_zoom
 ):
     # Zoom refuses to end this one: the dashboard's account is not its host (3003).
-    zoom_meeting = zoom_sandbox.state.add_meeting(
-        sandbox_host["id"], "Locked board meeting", status="started", host_locked=True
-    )
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
-    sign_in(page, operator)
+    page = operator_page
+    _, meeting = live_zoom.meeting("Locked board meeting", status="started", host_locked=True)
     open_meeting(page, live_server, meeting)
     page.get_by_role("link", name="End meeting…").click()
     page.get_by_role("dialog").get_by_role("button", name="End meeting").click()
@@ -134,21 +91,10 @@ def test_a_failing_end_shows_zooms_reason(
 
 
 def test_operator_configures_starts_and_stops_a_live_stream(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
+    operator_page, live_server, screenshot, operator, live_zoom
 ):
-    zoom_meeting = zoom_sandbox.state.add_meeting(
-        sandbox_host["id"], "Product launch", status="started"
-    )
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
-    sign_in(page, operator)
+    page = operator_page
+    zoom_meeting, meeting = live_zoom.meeting("Product launch", status="started")
     open_meeting(page, live_server, meeting)
     panel = page.locator("#livestream")
     expect(panel).to_contain_text("Start is unavailable: No stream is configured")
@@ -168,7 +114,7 @@ def test_operator_configures_starts_and_stops_a_live_stream(
     expect(panel.get_by_label("Stream URL")).to_have_value("rtmps://live.example.com:443/launch")
     expect(panel.get_by_label("Resolution")).to_have_value("1080p")
     expect(panel.get_by_label("Stream key")).to_have_value("")
-    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestream"]["stream_key"] == (
+    assert live_zoom.state.meetings[zoom_meeting["id"]]["livestream"]["stream_key"] == (
         "sk-launch-5d1e"
     )
 
@@ -181,7 +127,7 @@ def test_operator_configures_starts_and_stops_a_live_stream(
     expect(panel.locator("h2 .badge")).to_have_text("Live", timeout=JOB_TIMEOUT_MS)
     expect(panel).to_contain_text("Settings can be changed only while the stream is stopped")
     screenshot(page, "2-streaming")
-    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestreaming"] is True
+    assert live_zoom.state.meetings[zoom_meeting["id"]]["livestreaming"] is True
 
     # stop, confirmed
     panel.get_by_role("link", name="Stop live stream…").click()
@@ -192,7 +138,7 @@ def test_operator_configures_starts_and_stops_a_live_stream(
     expect(panel.locator(".job")).to_contain_text("Succeeded", timeout=JOB_TIMEOUT_MS)
     expect(panel.locator("h2 .badge")).to_have_text("Stopped", timeout=JOB_TIMEOUT_MS)
     screenshot(page, "3-stopped")
-    assert zoom_sandbox.state.meetings[zoom_meeting["id"]]["livestreaming"] is False
+    assert live_zoom.state.meetings[zoom_meeting["id"]]["livestreaming"] is False
     kinds = list(Action.objects.order_by("id").values_list("kind", "state"))
     assert kinds == [
         ("update_livestream", "succeeded"),
@@ -202,10 +148,11 @@ def test_operator_configures_starts_and_stops_a_live_stream(
 
 
 def test_an_invalid_display_name_shows_an_inline_error_and_keeps_what_was_typed(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     meeting = make_meeting(
         make_account(),
         topic="Streamed keynote",
@@ -214,7 +161,6 @@ def test_an_invalid_display_name_shows_an_inline_error_and_keeps_what_was_typed(
         page_url="https://example.com/keynote",
         stream_key="sk-keynote-1",
     )
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     panel = page.locator("#livestream")
     too_long = "The annual keynote, live from the main hall in London"  # 53 characters
@@ -264,28 +210,14 @@ def test_a_viewer_sees_no_action_controls(
 
 
 def test_a_bulk_end_with_a_dry_run_and_progress(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
+    operator_page, live_server, screenshot, operator, live_zoom
 ):
-    live = []
-    for n in range(4):
-        zoom_meeting = zoom_sandbox.state.add_meeting(
-            sandbox_host["id"], f"Breakout room {n + 1}", status="started"
-        )
-        live.append(mirror(sandbox_account, zoom_meeting, sandbox_host))
-    waiting = zoom_sandbox.state.add_meeting(sandbox_host["id"], "Tomorrow's standup")
-    mirror(sandbox_account, waiting, sandbox_host)
+    page = operator_page
+    live = [live_zoom.meeting(f"Breakout room {n + 1}", status="started")[1] for n in range(4)]
+    waiting, _ = live_zoom.meeting("Tomorrow's standup")
     # Slow Zoom down a little so the progress is visible between polls.
-    zoom_sandbox.state.set_faults(latency_ms=400)
+    live_zoom.state.set_faults(latency_ms=400)
 
-    sign_in(page, operator)
     page.goto(f"{live_server.url}/meetings/?q=Breakout")
     rows = page.locator("tbody tr")
     expect(rows).to_have_count(4)
@@ -314,17 +246,30 @@ def test_a_bulk_end_with_a_dry_run_and_progress(
     assert sorted(Action.objects.values_list("state", flat=True)) == ["succeeded"] * 4
     assert set(Action.objects.values_list("source", flat=True)) == {"bulk"}
     for m in live:
-        assert zoom_sandbox.state.meetings[m.zoom_id]["status"] != "started"
-    assert zoom_sandbox.state.meetings[waiting["id"]]["status"] == "waiting"
+        assert live_zoom.state.meetings[m.zoom_id]["status"] != "started"
+    assert live_zoom.state.meetings[waiting["id"]]["status"] == "waiting"
 
 
 @pytest.mark.parametrize("viewport", ["laptop", "phone"])
 def test_the_pages_fit_the_screen_on_a_laptop_and_a_phone(
-    page, live_server, sign_in, screenshot, operator, transactional_db, viewport
+    operator_page, live_server, screenshot, transactional_db, viewport
 ):
-    from tests.dashboard_data import make_account, make_action, make_meeting, make_past
+    from tests.dashboard_data import (
+        make_account,
+        make_action,
+        make_meeting,
+        make_past,
+        make_webinar,
+    )
 
+    page = operator_page
     account = make_account()
+    webinar = make_webinar(
+        account,
+        topic="Investor day webinar with a rather long topic to see how it wraps on a phone",
+        status="started",
+        join_url="https://sandbox.zoom.example/w/83496869172?pwd=aVeryLongPasswordToken1234567",
+    )
     meeting = make_meeting(
         account,
         topic="Global town hall with a rather long topic to see how it wraps on a phone",
@@ -342,13 +287,13 @@ def test_the_pages_fit_the_screen_on_a_laptop_and_a_phone(
         make_meeting(account, topic=f"Team sync {n}")
     if viewport == "phone":
         page.set_viewport_size(PHONE)
-    sign_in(page, operator)
     for label, path in (
         ("overview", "/"),
         ("meetings", "/meetings/"),
         ("meeting", f"/meetings/{meeting.pk}/"),
         ("activity", "/activity/"),
         ("webinars", "/webinars/"),
+        ("webinar", f"/webinars/{webinar.pk}/"),
     ):
         page.goto(f"{live_server.url}{path}")
         screenshot(page, f"{viewport}-{label}")
@@ -361,13 +306,11 @@ def test_the_pages_fit_the_screen_on_a_laptop_and_a_phone(
             pytest.fail(f"{label} scrolls sideways by {overflow}px at {viewport}: {culprits}")
 
 
-def test_the_confirmation_dialog_is_keyboard_usable(
-    page, live_server, sign_in, operator, transactional_db
-):
+def test_the_confirmation_dialog_is_keyboard_usable(operator_page, live_server, transactional_db):
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     meeting = make_meeting(make_account(), topic="Keyboard check", status="started")
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     page.get_by_role("link", name="End meeting…").focus()
     page.keyboard.press("Enter")
@@ -394,10 +337,11 @@ def test_the_confirmation_dialog_is_keyboard_usable(
 
 
 def test_a_bulk_review_on_a_phone_shows_each_meeting_s_host_and_status(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     account = make_account()
     meetings = [
         make_meeting(
@@ -409,7 +353,6 @@ def test_a_bulk_review_on_a_phone_shows_each_meeting_s_host_and_status(
         for n in range(3)
     ]
     page.set_viewport_size(PHONE)
-    sign_in(page, operator)
     # Every main navigation link is on screen: a sideways-scrolling bar hid the last ones.
     width = PHONE["width"]
     for link in page.get_by_role("navigation", name="Main").get_by_role("link").all():
@@ -432,12 +375,12 @@ def test_a_bulk_review_on_a_phone_shows_each_meeting_s_host_and_status(
 
 
 def test_a_plain_form_post_shows_it_is_on_its_way_and_sends_once(
-    page, live_server, sign_in, operator, transactional_db
+    operator_page, live_server, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     meeting = make_meeting(make_account(), topic="Slow answer", status="started")
-    sign_in(page, operator)
     page.goto(f"{live_server.url}/bulk/preview/?kind=end_meeting&ids={meeting.pk}")
     # The browser answers the POST itself with 204 (no navigation), so the page stays as it is
     # while the server would be working: what the operator sees meanwhile can be looked at.
@@ -467,10 +410,11 @@ def test_a_plain_form_post_shows_it_is_on_its_way_and_sends_once(
 
 
 def test_the_activity_on_a_phone_shows_each_action_s_state_and_zoom_s_answer(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, operator, transactional_db
 ):
     from tests.dashboard_data import make_account, make_action, make_meeting
 
+    page = operator_page
     account = make_account()
     meeting = make_meeting(account, topic="Quarterly all hands", status="started")
     make_action(
@@ -481,7 +425,6 @@ def test_the_activity_on_a_phone_shows_each_action_s_state_and_zoom_s_answer(
         result_summary="Zoom: you are not the host of this meeting (3003)",
     )
     page.set_viewport_size(PHONE)
-    sign_in(page, operator)
     page.goto(f"{live_server.url}/activity/")
     screenshot(page, "phone-activity")
     # The state and Zoom's answer were columns scrolled out of sight, in rows made tall by
@@ -507,11 +450,12 @@ def test_the_activity_on_a_phone_shows_each_action_s_state_and_zoom_s_answer(
 
 
 def test_the_meetings_list_on_a_phone_is_labelled_lines_that_fit_and_still_follow_zoom(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from meetings import mirror
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     account = make_account()
     streaming = make_meeting(
         account,
@@ -522,7 +466,6 @@ def test_the_meetings_list_on_a_phone_is_labelled_lines_that_fit_and_still_follo
     )
     waiting = make_meeting(account, topic="Board prep", host_email="chair@example.com")
     page.set_viewport_size(PHONE)
-    sign_in(page, operator)
     page.goto(f"{live_server.url}/meetings/")
     screenshot(page, "phone-meetings")
 

@@ -2,17 +2,17 @@
 webhooks to the live server, a real worker applies them to the mirror, and the page's poll
 brings the new state in while what the operator was typing stays where it was."""
 
+from datetime import UTC, datetime
+
 import pytest
 from playwright.sync_api import expect
 
 from meetings.models import Action, Meeting, WebhookEvent
 
-from .conftest import JOB_TIMEOUT_MS
-from .test_dashboard import mirror, open_meeting
+from .conftest import JOB_TIMEOUT_MS, open_meeting
 
 pytestmark = [pytest.mark.browser]
 
-WEBHOOK_SECRET = "browser-follow-webhook-secret"
 STREAM_KEY = "sk-follow-browser-3e8a71"
 
 # Playwright cannot put a headless page in a background tab, so the page is told it is hidden
@@ -37,32 +37,19 @@ def is_state_poll(request):
 
 
 def test_a_live_stream_started_then_the_meeting_ended_in_zoom_show_on_the_open_page(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
-    settings,
+    operator_page, live_server, screenshot, zoom_webhooks
 ):
     # given a live meeting with a custom live stream configured, and Zoom's webhooks pointed at
     # this dashboard, signed with the secret it expects
-    settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
-    zoom = zoom_sandbox.state
-    zoom.set_webhook(f"{live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
+    page, zoom = operator_page, zoom_webhooks.state
     stream = {
         "stream_url": "rtmps://live.example.com:443/board",
         "stream_key": STREAM_KEY,
         "page_url": "https://example.com/board",
     }
-    zoom_meeting = zoom.add_meeting(
-        sandbox_host["id"], "Board meeting", status="started", livestream=stream
+    zoom_meeting, meeting = zoom_webhooks.meeting(
+        "Board meeting", status="started", livestream=stream, mirrored=stream
     )
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host, **stream)
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     panel = page.locator("#livestream")
     expect(panel.locator("#livestream-title .badge")).to_have_text("Stopped")
@@ -125,12 +112,12 @@ def test_a_live_stream_started_then_the_meeting_ended_in_zoom_show_on_the_open_p
 
 
 def test_a_hidden_tab_does_not_poll_and_catches_up_as_soon_as_it_is_shown(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting
 
+    page = operator_page
     meeting = make_meeting(make_account(), topic="Watched from a background tab", status="started")
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     page.evaluate(COUNT_TICKS)
     polls = []
@@ -161,26 +148,13 @@ def test_a_hidden_tab_does_not_poll_and_catches_up_as_soon_as_it_is_shown(
 
 @pytest.mark.worker_env(PAST_MEETING_FETCH_DELAY_SECONDS="1")
 def test_after_an_end_the_instance_zoom_s_event_has_fetched_appears_without_a_reload(
-    page,
-    live_server,
-    sign_in,
-    screenshot,
-    operator,
-    sandbox_account,
-    sandbox_host,
-    zoom_sandbox,
-    celery_worker_process,
-    settings,
+    operator_page, live_server, screenshot, zoom_webhooks, settings
 ):
     # given a live meeting whose Zoom webhooks reach this dashboard, and no past instance yet
-    settings.ZOOM_WEBHOOK_SECRET_TOKEN = WEBHOOK_SECRET
     settings.PAST_MEETING_FETCH_DELAY_SECONDS = 1
-    zoom = zoom_sandbox.state
-    zoom.set_webhook(f"{live_server.url}/webhooks/zoom/", secret=WEBHOOK_SECRET)
-    zoom_meeting = zoom.add_meeting(sandbox_host["id"], "Quarterly review", status="started")
-    meeting = mirror(sandbox_account, zoom_meeting, sandbox_host)
+    page = operator_page
+    zoom_meeting, meeting = zoom_webhooks.meeting("Quarterly review", status="started")
     instance_uuid = zoom_meeting["uuid"]
-    sign_in(page, operator)
     open_meeting(page, live_server, meeting)
     page.evaluate("() => { window.notReloaded = true; }")
     past = page.locator("#past")
@@ -208,13 +182,13 @@ def test_after_an_end_the_instance_zoom_s_event_has_fetched_appears_without_a_re
 
 
 def test_the_page_does_not_poll_while_one_of_its_forms_is_on_its_way(
-    page, live_server, sign_in, screenshot, operator, transactional_db
+    operator_page, live_server, screenshot, transactional_db
 ):
     from tests.dashboard_data import make_account, make_meeting, make_past
 
+    page = operator_page
     account = make_account()
     meeting = make_meeting(account, topic="Fetched while followed", status="ended")
-    sign_in(page, operator)
     # The browser holds the fetch's POST until the test lets it go: a slow server.
     held = []
     page.route("**/past/fetch/", lambda route: held.append(route))
@@ -245,3 +219,49 @@ def test_the_page_does_not_poll_while_one_of_its_forms_is_on_its_way(
     expect(page.locator("#timeline")).to_contain_text("Fetch past meeting details")
     screenshot(page, "caught-up")
     assert polls
+
+
+def test_a_topic_and_time_changed_in_zoom_show_in_the_details_without_a_reload(
+    operator_page, live_server, screenshot, zoom_webhooks
+):
+    # given a scheduled meeting whose Zoom webhooks reach this dashboard, its page open, and the
+    # operator half-way through typing a stream URL
+    page, zoom = operator_page, zoom_webhooks.state
+    zoom_meeting, meeting = zoom_webhooks.meeting(
+        "Board meeting", mirrored={"start_time": datetime(2031, 3, 4, 10, 0, tzinfo=UTC)}
+    )
+    open_meeting(page, live_server, meeting)
+    details = page.locator("#details")
+    expect(details.locator("dd").first).to_have_text("Board meeting")
+    expect(page.locator("#heard")).to_contain_text("Last event—")
+    page.get_by_label("Stream URL").fill("rtmps://live.example.com:443/board")
+    page.evaluate("() => { window.notReloaded = true; }")
+    screenshot(page, "1-before")
+
+    # when the host renames and reschedules it in Zoom's web portal (HTML in the new topic)
+    new_topic = "Board meeting <b>(moved)</b>"
+    zoom.update_meeting(
+        zoom_meeting["id"],
+        topic=new_topic,
+        start_time=datetime(2031, 3, 5, 15, 30, tzinfo=UTC).timestamp(),
+        duration=90,
+    )
+
+    # then the Details panel, the heading, the tab's title and the status panel's time say so,
+    # the topic as text, and what was typed stays
+    expect(details.locator("dd").first).to_have_text(new_topic, timeout=JOB_TIMEOUT_MS)
+    expect(page.get_by_role("heading", level=1)).to_have_text(new_topic)
+    expect(page).to_have_title(f"{new_topic} · zoomadmin")
+    expect(page.locator("#controls time")).to_have_attribute(
+        "datetime", "2031-03-05T15:30:00+00:00"
+    )
+    expect(page.locator("#controls")).to_contain_text("90 minutes")
+    expect(page.locator("#timeline")).to_contain_text("meeting.updated")
+    expect(page.locator("#heard")).to_contain_text("Last eventjust now")
+    expect(page.get_by_label("Stream URL")).to_have_value("rtmps://live.example.com:443/board")
+    assert page.locator("#details b").count() == 0
+    screenshot(page, "2-updated-in-zoom")
+
+    assert page.evaluate("window.notReloaded === true")
+    meeting.refresh_from_db()
+    assert (meeting.topic, meeting.duration, meeting.status) == (new_topic, 90, "waiting")

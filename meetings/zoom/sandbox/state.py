@@ -703,6 +703,35 @@ class SandboxState:
             self.emit("meeting.ended", event)
             return instance
 
+    def update_meeting(self, meeting_id, **changes):
+        """Change a meeting's settings as its host does in Zoom's web portal (topic, start_time
+        as epoch seconds, duration, timezone, agenda): meeting.updated is sent, its object the
+        changed fields (with id and uuid), old_object what they were."""
+        allowed = {"topic", "start_time", "duration", "timezone", "agenda"}
+        if not set(changes) <= allowed:
+            raise ValueError(f"cannot update {sorted(set(changes) - allowed)}")
+        with self.lock:
+            meeting = self.meetings[int(meeting_id)]
+            old = {name: meeting[name] for name in changes}
+            meeting.update(changes)
+
+            def shown(values):
+                values = {k: iso(v) if k == "start_time" else v for k, v in values.items()}
+                return {"id": meeting["id"], "uuid": meeting["uuid"], **values}
+
+            self.emit(
+                "meeting.updated",
+                {"account_id": meeting["account_id"], **shown(changes)},
+                payload={
+                    "operator": self.users.get(meeting["host_id"], {}).get("email", ""),
+                    "operator_id": meeting["host_id"],
+                    "operation": "all",
+                    "old_object": shown(old),
+                    "time_stamp": int(self.now() * 1000),
+                },
+            )
+            return meeting
+
     def delete_meeting(self, meeting_id):
         """Deleted in the web portal: recoverable for 7 days; meeting.deleted is sent."""
         with self.lock:
@@ -1166,9 +1195,10 @@ class SandboxState:
             if secret:
                 self.webhook_secret = secret
 
-    def emit(self, event, obj):
+    def emit(self, event, obj, payload=None):
         """Queue a webhook event (a no-op without a webhook URL). Sent in order, in the
-        background, after the state change that caused it."""
+        background, after the state change that caused it. `payload`: more of the payload
+        beside account_id and object (e.g. an update's old_object)."""
         with self.lock:
             self.counters[f"event:{event}"] += 1
             obj = dict(obj)
@@ -1179,7 +1209,7 @@ class SandboxState:
             body = {
                 "event": event,
                 "event_ts": int(now * 1000),
-                "payload": {"account_id": account_id, "object": obj},
+                "payload": {"account_id": account_id, "object": obj, **(payload or {})},
             }
             self.webhook_sender.send(self.webhook_url, self.webhook_secret, body)
 
