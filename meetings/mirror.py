@@ -168,17 +168,22 @@ def record_webinar_status(account, zoom_id, status, *, uuid=None, at=None, detai
     return webinar
 
 
-def record_details(model, account, zoom_id, details):
+class StaleUpdate(Exception):
+    """A settings update older than the one already applied to the row."""
+
+
+def record_details(model, account, zoom_id, details, *, at=None):
     """Apply what Zoom says changed in a meeting's or webinar's settings (`meeting.updated`,
     `webinar.updated`: topic, schedule, host, ...) to its row. Returns the row, or None when the
     mirror does not have it (an update carries only what changed: the next sync brings the
     rest). The status is not touched, and here a start_time is the new schedule.
 
-    Applied in the order the events arrive, not checked against `last_event_at` nor moving it:
-    that orders status reports, and an update (the host renaming a meeting while it runs) that
-    moved it would make a `meeting.started` sent before it but delivered after it look stale,
-    and leave a live meeting shown waiting. Two updates of one meeting delivered out of order
-    are rare, and the next sync puts Zoom's settings back.
+    Updates are ordered among themselves by when Zoom sent them (`at`, kept in
+    `details_event_at`): one sent before the update already applied raises StaleUpdate and
+    changes nothing. They are not checked against `last_event_at` nor move it: that orders
+    status reports, and an update (the host renaming a meeting while it runs) that moved it would
+    make a `meeting.started` sent before it but delivered after it look stale, and leave a live
+    meeting shown waiting.
     """
     zoom_id = normalize_zoom_id(zoom_id)
     fields = _details(model, details)
@@ -186,9 +191,17 @@ def record_details(model, account, zoom_id, details):
         row = model.objects.select_for_update().filter(account=account, zoom_id=zoom_id).first()
         if row is None:
             return None
+        if at is not None and row.details_event_at is not None and at < row.details_event_at:
+            raise StaleUpdate(
+                f"Zoom sent this update at {at.isoformat()}, before the one already applied "
+                f"({row.details_event_at.isoformat()}): nothing changed"
+            )
         changed = [name for name, value in fields.items() if getattr(row, name) != value]
         for name in changed:
             setattr(row, name, fields[name])
+        if at is not None and row.details_event_at != at:
+            row.details_event_at = at
+            changed.append("details_event_at")
         if changed:
             row.save(update_fields=changed)
         return row

@@ -278,7 +278,10 @@ def apply_event(event):
             # One occurrence of a recurring meeting was changed, not the meeting.
             raise Ignored("the update is of one occurrence, which the mirror does not keep")
         model = UPDATE_EVENTS[event.event]
-        updated = [mirror.record_details(model, a, zoom_id, obj) for a in accounts]
+        try:
+            updated = [mirror.record_details(model, a, zoom_id, obj, at=at) for a in accounts]
+        except mirror.StaleUpdate as exc:
+            raise Ignored(str(exc)) from None
         if not any(updated):
             raise Ignored(
                 f"{model._meta.verbose_name} {zoom_id} is not in the mirror yet; "

@@ -560,6 +560,37 @@ def test_a_webinar_updated_in_zoom_gets_its_new_topic(
     assert not Meeting.objects.exists()
 
 
+def test_an_update_sent_before_the_one_applied_changes_nothing(
+    client, account, django_capture_on_commit_callbacks
+):
+    Meeting.objects.create(account=account, zoom_id=85746065432, topic="Weekly")
+    now_ms = int(time.time() * 1000)
+    # Zoom sent two renames a minute apart; the second arrives first.
+    newer = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated("meeting.updated", 85746065432, ts=now_ms, topic="Weekly (final name)"),
+    )
+    older = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated("meeting.updated", 85746065432, ts=now_ms - 60_000, topic="Weekly (draft)"),
+    )
+
+    assert newer.error == ""
+    assert "before the one already applied" in older.error
+    meeting = Meeting.objects.get()
+    assert meeting.topic == "Weekly (final name)"
+    assert meeting.details_event_at == datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    # and a later update still applies
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        updated("meeting.updated", 85746065432, ts=now_ms + 1_000, topic="Weekly (renamed again)"),
+    )
+    assert Meeting.objects.get().topic == "Weekly (renamed again)"
+
+
 def test_an_update_of_an_unknown_meeting_or_of_one_occurrence_is_noted_not_applied(
     client, account, django_capture_on_commit_callbacks
 ):

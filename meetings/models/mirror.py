@@ -45,6 +45,10 @@ class MirroredObject(models.Model):
         null=True, blank=True, help_text="when a sync last changed this row"
     )
     last_event_at = models.DateTimeField(null=True, blank=True)
+    # When Zoom sent the settings update (meeting.updated, webinar.updated) last applied: an
+    # older one delivered after it changes nothing. Kept apart from last_event_at, which orders
+    # status reports (mirror.record_details).
+    details_event_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=now)
 
     class Meta:
