@@ -245,3 +245,14 @@ def test_live_badges_refresh_from_a_small_fragment_polled_every_few_seconds(sign
     assert f'id="mstatus-{meeting.pk}"' in html
     assert 'hx-swap-oob="true"' in html
     assert "Live" in html and "Streaming" in html
+
+
+def test_a_long_host_email_may_break_so_the_other_columns_stay_in_sight(signed_in):
+    long_host = "verylonghostname" * 6 + "@example.com"
+    make_meeting(make_account(), topic="Long host", host_email=long_host)
+    html = signed_in.get(reverse("meetings")).content.decode()
+    # Pieces of at most 24 characters; an ordinary address keeps its one break, before the @.
+    assert ("verylonghostname" * 6)[:24] + "<wbr>" + ("verylonghostname" * 6)[
+        24:48
+    ] + "<wbr>" in html
+    assert "<wbr>@example.com" in html

@@ -556,3 +556,37 @@ def test_the_meetings_list_on_a_phone_is_labelled_lines_that_fit_and_still_follo
         page.locator("#results tbody tr").first.evaluate("el => getComputedStyle(el).display")
         == "table-row"
     )
+
+
+def test_a_very_long_host_email_keeps_every_column_and_the_dialog_in_sight(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    # Zoom allows 128-character addresses. One unbreakable 100-character host pushed the start
+    # time and type of every row out of the list's box, behind a sideways scroll, and ran past the
+    # edge of the end meeting dialog.
+    from tests.dashboard_data import make_account, make_meeting
+
+    long_host = "verylonghostname" * 6 + "@averyveryverylongdomainname-for-testing.example"
+    meeting = make_meeting(
+        make_account(), topic="Long host", status="started", host_email=long_host
+    )
+    sign_in(page, operator)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    for path in ("/meetings/", "/"):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, path.strip("/") or "overview")
+        for wrap in page.locator(".table-wrap").all():
+            assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), path
+    page.goto(f"{live_server.url}/meetings/")
+    expect(page.get_by_role("columnheader", name="Type")).to_be_in_viewport()
+
+    page.goto(f"{live_server.url}/meetings/{meeting.pk}/")
+    page.get_by_role("link", name="End meeting…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(long_host)
+    screenshot(page, "dialog")
+    assert dialog.evaluate("el => el.scrollWidth <= el.clientWidth")
+    right = dialog.bounding_box()["x"] + dialog.bounding_box()["width"]
+    for strong in dialog.locator("strong").all():
+        box = strong.bounding_box()
+        assert box["x"] + box["width"] <= right
