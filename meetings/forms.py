@@ -204,7 +204,9 @@ class ListFilterForm(DashboardForm):
     """What list pages share: a search box, an account, a date range. Bad values are reported
     on the form and ignored, so a hand-edited URL shows the list rather than an error page."""
 
-    q = forms.CharField(label="Search", required=False, max_length=200)
+    # Full length: a browser cut a pasted longer search at maxlength and searched for the cut
+    # text; the filter errors say the search is too long instead.
+    q = FullLengthCharField(label="Search", required=False, max_length=200)
     account = forms.TypedChoiceField(
         label="Account", coerce=int, empty_value=None, required=False, choices=[("", "All")]
     )
@@ -305,7 +307,7 @@ class ActivityFilterForm(ListFilterForm):
     source = forms.ChoiceField(
         label="Source", required=False, choices=[("", "Any"), *ActionSource.choices]
     )
-    user = forms.CharField(label="User", required=False, max_length=150)
+    user = FullLengthCharField(label="User", required=False, max_length=150)
 
     field_order = ["q", "kind", "state", "account", "user", "source", "start_from", "start_to"]
 

@@ -233,6 +233,17 @@ def test_activity_lists_and_filters_the_audit_trail(client, viewer, operator):
     assert rows(state="nonsense") == [failed.pk, ended.pk]
 
 
+def test_activity_s_user_box_takes_a_long_paste_whole_and_says_it_is_too_long(client, viewer):
+    client.force_login(viewer)
+    html = client.get(reverse("activity")).content.decode()
+    assert "maxlength" not in html.split('id="id_user"')[1].split(">")[0]
+    html = client.get(reverse("activity"), {"user": "u" * 200}).content.decode()
+    assert "User: Ensure this value has at most 150 characters (it has 200)." in html
+    user_box = html.split('id="id_user"')[1].split(">")[0]
+    assert 'value="' + "u" * 200 + '"' in user_box
+    assert 'aria-invalid="true"' in user_box
+
+
 def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewer, operator):
     account = make_account()
     meeting = make_meeting(account)
