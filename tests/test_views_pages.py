@@ -295,6 +295,28 @@ def test_unknown_pages_get_the_friendly_404(client, viewer):
     assert "Not found" in page and "Traceback" not in page
 
 
+def test_a_page_an_operator_may_not_open_says_why_and_not_that_an_action_was_refused(
+    client, operator
+):
+    # An operator following a link to Zoom connections was told "not take this action".
+    client.force_login(operator)
+    response = client.get(reverse("connections"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Only administrators manage Zoom connections." in page
+    assert "not open this page" in page and "take this action" not in page
+
+
+def test_a_refused_action_still_says_the_action_was_refused(client, viewer):
+    meeting = make_meeting(make_account(), status="started")
+    client.force_login(viewer)
+    response = client.post(reverse("meeting-end", args=[meeting.pk]))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You are not allowed to end meeting." in page
+    assert "not take this action" in page
+
+
 @pytest.mark.parametrize(
     ("address", "says"),
     [
