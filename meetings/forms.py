@@ -4,6 +4,7 @@ operator learns about a bad value from the form, not from a failed job a second 
 import datetime as dt
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.utils import timezone
@@ -47,6 +48,18 @@ class DashboardForm(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class SignInForm(DashboardForm, AuthenticationForm):
+    """Django's sign-in form with the dashboard's labels ("Username", no colon), and, after a
+    wrong password, the cursor in the password box: the username is kept, and focus on it sent
+    the next keystrokes into a field that was already right."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_bound:
+            self.fields["username"].widget.attrs.pop("autofocus", None)
+            self.fields["password"].widget.attrs["autofocus"] = True
 
 
 def _no_control_characters(value):

@@ -44,6 +44,16 @@ def test_a_wrong_password_says_so_and_keeps_the_username(client, operator):
     assert "nope" not in page
 
 
+def test_after_a_wrong_password_the_cursor_is_in_the_password_box(client, operator):
+    page = client.get(reverse("login")).content.decode()
+    assert "Username:" not in page and ">Username</label>" in page
+    assert "autofocus" in page.split('name="username"')[1].split(">")[0]
+    response = client.post(reverse("login"), {"username": operator.username, "password": "nope"})
+    page = response.content.decode()
+    assert "autofocus" not in page.split('name="username"')[1].split(">")[0]
+    assert "autofocus" in page.split('name="password"')[1].split(">")[0]
+
+
 def test_signing_out_is_a_post_and_returns_to_sign_in(client, operator):
     client.force_login(operator)
     page = client.get(reverse("overview")).content.decode()
