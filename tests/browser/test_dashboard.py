@@ -590,3 +590,29 @@ def test_a_very_long_host_email_keeps_every_column_and_the_dialog_in_sight(
     for strong in dialog.locator("strong").all():
         box = strong.bounding_box()
         assert box["x"] + box["width"] <= right
+
+
+def test_the_connections_list_on_a_phone_shows_each_account_s_status_in_sight(
+    page, live_server, sign_in, screenshot, admin_user, transactional_db
+):
+    # As a table the list scrolled sideways on a phone: "Needs recon" cut at the edge, the token,
+    # scopes and last error out of sight.
+    from tests.dashboard_data import make_account
+
+    account = make_account("Sandbox (demo)", connected_as="owner@sandbox.example")
+    account.mark_needs_reconnect("Zoom refused the credentials: Invalid client_secret (124)")
+    page.set_viewport_size(PHONE)
+    sign_in(page, admin_user)
+    page.goto(f"{live_server.url}/connections/")
+    screenshot(page, "phone")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+    row = page.locator("tbody tr").first
+    for shown in (
+        row.get_by_text("Needs reconnecting"),
+        row.get_by_text("Invalid client_secret (124)"),
+        row.get_by_text("Server-to-Server"),
+    ):
+        expect(shown).to_be_visible()
+        box = shown.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
