@@ -616,3 +616,32 @@ def test_the_connections_list_on_a_phone_shows_each_account_s_status_in_sight(
         expect(shown).to_be_visible()
         box = shown.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+
+def test_the_webinars_and_past_meetings_lists_on_a_phone_keep_every_value_in_sight(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    # Both were plain tables: on a phone the webinar id, host and start time (the past meeting's
+    # id, host, minutes and participants) were past the edge, behind a sideways scroll.
+    from tests.dashboard_data import make_account, make_meeting, make_past, make_webinar
+
+    account = make_account()
+    webinar = make_webinar(account, topic="Product launch", host_email="cfo@example.com")
+    meeting = make_meeting(account, topic="Board prep", host_email="chair@example.com")
+    make_past(account, meeting, participants_count=37)
+    page.set_viewport_size(PHONE)
+    sign_in(page, operator)
+    for path, values in (
+        ("/webinars/", [str(webinar.zoom_id), "cfo@example.com", "Product launch"]),
+        ("/past-meetings/", [str(meeting.zoom_id), "chair@example.com", "37"]),
+    ):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, path.strip("/"))
+        assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+        row = page.locator("tbody tr").first
+        for value in values:
+            shown = row.get_by_text(value, exact=True)
+            expect(shown).to_be_visible()
+            box = shown.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (path, value)
+        assert row.locator("td[data-label='Host']").count() == 1
