@@ -4,6 +4,7 @@ operator learns about a bad value from the form, not from a failed job a second 
 import datetime as dt
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.utils import timezone
@@ -47,6 +48,18 @@ class DashboardForm(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class SignInForm(DashboardForm, AuthenticationForm):
+    """Django's sign-in form with the dashboard's labels ("Username", no colon), and, after a
+    wrong password, the cursor in the password box: the username is kept, and focus on it sent
+    the next keystrokes into a field that was already right."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_bound:
+            self.fields["username"].widget.attrs.pop("autofocus", None)
+            self.fields["password"].widget.attrs["autofocus"] = True
 
 
 def _no_control_characters(value):
@@ -204,7 +217,9 @@ class ListFilterForm(DashboardForm):
     """What list pages share: a search box, an account, a date range. Bad values are reported
     on the form and ignored, so a hand-edited URL shows the list rather than an error page."""
 
-    q = forms.CharField(label="Search", required=False, max_length=200)
+    # Full length: a browser cut a pasted longer search at maxlength and searched for the cut
+    # text; the filter errors say the search is too long instead.
+    q = FullLengthCharField(label="Search", required=False, max_length=200)
     account = forms.TypedChoiceField(
         label="Account", coerce=int, empty_value=None, required=False, choices=[("", "All")]
     )
@@ -305,7 +320,7 @@ class ActivityFilterForm(ListFilterForm):
     source = forms.ChoiceField(
         label="Source", required=False, choices=[("", "Any"), *ActionSource.choices]
     )
-    user = forms.CharField(label="User", required=False, max_length=150)
+    user = FullLengthCharField(label="User", required=False, max_length=150)
 
     field_order = ["q", "kind", "state", "account", "user", "source", "start_from", "start_to"]
 

@@ -128,6 +128,17 @@ def test_an_attempt_s_wait_reads_in_seconds_not_as_a_raw_float(client, admin_use
     assert "0.812152068056158" not in text
 
 
+def test_an_ordinary_attempt_is_not_marked_with_a_red_cross(client, admin_user, trail):
+    # "After reclaim" was a boolean icon: a red cross on every attempt that went normally.
+    action = trail["failed"]
+    client.force_login(admin_user)
+    url = reverse("admin:meetings_action_change", args=[action.pk])
+    assert "icon-no" not in client.get(url).content.decode()
+    Attempt.objects.filter(action=action).update(after_reclaim=True)
+    text = " ".join(client.get(url).content.decode().split())
+    assert '<td class="field-reclaimed"> <p>yes</p> </td>' in text
+
+
 def test_admin_pages_do_not_ask_for_a_favicon_that_is_not_there(client, admin_user, trail):
     client.force_login(admin_user)
     text = client.get(CHANGELIST).content.decode()

@@ -181,6 +181,23 @@ def test_connect_refuses_a_bad_plan_with_the_form(client, admin_user, db):
     assert SESSION_KEY not in client.session
 
 
+def test_connect_keeps_a_long_display_name_and_says_it_is_too_long(client, admin_user, db):
+    # The name field had maxlength="190": a browser cut a pasted longer name without a word.
+    client.force_login(admin_user)
+    html = client.get(reverse("connection-connect")).content.decode()
+    assert "maxlength" not in html.split('name="name"')[1].split(">")[0]
+    name = "Operations " * 20  # 220 characters
+    response = client.post(reverse("connection-connect"), {"name": name, "plan": "pro"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Ensure this value has at most 190 characters (it has 219)." in html
+    name_box = html.split('name="name"')[1].split(">")[0]
+    assert 'value="' + name + '"' in name_box  # as typed, trailing space too
+    assert 'aria-invalid="true"' in name_box
+    assert 'role="alert"' in html
+    assert SESSION_KEY not in client.session
+
+
 def start(client):
     client.post(reverse("connection-connect"), {"plan": "pro"})
     return client.session[SESSION_KEY]["state"]

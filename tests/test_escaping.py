@@ -501,3 +501,16 @@ def test_the_csv_export_is_an_attachment_that_keeps_text_as_text_and_defuses_for
         assert f"'{topic}" in topics and topic not in topics
     assert "'=cmd|' /C calc'!A0" in {row["requested_by"] for row in rows}
     assert not any(cell[:1] in "=+-@\t" for row in rows for cell in row.values() if cell)
+
+
+def test_a_long_email_is_cut_into_escaped_pieces_that_read_back_as_the_address():
+    from meetings.templatetags.dashboard import EMAIL_RUN, email_breaks
+
+    address = "<b>&" * 20 + "@example.com"
+    html = f"<td>{email_breaks(address)}</td>"
+    page = Page(html)
+    assert page.injected == []
+    assert address in page.text
+    assert email_breaks("host@example.com") == "host<wbr>@example.com"
+    # 80 characters before the @: a break every EMAIL_RUN characters, and the one before the @.
+    assert html.count("<wbr>") == 80 // EMAIL_RUN + 1

@@ -187,3 +187,20 @@ def test_the_admin_finds_a_meeting_by_its_id(admin_client, rows):
 
     assert listing.status_code == 200
     assert list(listing.context["cl"].result_list) == [rows["meeting"]]
+
+
+def test_meeting_types_are_named_in_the_filter_and_on_the_page(admin_client, rows):
+    # The type filter offered "2", "3" and "8", and a meeting's page said "Type: 8".
+    Meeting.objects.create(account=rows["meeting"].account, zoom_id=81111111111, type=8)
+    changelist = admin_client.get(reverse("admin:meetings_meeting_changelist")).content.decode()
+    assert "Scheduled (2)" in changelist and "Recurring, fixed time (8)" in changelist
+    filtered = admin_client.get(reverse("admin:meetings_meeting_changelist"), {"type": "8"})
+    assert [m.zoom_id for m in filtered.context["cl"].result_list] == [81111111111]
+    assert (
+        admin_client.get(reverse("admin:meetings_meeting_changelist"), {"type": "x"}).status_code
+        == 200
+    )
+    page = admin_client.get(
+        reverse("admin:meetings_meeting_change", args=[rows["meeting"].pk])
+    ).content.decode()
+    assert "Scheduled (2)" in page

@@ -245,3 +245,31 @@ def test_live_badges_refresh_from_a_small_fragment_polled_every_few_seconds(sign
     assert f'id="mstatus-{meeting.pk}"' in html
     assert 'hx-swap-oob="true"' in html
     assert "Live" in html and "Streaming" in html
+
+
+def test_the_search_box_takes_a_long_paste_whole_and_says_it_is_too_long(signed_in):
+    # A maxlength attribute made the browser cut a pasted search at 200 characters without a
+    # word and search for the cut text; the form now says what is wrong, on the field too.
+    make_meeting(make_account(), topic="Board prep")
+    html = signed_in.get(reverse("meetings")).content.decode()
+    assert "maxlength" not in html.split('id="id_q"')[1].split(">")[0]
+
+    response = signed_in.get(reverse("meetings"), {"q": "x" * 260})
+    html = response.content.decode()
+    assert "Search: Ensure this value has at most 200 characters (it has 260)." in html
+    assert 'value="' + "x" * 260 + '"' in html
+    search_box = html.split('id="id_q"')[1].split(">")[0]
+    assert 'aria-invalid="true"' in search_box
+    assert 'aria-describedby="filter-errors"' in search_box
+    assert 'id="filter-errors"' in html
+
+
+def test_a_long_host_email_may_break_so_the_other_columns_stay_in_sight(signed_in):
+    long_host = "verylonghostname" * 6 + "@example.com"
+    make_meeting(make_account(), topic="Long host", host_email=long_host)
+    html = signed_in.get(reverse("meetings")).content.decode()
+    # Pieces of at most 24 characters; an ordinary address keeps its one break, before the @.
+    assert ("verylonghostname" * 6)[:24] + "<wbr>" + ("verylonghostname" * 6)[
+        24:48
+    ] + "<wbr>" in html
+    assert "<wbr>@example.com" in html

@@ -45,6 +45,16 @@ def test_a_wrong_password_says_so_and_keeps_the_username(client, operator):
     assert "nope" not in page
 
 
+def test_after_a_wrong_password_the_cursor_is_in_the_password_box(client, operator):
+    page = client.get(reverse("login")).content.decode()
+    assert "Username:" not in page and ">Username</label>" in page
+    assert "autofocus" in page.split('name="username"')[1].split(">")[0]
+    response = client.post(reverse("login"), {"username": operator.username, "password": "nope"})
+    page = response.content.decode()
+    assert "autofocus" not in page.split('name="username"')[1].split(">")[0]
+    assert "autofocus" in page.split('name="password"')[1].split(">")[0]
+
+
 def test_signing_out_is_a_post_and_returns_to_sign_in(client, operator):
     client.force_login(operator)
     page = client.get(reverse("overview")).content.decode()
@@ -239,6 +249,17 @@ def test_activity_lists_and_filters_the_audit_trail(client, viewer, operator):
     assert rows(state="nonsense") == [failed.pk, ended.pk]
 
 
+def test_activity_s_user_box_takes_a_long_paste_whole_and_says_it_is_too_long(client, viewer):
+    client.force_login(viewer)
+    html = client.get(reverse("activity")).content.decode()
+    assert "maxlength" not in html.split('id="id_user"')[1].split(">")[0]
+    html = client.get(reverse("activity"), {"user": "u" * 200}).content.decode()
+    assert "User: Ensure this value has at most 150 characters (it has 200)." in html
+    user_box = html.split('id="id_user"')[1].split(">")[0]
+    assert 'value="' + "u" * 200 + '"' in user_box
+    assert 'aria-invalid="true"' in user_box
+
+
 def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewer, operator):
     account = make_account()
     meeting = make_meeting(account)
@@ -288,6 +309,28 @@ def test_unknown_pages_get_the_friendly_404(client, viewer):
     assert response.status_code == 404
     page = response.content.decode()
     assert "Not found" in page and "Traceback" not in page
+
+
+def test_a_page_an_operator_may_not_open_says_why_and_not_that_an_action_was_refused(
+    client, operator
+):
+    # An operator following a link to Zoom connections was told "not take this action".
+    client.force_login(operator)
+    response = client.get(reverse("connections"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Only administrators manage Zoom connections." in page
+    assert "not open this page" in page and "take this action" not in page
+
+
+def test_a_refused_action_still_says_the_action_was_refused(client, viewer):
+    meeting = make_meeting(make_account(), status="started")
+    client.force_login(viewer)
+    response = client.post(reverse("meeting-end", args=[meeting.pk]))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You are not allowed to end meeting." in page
+    assert "not take this action" in page
 
 
 @pytest.mark.parametrize(

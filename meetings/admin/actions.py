@@ -99,9 +99,14 @@ class AttemptInline(ReadOnlyInline):
         "zoom_code",
         "message",
         "waited",
-        "after_reclaim",
+        "reclaimed",
     )
     ordering = ("number",)
+
+    @admin.display(description="after reclaim")
+    def reclaimed(self, obj):
+        # The boolean's icon put a red cross on every ordinary attempt, read as "failed".
+        return "yes" if obj.after_reclaim else "—"
 
     @admin.display(description="waited before retrying")
     def waited(self, obj):

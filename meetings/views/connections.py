@@ -24,6 +24,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import ratelimit
+from ..forms import DashboardForm, FullLengthCharField
 from ..models import Plan, ZoomAccount
 from ..zoom import oauth
 from ..zoom.errors import ZoomError
@@ -109,8 +110,10 @@ def _redirect_uri(request):
     )
 
 
-class ConnectForm(forms.Form):
-    name = forms.CharField(
+class ConnectForm(DashboardForm):
+    # Without the HTML maxlength: a browser cut a pasted longer name at 190 without a word;
+    # the form says how long it is instead, as the stream fields do.
+    name = FullLengthCharField(
         label="Display name",
         max_length=190,
         required=False,
@@ -123,8 +126,9 @@ class ConnectForm(forms.Form):
     )
 
 
-class ServerToServerCredentialsForm(forms.Form):
-    client_secret = forms.CharField(
+class ServerToServerCredentialsForm(DashboardForm):
+    # A secret cut at maxlength by the browser would only come back as Zoom's "invalid client".
+    client_secret = FullLengthCharField(
         label="New client secret",
         required=False,
         max_length=500,

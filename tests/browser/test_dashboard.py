@@ -499,3 +499,92 @@ def test_the_meetings_list_on_a_phone_is_labelled_lines_that_fit_and_still_follo
         page.locator("#results tbody tr").first.evaluate("el => getComputedStyle(el).display")
         == "table-row"
     )
+
+
+def test_a_very_long_host_email_keeps_every_column_and_the_dialog_in_sight(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    # Zoom allows 128-character addresses. One unbreakable 100-character host pushed the start
+    # time and type of every row out of the list's box, behind a sideways scroll, and ran past the
+    # edge of the end meeting dialog.
+    from tests.dashboard_data import make_account, make_meeting
+
+    long_host = "verylonghostname" * 6 + "@averyveryverylongdomainname-for-testing.example"
+    meeting = make_meeting(
+        make_account(), topic="Long host", status="started", host_email=long_host
+    )
+    sign_in(page, operator)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    for path in ("/meetings/", "/"):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, path.strip("/") or "overview")
+        for wrap in page.locator(".table-wrap").all():
+            assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), path
+    page.goto(f"{live_server.url}/meetings/")
+    expect(page.get_by_role("columnheader", name="Type")).to_be_in_viewport()
+
+    page.goto(f"{live_server.url}/meetings/{meeting.pk}/")
+    page.get_by_role("link", name="End meeting…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(long_host)
+    screenshot(page, "dialog")
+    assert dialog.evaluate("el => el.scrollWidth <= el.clientWidth")
+    right = dialog.bounding_box()["x"] + dialog.bounding_box()["width"]
+    for strong in dialog.locator("strong").all():
+        box = strong.bounding_box()
+        assert box["x"] + box["width"] <= right
+
+
+def test_the_connections_list_on_a_phone_shows_each_account_s_status_in_sight(
+    page, live_server, sign_in, screenshot, admin_user, transactional_db
+):
+    # As a table the list scrolled sideways on a phone: "Needs recon" cut at the edge, the token,
+    # scopes and last error out of sight.
+    from tests.dashboard_data import make_account
+
+    account = make_account("Sandbox (demo)", connected_as="owner@sandbox.example")
+    account.mark_needs_reconnect("Zoom refused the credentials: Invalid client_secret (124)")
+    page.set_viewport_size(PHONE)
+    sign_in(page, admin_user)
+    page.goto(f"{live_server.url}/connections/")
+    screenshot(page, "phone")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+    row = page.locator("tbody tr").first
+    for shown in (
+        row.get_by_text("Needs reconnecting"),
+        row.get_by_text("Invalid client_secret (124)"),
+        row.get_by_text("Server-to-Server"),
+    ):
+        expect(shown).to_be_visible()
+        box = shown.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+
+def test_the_webinars_and_past_meetings_lists_on_a_phone_keep_every_value_in_sight(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    # Both were plain tables: on a phone the webinar id, host and start time (the past meeting's
+    # id, host, minutes and participants) were past the edge, behind a sideways scroll.
+    from tests.dashboard_data import make_account, make_meeting, make_past, make_webinar
+
+    account = make_account()
+    webinar = make_webinar(account, topic="Product launch", host_email="cfo@example.com")
+    meeting = make_meeting(account, topic="Board prep", host_email="chair@example.com")
+    make_past(account, meeting, participants_count=37)
+    page.set_viewport_size(PHONE)
+    sign_in(page, operator)
+    for path, values in (
+        ("/webinars/", [str(webinar.zoom_id), "cfo@example.com", "Product launch"]),
+        ("/past-meetings/", [str(meeting.zoom_id), "chair@example.com", "37"]),
+    ):
+        page.goto(f"{live_server.url}{path}")
+        screenshot(page, path.strip("/"))
+        assert page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+        row = page.locator("tbody tr").first
+        for value in values:
+            shown = row.get_by_text(value, exact=True)
+            expect(shown).to_be_visible()
+            box = shown.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (path, value)
+        assert row.locator("td[data-label='Host']").count() == 1
