@@ -137,6 +137,20 @@ def test_sync_now_asks_the_pipeline_once_and_shows_the_job(client, operator):
     assert (action.kind, action.target_type, action.source) == ("sync", "account", "dashboard")
 
 
+def test_sync_now_says_why_it_is_unavailable_for_an_account_needing_reconnection(client, operator):
+    account = make_account()
+    account.status = account.Status.NEEDS_RECONNECT
+    account.save(update_fields=["status"])
+    client.force_login(operator)
+
+    html = client.get(reverse("overview")).content.decode()
+
+    button = re.search(r"<button[^>]*>Sync now</button>", html).group(0)
+    assert "disabled" in button
+    assert f'aria-describedby="sync-why-{account.pk}"' in button
+    assert f'id="sync-why-{account.pk}">Reconnect the account to sync it<' in html
+
+
 # --- webinars ----------------------------------------------------------------------------------
 
 
