@@ -441,3 +441,22 @@ def test_no_template_syntax_leaks_into_any_page(client, operator):
         page = client.get(url).content.decode()
         for token in ("{#", "#}", "{%", "%}", "{{", "}}"):
             assert token not in page, (url, token)
+
+
+def test_relative_times_carry_what_the_browser_needs_to_keep_them_true(settings):
+    from datetime import UTC, datetime
+
+    from meetings.templatetags.dashboard import ago_time
+
+    settings.TIME_ZONE = "UTC"
+    at = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+    html = ago_time(at)
+
+    # the moment itself, the full time on hover, when the server said it, and what it said
+    assert html.startswith('<time datetime="2026-12-06T09:00:00+00:00" ')
+    assert 'title="2026-12-06 09:00:00 UTC"' in html
+    rendered = re.search(r'data-now="([^"]+)"', html).group(1)
+    assert abs((datetime.fromisoformat(rendered) - now()).total_seconds()) < 5
+    assert re.search(r"data-ago[ >].*> *\d.* ago</time>$", html)
+    assert ago_time(None) == ""

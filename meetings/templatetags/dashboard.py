@@ -1,11 +1,12 @@
 """Small template helpers for the dashboard: badges, Zoom's meeting types, query strings."""
 
 from django import template
-from django.utils.html import conditional_escape
+from django.utils.dateformat import format as date_format
+from django.utils.html import conditional_escape, format_html
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
-from django.utils.timezone import get_current_timezone_name, now
+from django.utils.timezone import get_current_timezone_name, localtime, now
 
 register = template.Library()
 
@@ -76,6 +77,23 @@ def ago(value):
     if (now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.simple_tag
+def ago_time(value):
+    """`value|ago` in a <time> element that static/meetings/app.js keeps true while the page
+    stays open: a followed page answered "nothing changed" for an hour must not still say "just
+    now". data-now is when the server rendered it, so the browser's clock need not agree with
+    the server's. The full time is the element's title. Empty for no value."""
+    if not value:
+        return ""
+    return format_html(
+        '<time datetime="{}" title="{}" data-ago data-now="{}">{}</time>',
+        value.isoformat(),
+        date_format(localtime(value), "Y-m-d H:i:s T"),
+        now().isoformat(),
+        ago(value),
+    )
 
 
 @register.filter

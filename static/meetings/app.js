@@ -134,6 +134,63 @@
     });
   });
 
+  // Relative times (time[data-ago], the ago_time template tag) stay true while the page is open:
+  // a followed page whose polls answer "nothing changed" keeps its HTML, and would otherwise say
+  // "Last event just now" an hour later. Written as Django's timesince writes them ("2 hours,
+  // 3 minutes ago", no line break inside "3 minutes"), counted from the server's clock: data-now
+  // is when the server rendered the element, so the offset to this browser's clock is known.
+  var AGO_UNITS = [
+    ["year", 365 * 86400],
+    ["month", 30 * 86400],
+    ["week", 7 * 86400],
+    ["day", 86400],
+    ["hour", 3600],
+    ["minute", 60],
+  ];
+  function agoText(seconds) {
+    if (seconds < 60) return "just now";
+    function part(count, unit) {
+      return count + "\u00a0" + unit + (count === 1 ? "" : "s");
+    }
+    for (var i = 0; i < AGO_UNITS.length; i++) {
+      var count = Math.floor(seconds / AGO_UNITS[i][1]);
+      if (count < 1) continue;
+      var text = part(count, AGO_UNITS[i][0]);
+      var next = AGO_UNITS[i + 1];
+      if (next) {
+        var rest = Math.floor((seconds - count * AGO_UNITS[i][1]) / next[1]);
+        if (rest >= 1) text += ", " + part(rest, next[0]);
+      }
+      return text + " ago";
+    }
+    return "just now";
+  }
+  function stampAgo() {
+    // As each element arrives (the page, an htmx swap): this clock minus the server's.
+    document.querySelectorAll("time[data-ago]").forEach(function (elt) {
+      if (elt.agoOffset !== undefined) return;
+      var rendered = Date.parse(elt.getAttribute("data-now"));
+      elt.agoOffset = isNaN(rendered) ? 0 : Date.now() - rendered;
+    });
+  }
+  function refreshAgo() {
+    stampAgo();
+    document.querySelectorAll("time[data-ago]").forEach(function (elt) {
+      var at = Date.parse(elt.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      var text = agoText((Date.now() - elt.agoOffset - at) / 1000);
+      if (elt.textContent !== text) elt.textContent = text;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", stampAgo);
+  document.addEventListener("htmx:load", stampAgo);
+  setInterval(function () {
+    if (!document.hidden) refreshAgo();
+  }, 15000);
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) refreshAgo();
+  });
+
   // Row selection for bulk actions: input[data-select-all] toggles the form's "ids" boxes;
   // [data-selected-count] says how many are ticked and [data-needs-selection] buttons wait for one.
   function updateSelection(form) {

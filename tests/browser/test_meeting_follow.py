@@ -265,3 +265,33 @@ def test_a_topic_and_time_changed_in_zoom_show_in_the_details_without_a_reload(
     assert page.evaluate("window.notReloaded === true")
     meeting.refresh_from_db()
     assert (meeting.topic, meeting.duration, meeting.status) == (new_topic, 90, "waiting")
+
+
+def test_last_heard_keeps_telling_the_time_while_nothing_changes(
+    operator_page, live_server, screenshot
+):
+    # given a meeting Zoom last reported on 30 seconds ago, open in a browser whose clock the
+    # test moves (the server's does not move: every poll answers "nothing changed")
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    from tests.dashboard_data import make_account, make_meeting
+
+    page = operator_page
+    meeting = make_meeting(make_account(), last_event_at=now() - timedelta(seconds=30))
+    page.clock.install()
+    open_meeting(page, live_server, meeting)
+    last_event = page.locator("#heard time").last
+    expect(last_event).to_have_text("just now")
+
+    # when the page stays open for 2 hours and 5 minutes
+    polls = []
+    page.on("request", lambda request: polls.append(request) if is_state_poll(request) else None)
+    page.clock.run_for("02:05:00")
+
+    # then it says how long ago, as the server would (no line break inside "5 minutes"),
+    # though every poll it made was answered 204
+    expect(last_event).to_have_text("2\u00a0hours, 5\u00a0minutes ago")
+    assert polls
+    screenshot(page, "two-hours-later")
