@@ -23,7 +23,16 @@ from .zoom.types import parse_datetime
 from .zoom.types import zoom_id as _zoom_id_field
 
 # What a webhook's object (or a ZoomMeeting / ZoomWebinar) may fill in on a mirrored row.
-DETAIL_FIELDS = ("host_id", "host_email", "topic", "type", "start_time", "duration", "timezone")
+DETAIL_FIELDS = (
+    "host_id",
+    "host_email",
+    "topic",
+    "type",
+    "start_time",
+    "duration",
+    "timezone",
+    "join_url",
+)
 # The columns' ranges (PositiveSmallIntegerField, PositiveIntegerField): a larger number from
 # Zoom is "unknown", not a row PostgreSQL refuses.
 INTEGER_LIMITS = {"type": 2**15 - 1, "duration": 2**31 - 1}
@@ -205,6 +214,29 @@ def record_details(model, account, zoom_id, details, *, at=None):
         if changed:
             row.save(update_fields=changed)
         return row
+
+
+def record_created(model, account, zoom_id, details, *, uuid=None, at=None):
+    """A meeting or webinar scheduled in Zoom (`meeting.created`, `webinar.created`): a new row,
+    waiting, with the settings the event carries. A row the mirror already has (a sync was
+    quicker) takes them as an update would, its status untouched. Returns the row."""
+    zoom_id = normalize_zoom_id(zoom_id)
+    if zoom_id is None:
+        raise ValueError("not a Zoom meeting or webinar id")
+    if model.objects.filter(account=account, zoom_id=zoom_id).exists():
+        return record_details(model, account, zoom_id, details, at=at)
+    at = at or now()
+    row, _ = _record_status(
+        model,
+        account,
+        zoom_id,
+        MeetingStatus.WAITING,
+        uuid=uuid,
+        at=at,
+        details=details,
+        extra={"details_event_at": at},
+    )
+    return row
 
 
 def record_livestream(meeting, *, status=None, config=None, at=None):

@@ -46,13 +46,27 @@ LIVESTREAM_EVENTS = {
 WEBINAR_EVENTS = {
     "webinar.started": MeetingStatus.STARTED,
     "webinar.ended": MeetingStatus.ENDED,
+    "webinar.deleted": MeetingStatus.DELETED,
+    "webinar.recovered": MeetingStatus.WAITING,
 }
 # A change of settings (topic, schedule, host) made in Zoom: the object carries what changed.
 UPDATE_EVENTS = {
     "meeting.updated": Meeting,
     "webinar.updated": Webinar,
 }
-HANDLED_EVENTS = {*MEETING_EVENTS, *LIVESTREAM_EVENTS, *WEBINAR_EVENTS, *UPDATE_EVENTS}
+# A meeting or webinar scheduled in Zoom: the object carries all of its settings, so the mirror
+# shows it at once rather than at the next sync.
+CREATE_EVENTS = {
+    "meeting.created": Meeting,
+    "webinar.created": Webinar,
+}
+HANDLED_EVENTS = {
+    *MEETING_EVENTS,
+    *LIVESTREAM_EVENTS,
+    *WEBINAR_EVENTS,
+    *UPDATE_EVENTS,
+    *CREATE_EVENTS,
+}
 
 
 # --- Signatures ---------------------------------------------------------------------------------
@@ -273,6 +287,15 @@ def apply_event(event):
     at = mirror.event_time(event.event_ts) or event.received_at
     uuid = event.object_uuid or None
 
+    if event.event in CREATE_EVENTS:
+        model = CREATE_EVENTS[event.event]
+        try:
+            for account in accounts:
+                mirror.record_created(model, account, zoom_id, obj, uuid=uuid, at=at)
+        except mirror.StaleUpdate as exc:
+            raise Ignored(str(exc)) from None
+        return
+
     if event.event in UPDATE_EVENTS:
         if obj.get("occurrences"):
             # One occurrence of a recurring meeting was changed, not the meeting.
@@ -308,6 +331,9 @@ def apply_event(event):
             )
         else:
             status = WEBINAR_EVENTS[event.event]
+            if event.event == "webinar.deleted" and obj.get("occurrences"):
+                # One occurrence of a recurring webinar was deleted, not the webinar.
+                continue
             mirror.record_webinar_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
 
     if event.event == "meeting.ended" and uuid:

@@ -1175,11 +1175,14 @@ def test_failed_webhook_deliveries_are_retried_a_bounded_number_of_times(zoom_sa
     flaky = _Receiver(fail_first=1)
     dead = "http://127.0.0.1:9/nothing-listens-here"
     try:
+        # one event to each receiver
+        meeting = zoom_sandbox.state.add_meeting(owner["id"], status="started")
+        started = zoom_sandbox.state._meeting_event_object(meeting)
         zoom_sandbox.state.set_webhook(flaky.url, "s")
-        zoom_sandbox.state.add_meeting(owner["id"], status="started", emit=True)
+        zoom_sandbox.state.emit("meeting.started", started)
         assert zoom_sandbox.webhooks.wait_idle(5)
         zoom_sandbox.state.set_webhook(dead)
-        zoom_sandbox.state.add_meeting(owner["id"], status="started", emit=True)
+        zoom_sandbox.state.emit("meeting.started", started)
         assert zoom_sandbox.webhooks.wait_idle(5)
     finally:
         flaky.close()
@@ -1189,6 +1192,22 @@ def test_failed_webhook_deliveries_are_retried_a_bounded_number_of_times(zoom_sa
     assert failed["ok"] is False
     assert failed["attempts"] == 1 + len(zoom_sandbox.webhooks.retry_delays)
     assert zoom_sandbox.state.counters["webhooks_failed"] == 1
+
+
+def test_a_meeting_or_webinar_added_as_if_in_zoom_announces_its_creation_first(
+    zoom_sandbox, owner, receiver
+):
+    zoom_sandbox.state.set_webhook(receiver.url, "s")
+    meeting = zoom_sandbox.state.add_meeting(owner["id"], status="started", emit=True)
+    webinar = zoom_sandbox.state.add_webinar(owner["id"], emit=True)
+    assert zoom_sandbox.webhooks.wait_idle(5)
+
+    bodies = [json.loads(body) for _, body in receiver.received]
+    events = [(d["event"], d["payload"]["object"]) for d in bodies]
+    assert [name for name, _ in events] == ["meeting.created", "meeting.started", "webinar.created"]
+    created = events[0][1]
+    assert created["id"] == meeting["id"] and created["join_url"] == meeting["join_url"]
+    assert events[2][1]["topic"] == webinar["topic"]
 
 
 # --- the control API -------------------------------------------------------------------------

@@ -591,6 +591,91 @@ def test_an_update_sent_before_the_one_applied_changes_nothing(
     assert Meeting.objects.get().topic == "Weekly (renamed again)"
 
 
+def test_a_meeting_scheduled_in_zoom_is_mirrored_at_once_with_its_settings(
+    client, account, django_capture_on_commit_callbacks
+):
+    sent_ms = int(time.time() * 1000)
+
+    stored = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event(
+            "meeting.created",
+            85746065777,
+            ts=sent_ms,
+            topic="Budget review",
+            start_time="2026-12-10T14:00:00Z",
+            duration=45,
+            join_url="https://example.zoom.us/j/85746065777",
+        ),
+    )
+
+    assert stored.error == ""
+    meeting = Meeting.objects.get(account=account, zoom_id=85746065777)
+    sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
+    assert (meeting.topic, meeting.status, meeting.duration) == ("Budget review", "waiting", 45)
+    assert meeting.start_time == datetime(2026, 12, 10, 14, 0, tzinfo=UTC)
+    assert meeting.timezone == "Europe/London"
+    assert meeting.join_url == "https://example.zoom.us/j/85746065777"
+    assert meeting.last_event_at == meeting.details_event_at == sent
+
+
+def test_a_created_event_after_a_sync_brought_the_meeting_changes_its_settings_not_its_status(
+    client, account, django_capture_on_commit_callbacks
+):
+    Meeting.objects.create(
+        account=account, zoom_id=85746065777, topic="Budget", status=MeetingStatus.STARTED
+    )
+
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("meeting.created", 85746065777, topic="Budget review"),
+    )
+
+    meeting = Meeting.objects.get()
+    assert (meeting.topic, meeting.status) == ("Budget review", MeetingStatus.STARTED)
+
+
+def test_a_webinar_scheduled_deleted_and_recovered_in_zoom_is_followed(
+    client, account, django_capture_on_commit_callbacks
+):
+    sent_ms = int(time.time() * 1000)
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("webinar.created", 94567123999, ts=sent_ms - 3000, topic="Launch", type=5),
+    )
+    webinar = Webinar.objects.get(account=account, zoom_id=94567123999)
+    assert (webinar.topic, webinar.type, webinar.status) == ("Launch", 5, "waiting")
+    assert not Meeting.objects.exists()
+
+    # deleting one occurrence of it is not deleting it
+    one = stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event(
+            "webinar.deleted",
+            94567123999,
+            ts=sent_ms - 2000,
+            occurrences=[{"occurrence_id": "1648194360000"}],
+        ),
+    )
+    assert Webinar.objects.get().status == "waiting", one.error
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("webinar.deleted", 94567123999, ts=sent_ms - 1000),
+    )
+    assert Webinar.objects.get().status == MeetingStatus.DELETED
+    stored_and_applied(
+        client,
+        django_capture_on_commit_callbacks,
+        event("webinar.recovered", 94567123999, ts=sent_ms),
+    )
+    assert Webinar.objects.get().status == MeetingStatus.WAITING
+
+
 def test_an_update_of_an_unknown_meeting_or_of_one_occurrence_is_noted_not_applied(
     client, account, django_capture_on_commit_callbacks
 ):

@@ -619,7 +619,8 @@ class SandboxState:
         but the host, even an admin token (what the dashboard's "not the host" test needs);
         on_premise=True makes "end" answer 3063. livestream={stream_url, stream_key, page_url,
         resolution} configures a custom live stream; livestreaming=True has it streaming.
-        emit=True sends meeting.started if it starts live.
+        emit=True sends meeting.created (as Zoom does for a meeting scheduled in its portal or
+        app), then meeting.started if it starts live.
         """
         with self.lock:
             host = self._host(user_id)
@@ -652,6 +653,9 @@ class SandboxState:
             }
             self.meetings[meeting_id] = meeting
             self.meetings_by_host[host["id"]][meeting_id] = None
+            if emit:
+                created = self._meeting_event_object(meeting)
+                self.emit("meeting.created", {**created, "join_url": meeting["join_url"]})
             if status == "started":
                 self._start_meeting(meeting, emit=emit)
                 if livestreaming and meeting["livestream"]:
@@ -933,6 +937,9 @@ class SandboxState:
             }
             self.webinars[webinar_id] = webinar
             self.webinars_by_host[host["id"]][webinar_id] = None
+            if emit:
+                created = self._webinar_event_object(webinar)
+                self.emit("webinar.created", {**created, "join_url": webinar["join_url"]})
             if status == "started":
                 self._start_webinar(webinar, emit=emit)
             elif status in ("deleted", "ended"):
