@@ -22,7 +22,8 @@ from .models import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webin
 from .zoom.types import parse_datetime
 from .zoom.types import zoom_id as _zoom_id_field
 
-# What a webhook's object (or a ZoomMeeting / ZoomWebinar) may fill in on a mirrored row.
+# What a webhook's object (or a ZoomMeeting / ZoomWebinar) may fill in on a mirrored row: a
+# meeting's or webinar's settings, which a sync also compares and writes (sync.DATA_FIELDS).
 DETAIL_FIELDS = (
     "host_id",
     "host_email",

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
-from .mirror import clip, link_past_meetings
+from .mirror import DETAIL_FIELDS, clip, link_past_meetings
 from .models import LiveStreamStatus, Meeting, MeetingStatus, MirrorLock, Webinar, ZoomAccount
 from .zoom.errors import (
     ZoomAuthError,
@@ -58,18 +58,9 @@ FLUSH_EVERY = 1000
 # list means nothing about them.
 INSTANT_MEETING = 1
 
-# The fields a sync owns, compared and written in bulk. Status and UUID are handled apart,
-# because a newer webhook event owns them.
-DATA_FIELDS = (
-    "host_id",
-    "host_email",
-    "topic",
-    "type",
-    "start_time",
-    "duration",
-    "timezone",
-    "join_url",
-)
+# The fields a sync owns, compared and written in bulk: the settings a webhook's object may
+# also carry. Status and UUID are handled apart, because a newer webhook event owns them.
+DATA_FIELDS = DETAIL_FIELDS
 EVENT_FIELDS = ("status", "uuid")
 
 
