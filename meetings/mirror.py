@@ -115,6 +115,8 @@ def _record_status(
     with transaction.atomic():
         row = model.objects.select_for_update().filter(account=account, zoom_id=zoom_id).first()
         if row is None:
+            if fields.get("host_id") and not fields.get("host_email"):
+                fields["host_email"] = known_host_email(account, fields["host_id"])
             try:
                 with transaction.atomic():
                     row = model.objects.create(
@@ -149,6 +151,24 @@ def _record_status(
         row.last_event_at = at
         row.save(update_fields=[*changed, "last_event_at"])
         return row, bool(changed)
+
+
+def known_host_email(account, host_id):
+    """The email the mirror shows for Zoom user `host_id` on another meeting or webinar, or "".
+
+    Zoom's events name a host by id only; a row they create would show the id where every
+    other row of that host shows the address (the sync fills it in from Zoom's users)."""
+    for model in (Meeting, Webinar):
+        email = (
+            model.objects.filter(account=account, host_id=host_id)
+            .exclude(host_email="")
+            .order_by()
+            .values_list("host_email", flat=True)
+            .first()
+        )
+        if email:
+            return email
+    return ""
 
 
 def record_meeting_status(account, zoom_id, status, *, uuid=None, at=None, details=None):

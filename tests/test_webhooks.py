@@ -618,6 +618,28 @@ def test_a_meeting_scheduled_in_zoom_is_mirrored_at_once_with_its_settings(
     assert meeting.timezone == "Europe/London"
     assert meeting.join_url == "https://example.zoom.us/j/85746065777"
     assert meeting.last_event_at == meeting.details_event_at == sent
+    # Zoom's event names the host by id; the mirror knows nobody by that id yet
+    assert (meeting.host_id, meeting.host_email) == ("z8yCxjabcdEFGHfp8uQ", "")
+
+
+def test_a_meeting_an_event_brings_shows_its_host_s_address_when_the_mirror_knows_it(
+    client, account, django_capture_on_commit_callbacks
+):
+    Webinar.objects.create(
+        account=account, zoom_id=94567123456, host_id="z8yCxjabcdEFGHfp8uQ", host_email="h@x.org"
+    )
+
+    stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.created", 85746065777)
+    )
+    stored_and_applied(
+        client, django_capture_on_commit_callbacks, event("meeting.started", 85746065778)
+    )
+
+    assert list(Meeting.objects.order_by("zoom_id").values_list("host_email", flat=True)) == [
+        "h@x.org",
+        "h@x.org",
+    ]
 
 
 def test_a_created_event_after_a_sync_brought_the_meeting_changes_its_settings_not_its_status(
