@@ -13,6 +13,7 @@ from werkzeug.wrappers import Request, Response
 from meetings.zoom.sandbox.contract import (
     OPERATIONS,
     ContractChecker,
+    SPEC_PATH,
     SpecMissing,
     load_subset,
 )
@@ -47,10 +48,23 @@ def checker():
 
 
 def test_the_spec_is_found_through_settings():
-    assert Path(settings.ZOOM_OPENAPI_SPEC).is_file(), (
-        "shared/zoom-api/ZoomMeetingAPISpec.json must sit beside the repository "
-        "(or ZOOM_OPENAPI_SPEC point at it)"
-    )
+    assert Path(settings.ZOOM_OPENAPI_SPEC).is_file(), "the repository carries the trimmed spec"
+
+
+def test_the_spec_the_project_reads_is_inside_the_repository():
+    """A clone has no shared/ beside it: nothing may read the spec from there."""
+    repository = Path(settings.BASE_DIR).resolve()
+    assert Path(settings.ZOOM_OPENAPI_SPEC).resolve().is_relative_to(repository)
+    assert SPEC_PATH.resolve().is_relative_to(repository)
+    assert SPEC_PATH.is_file()
+
+
+def test_the_carried_spec_holds_every_operation_we_use_with_its_source_noted():
+    document = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    assert "c3d029976e6d5e19c16023bc1add6608605bc3a4" in document["x-zoomadmin-source"]
+    assert document["info"]["version"] == "2.0.0"
+    for path, method in OPERATIONS:
+        assert method in document["paths"][path], (path, method)
 
 
 def test_a_missing_spec_fails_loudly(tmp_path):

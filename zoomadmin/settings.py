@@ -312,10 +312,10 @@ ZOOM_OAUTH_REDIRECT_URL = env("ZOOM_OAUTH_REDIRECT_URL", "")
 # built-in sandbox's default apps (meetings.zoom.oauth.oauth_app_credentials). Unset: on when DEBUG
 # is on and ZOOM_OAUTH_BASE_URL is on this machine (the sandbox of `make demo`), off otherwise.
 ZOOM_SANDBOX = env_bool("ZOOM_SANDBOX", default=None)
-# Zoom's OpenAPI description; the sandbox's contract checks validate against it (tests, dev).
-# The repository is cloned with shared/ beside it.
+# Zoom's OpenAPI description, trimmed to the paths we use (meetings/zoom/spec/trim.py says from
+# where); the sandbox's contract checks validate against it (tests, dev).
 ZOOM_OPENAPI_SPEC = Path(
-    env("ZOOM_OPENAPI_SPEC", str(BASE_DIR.parent / "shared/zoom-api/ZoomMeetingAPISpec.json"))
+    env("ZOOM_OPENAPI_SPEC", str(BASE_DIR / "meetings/zoom/spec/zoom-meetings-api.json"))
 )
 
 # --- Auth, sessions, security -----------------------------------------------------------------

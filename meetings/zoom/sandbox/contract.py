@@ -1,8 +1,10 @@
 """
 Contract checking: every request the sandbox receives on /v2 and every answer it gives, checked
-against Zoom's OpenAPI description (`ZoomMeetingAPISpec.json`) with openapi-core.
+against Zoom's OpenAPI description with openapi-core. The repository carries the description
+trimmed to the paths we use (`meetings/zoom/spec/zoom-meetings-api.json`; `trim.py` beside it
+says where it comes from and makes it again).
 
-The whole 2.7 MB spec does not pass openapi-spec-validator, so we extract the operations we use
+Zoom's whole 2.7 MB spec does not pass openapi-spec-validator, so we extract the operations we use
 (they reference no shared components) into a small valid document, and change five things,
 each because the published spec is silent or wrong where Zoom is not:
 - The server is "/v2" (relative), so the sandbox's own host and port match.
@@ -75,13 +77,16 @@ EXTRA_ERRORS = {
 }
 
 
+SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "zoom-meetings-api.json"
+
+
 class SpecMissing(RuntimeError):
     pass
 
 
 def default_spec_path():
     """settings.ZOOM_OPENAPI_SPEC when Django is configured, else $ZOOM_OPENAPI_SPEC, else the
-    shared/ folder cloned beside the repository."""
+    trimmed copy the repository carries."""
     try:
         from django.conf import settings
 
@@ -91,7 +96,7 @@ def default_spec_path():
         pass
     if os.environ.get("ZOOM_OPENAPI_SPEC"):
         return Path(os.environ["ZOOM_OPENAPI_SPEC"])
-    return Path(__file__).resolve().parents[4] / "shared/zoom-api/ZoomMeetingAPISpec.json"
+    return SPEC_PATH
 
 
 def extract_subset(spec):
@@ -144,8 +149,8 @@ def load_subset(spec_path):
     path = Path(spec_path)
     if not path.is_file():
         raise SpecMissing(
-            f"Zoom's OpenAPI spec is not at {path}: set ZOOM_OPENAPI_SPEC, or clone the project "
-            "with shared/ beside it (shared/zoom-api/ZoomMeetingAPISpec.json)."
+            f"Zoom's OpenAPI spec is not at {path}: set ZOOM_OPENAPI_SPEC to it, or unset it to "
+            f"use the copy the repository carries ({SPEC_PATH})."
         )
     with path.open(encoding="utf-8") as f:
         return extract_subset(json.load(f))
