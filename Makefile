@@ -13,17 +13,17 @@ help:
 	@echo "make bench  - benchmarks, printed side by side (PostgreSQL db 'bench', Redis db 8)"
 	@echo "make load   - 50 simulated operators for 60 s against gunicorn (installs locust)"
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+# scripts/install is the install step everywhere: here (so CI), the Dockerfile and systemd hosts.
+$(STAMP): pyproject.toml scripts/install
+	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=dev scripts/install
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# DEBUG is off unless set (production's default); the demo, the tests and the benchmarks are
+# development, and say so. (The demo's own processes then run with DEBUG off, as in production.)
 demo: $(STAMP)
-	$(BIN)/python manage.py demo
+	DEBUG=true $(BIN)/python manage.py demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,13 +35,15 @@ format: $(STAMP)
 
 # The fault suite (tests/faults, ~5 minutes of outages) has its own target, run by CI.
 test: lint
-	ZOOMADMIN_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
+	DEBUG=true ZOOMADMIN_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
 
 test-faults: $(STAMP)
-	ZOOMADMIN_VAR_DIR=$(CURDIR)/var/test-faults $(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+	DEBUG=true ZOOMADMIN_VAR_DIR=$(CURDIR)/var/test-faults $(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
+# The benchmarks' gunicorn serves the static files collected here, as a deployment's does.
 bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	DEBUG=true $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DEBUG=true $(BIN)/python -m bench $(BENCH_ARGS)
 
 # The load generator (locust) is the `load` extra: only this target needs it.
 LOAD_STAMP := $(VENV)/.installed-load
@@ -50,7 +52,8 @@ $(LOAD_STAMP): $(STAMP)
 	touch $(LOAD_STAMP)
 
 load: $(LOAD_STAMP)
-	$(BIN)/python -m bench load $(LOAD_ARGS)
+	DEBUG=true $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DEBUG=true $(BIN)/python -m bench load $(LOAD_ARGS)
 
 clean:
-	rm -rf var .pytest_cache .ruff_cache
+	rm -rf var staticfiles .pytest_cache .ruff_cache

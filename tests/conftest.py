@@ -1,7 +1,14 @@
 """Shared fixtures: users of each role, and (from tests/fixtures/) the sandbox, a real worker and
 the session-wide scan for secrets in clear text (tests/fixtures/secret_scan.py)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker", "tests.fixtures.secret_scan"]
 
@@ -14,6 +21,37 @@ def _fast_password_hashing():
 
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_from_the_source():
+    """Django runs tests with DEBUG off, where the production storage links pages to the hashed
+    names of the last collectstatic (a stale or missing manifest fails the page); tests link to
+    static/ as it is, which the live server serves. tests/browser/test_production.py covers the
+    collected, hashed files under gunicorn."""
+    from django.test import override_settings
+
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory):
+    """A STATIC_ROOT filled by collectstatic (hashed, compressed names), for processes the tests
+    start with DEBUG off: production pages link to what was collected, and fail without it."""
+    static_root = tmp_path_factory.mktemp("static")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "true", "STATIC_ROOT": str(static_root)},
+        check=True,
+        timeout=120,
+    )
+    return static_root
 
 
 @pytest.fixture

@@ -180,8 +180,10 @@ print(json.dumps({
 """
 
 
-def test_production_over_tls_sends_hsts_secure_cookies_and_redirects_plain_http(tmp_path):
-    result = run_python(PROBE, production_env(tmp_path))
+def test_production_over_tls_sends_hsts_secure_cookies_and_redirects_plain_http(
+    tmp_path, collected_static
+):
+    result = run_python(PROBE, production_env(tmp_path, STATIC_ROOT=str(collected_static)))
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])

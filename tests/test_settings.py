@@ -73,3 +73,81 @@ def test_production_starts_with_real_secrets(tmp_path):
         ZOOM_WEBHOOK_SECRET_TOKEN="from-the-zoom-app",
     )
     assert code == 0, err
+
+
+def settings_values(*names, **env):
+    """Import the settings in a fresh interpreter with ENV and DEBUG unset: (code, values|stderr)."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "ZOOM_")) and k != "DEBUG"
+    }
+    environment.update(env)
+    script = (
+        "import json, zoomadmin.settings as s; "
+        f"print(json.dumps({{n: getattr(s, n) for n in {list(names)!r}}}, default=str))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode:
+        return result.returncode, result.stderr
+    import json
+
+    return 0, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_with_debug_unset_the_public_development_secrets_are_refused():
+    code, err = settings_values("DEBUG", ALLOWED_HOSTS="ops.example.com")
+
+    assert code != 0
+    assert "SECRET_KEY" in err
+    assert "FIELD_ENCRYPTION_KEY" in err
+    assert "set DEBUG=true" in err
+
+
+def test_with_debug_unset_production_is_secure_and_knows_no_webhook_secret(tmp_path):
+    from cryptography.fernet import Fernet
+
+    code, values = settings_values(
+        "DEBUG",
+        "ZOOM_WEBHOOK_SECRET_TOKEN",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "FIELD_ENCRYPTION_KEYS",
+        ALLOWED_HOSTS="ops.example.com",
+        SECRET_KEY="s" * 64,
+        FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        ZOOMADMIN_VAR_DIR=str(tmp_path),
+    )
+
+    assert code == 0, values
+    assert values["DEBUG"] is False
+    # No webhook is accepted until the Zoom app's own secret is set: never the sandbox's.
+    assert values["ZOOM_WEBHOOK_SECRET_TOKEN"] == ""
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert "ZGV2LW9ubHktaW5zZWN1cmUtZmVybmV0LWtleS0wMDA=" not in values["FIELD_ENCRYPTION_KEYS"]
+
+
+def test_the_tests_run_with_debug_on_because_they_say_so():
+    # tests/development_env.py, loaded by pyproject's addopts; `make test` sets it too.
+    from django.conf import settings
+
+    assert os.environ["DEBUG"] == "true"
+    assert settings.FIELD_ENCRYPTION_KEYS
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/8,192.168.1.", "proxy.example.com"])
+def test_trusted_proxies_must_be_addresses_or_networks(value):
+    code, err = load_settings(TRUSTED_PROXIES=value)
+
+    assert code != 0
+    assert "TRUSTED_PROXIES" in err

@@ -6,6 +6,7 @@ built-in Zoom sandbox. DATABASE_URL and REDIS_URL switch to real servers. Bad va
 with ImproperlyConfigured naming the variable; production (DEBUG off) refuses default secrets.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def env_url(name, default, schemes):
     return value
 
 
-DEBUG = env_bool("DEBUG", default=True)
+# Off unless set: a deployment that forgets DEBUG gets production behaviour (secure cookies, no
+# public default secret), never the demo's. `make demo`, `make test` and `make bench` set it.
+DEBUG = env_bool("DEBUG", default=False)
 TESTING = env_bool("ZOOMADMIN_TESTING", default=False)
 
 # Development defaults. Production (DEBUG off) refuses them, below.
@@ -118,7 +121,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it drops X-Forwarded-* headers a client sent past the proxies (see "Behind a proxy").
+    "meetings.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (hashed, compressed, cached for a year) from one gunicorn: no other server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "meetings.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -338,7 +345,6 @@ if USE_TLS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -369,7 +375,9 @@ if not DEBUG:
         _defaults.append("ALLOWED_HOSTS (the host names the dashboard is served on)")
     if _defaults:
         raise ImproperlyConfigured(
-            "DEBUG is off, so these must be set to real values: " + "; ".join(_defaults)
+            "DEBUG is off, so these must be set to real values: "
+            + "; ".join(_defaults)
+            + ". (On a development machine set DEBUG=true; make demo and make test do.)"
         )
 elif not ZOOM_WEBHOOK_SECRET_TOKEN:
     # The sandbox signs its webhooks with this, so the demo's mirror follows it.
@@ -384,7 +392,39 @@ USE_TZ = True
 FORMAT_MODULE_PATH = ["zoomadmin.formats"]
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Static files in production (WhiteNoise) -----------------------------------------------
+# `collectstatic` (scripts/install and `manage.py release` run it) copies every file to
+# STATIC_ROOT under a name carrying a hash of its content, with a gzip copy beside it; pages link
+# to the hashed names, so WhiteNoise can tell browsers to keep them for a year (a new release links
+# to new names). With DEBUG off a page naming a file that was not collected fails loudly.
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# A developer's runserver (DEBUG) reads static/ as it is edited; production only what was collected.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Behind a proxy -------------------------------------------------------------------------
+# TLS ends at the proxy (nginx, Caddy, a load balancer), which talks plain HTTP to gunicorn and
+# says what the client used in X-Forwarded-Proto and who the client is in X-Forwarded-For.
+# Those headers are believed only from TRUSTED_PROXIES (addresses or networks): from anyone
+# else meetings.middleware.TrustedProxyMiddleware drops them, so a client reaching gunicorn
+# directly can neither pose as HTTPS nor put another address in the audit trail. The client
+# address an action records is the right-most X-Forwarded-For entry that is not a trusted proxy
+# (each trusted hop appends the address it saw; anything left of it the client may have forged).
+TRUSTED_PROXIES = [
+    p.strip() for p in env("TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if p.strip()
+]
+try:
+    TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(p, strict=False) for p in TRUSTED_PROXIES]
+except ValueError as e:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES must be comma-separated addresses or networks (10.0.0.0/8): {e}"
+    ) from None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Operations: health, metrics ------------------------------------------------------------
 # Bearer token for /metrics and the detailed /healthz (Prometheus' `authorization` setting);

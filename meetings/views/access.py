@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render, resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
+from ..middleware import client_address
 from ..models.actions import KIND_PERMISSIONS
 
 VIEW_PERMISSION = "meetings.view_meeting"
@@ -73,12 +74,9 @@ def dashboard_view(view):
 
 
 def client_ip(request):
-    """The client's address as Django sees it (REMOTE_ADDR), for the audit record.
-
-    Behind a reverse proxy, REMOTE_ADDR is the proxy's; deployments that want the client's set it
-    from X-Forwarded-For in the proxy (or a trusted middleware), never by believing the header here.
-    """
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address for the audit record: REMOTE_ADDR, or behind the proxies named in
+    TRUSTED_PROXIES the client they name in X-Forwarded-For (meetings.middleware)."""
+    return client_address(request.META)
 
 
 def wants_fragment(request):

@@ -39,7 +39,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...zoom import sandbox as sbx
 
-STOP_GRACE_SECONDS = 10  # a worker finishing its current Zoom call; runserver exits at once
+STOP_GRACE_SECONDS = 10  # a worker finishing its current Zoom call, gunicorn its requests
 READY_TIMEOUT_SECONDS = 90  # cold starts on a busy 2-core machine take a while; fail clearly
 
 
@@ -158,6 +158,7 @@ class Command(BaseCommand):
             **os.environ,
             **_demo_secrets(state_dir / "secrets.env"),
             "ZOOMADMIN_VAR_DIR": str(state_dir),
+            "STATIC_ROOT": str(state_dir / "static"),
             "DEBUG": "false",
             "USE_TLS": "false",  # served on http://127.0.0.1; everything else as in production
             "ALLOWED_HOSTS": f"{host},localhost,127.0.0.1",
@@ -218,8 +219,9 @@ class Command(BaseCommand):
         raise CommandError(f"The {child.name} did not become ready ({what}):\n{child.tail()}")
 
     def _start(self, seed, latency_ms):
-        self._step("Migrating the database")
+        self._step("Migrating the database, collecting the static files")
         self._manage("migrate", "--noinput", "-v0", name="Migrating")
+        self._manage("collectstatic", "--noinput", "-v0", name="Collecting the static files")
 
         self._step(f"Starting the Zoom sandbox on {self.sandbox_url} (seed {seed})")
         sandbox = self._spawn(
@@ -266,15 +268,17 @@ class Command(BaseCommand):
         users = self._manage("seed_demo", "--force", name="Creating the demo users")
 
         self._step(f"Starting the web server, a Celery worker and beat (logs: {self.log_dir})")
-        # --insecure: runserver serves the static files although DEBUG is off (a demo, not a
-        # deployment); --noreload: one process, stopped cleanly.
+        # The web process of a deployment (docs/deploy.md), static files served by WhiteNoise.
         web = self._spawn(
             "web",
-            "manage.py",
-            "runserver",
+            "-m",
+            "gunicorn",
+            "--config",
+            "deploy/gunicorn.conf.py",
+            "--bind",
             self.base_url.split("//", 1)[1],
-            "--noreload",
-            "--insecure",
+            "--workers",
+            "2",
         )
         worker = self._spawn(
             "worker",
