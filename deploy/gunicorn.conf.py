@@ -43,12 +43,15 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 # Heartbeat files in memory: a container's overlay filesystem can stall gunicorn's liveness
 # check when the disk is busy.
-if os.path.isdir("/dev/shm"):
-    worker_tmp_dir = "/dev/shm"
+if os.path.isdir("/dev/shm"):  # noqa: S108 - mkstemp files (unique names, mode 0600)
+    worker_tmp_dir = "/dev/shm"  # noqa: S108
 
 
 def child_exit(server, worker):
-    """A dead worker's metric samples stop counting as live (prometheus-client multiprocess)."""
+    """A dead worker's metric samples stop counting as live (prometheus-client multiprocess).
+    The arbiter never loads the app, so the folder comes from the settings, read here."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zoomadmin.settings")
+    from django.conf import settings
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid, str(settings.PROMETHEUS_MULTIPROC_DIR))

@@ -76,7 +76,7 @@ def test_production_starts_with_real_secrets(tmp_path):
 
 
 def settings_values(*names, **env):
-    """Import the settings in a fresh interpreter with ENV and DEBUG unset: (code, values|stderr)."""
+    """Import the settings with ENV and DEBUG unset: (0, {name: value}) or (code, stderr)."""
     environment = {
         k: v
         for k, v in os.environ.items()

@@ -124,16 +124,20 @@ class Processes:
             assert process.poll() is None, f"{name} stopped:\n{self.log(name)[-3000:]}"
 
     def stop(self):
+        """SIGTERM each (systemd's KillSignal), SIGKILL what outlives 30 s: {name: exit code}."""
         for process in self.running.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.running.values():
+        codes = {}
+        for name, process in self.running.items():
             try:
-                process.wait(timeout=30)
+                codes[name] = process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+                codes[name] = process.wait(timeout=10)
+        self.running = {}
+        return codes
 
 
 def free_port():
@@ -295,7 +299,7 @@ def test_the_production_profile_serves_a_styled_dashboard_whose_end_works(
             page.locator("script[src*='htmx']").get_attribute("src"),
             page.locator("script[src*='meetings/app']").get_attribute("src"),
         ):
-            response = requests.get(f"{url}{path}", headers={"Accept-Encoding": "gzip"})
+            response = requests.get(f"{url}{path}", headers={"Accept-Encoding": "gzip"}, timeout=10)
             assert response.status_code == 200, path
             assert response.headers["Content-Encoding"] == "gzip", path
             assert "max-age=315360000" in response.headers["Cache-Control"], path
@@ -326,5 +330,6 @@ def test_the_production_profile_serves_a_styled_dashboard_whose_end_works(
     assert health.json()["status"] == "ok"
     assert set(health.json()["checks"]) >= {"database", "broker", "worker"}
     processes.assert_running()
-    # beat ran: the action sweeper's schedule is in its log
     assert "beat: Starting" in processes.log("beat")
+    # and each process stops cleanly when told to (a deploy, a host shutting down)
+    assert processes.stop() == {"web": 0, "worker": 0, "beat": 0}
