@@ -20,7 +20,9 @@ COPY static static
 COPY deploy deploy
 COPY manage.py ./
 # Production: no dev tools (EXTRAS empty). Collects the static files into the image.
-RUN VENV=/opt/zoomadmin/.venv EXTRAS= scripts/install && rm -rf var
+# (release collects them again, as the zoomadmin user: it owns them, and nothing else.)
+RUN VENV=/opt/zoomadmin/.venv EXTRAS= scripts/install && rm -rf var \
+    && chown -R zoomadmin:zoomadmin staticfiles
 
 ENV PATH=/opt/zoomadmin/.venv/bin:$PATH \
     ZOOMADMIN_VAR_DIR=/var/lib/zoomadmin \
