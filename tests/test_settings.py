@@ -151,3 +151,47 @@ def test_trusted_proxies_must_be_addresses_or_networks(value):
 
     assert code != 0
     assert "TRUSTED_PROXIES" in err
+
+
+WEBHOOK_PROBE = """
+import json, time, django
+django.setup()
+from django.test import Client
+from meetings.webhooks import sign
+body = json.dumps({"event": "meeting.ended", "event_ts": 1, "payload": {}}).encode()
+stamp = str(int(time.time()))
+response = Client(HTTP_HOST="ops.example.com").post(
+    "/webhooks/zoom/", body, content_type="application/json", secure=True,
+    headers={"x-zm-request-timestamp": stamp,
+             "x-zm-signature": sign("sandbox-webhook-secret", stamp, body)},
+)
+print(response.status_code)
+"""
+
+
+def test_with_debug_unset_a_webhook_signed_with_the_sandboxs_public_secret_is_refused(tmp_path):
+    from cryptography.fernet import Fernet
+
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "ZOOM_")) and k != "DEBUG"
+    }
+    environment.update(
+        ALLOWED_HOSTS="ops.example.com",
+        SECRET_KEY="s" * 64,
+        FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        ZOOMADMIN_VAR_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="zoomadmin.settings",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", WEBHOOK_PROBE],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "401"
