@@ -36,7 +36,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils.timezone import now
 
 from .models import Action, ActionKind, ActionSource, ActionState, Attempt, Batch, Meeting, Webinar
-from .models.actions import REDACTED, LeaseLostError
+from .models.actions import REDACTED, LeaseLostError, db_time
 from .zoom.client import encode_uuid, livestream_body, livestream_status_body, validate_zoom_id
 
 log = logging.getLogger(__name__)
@@ -578,6 +578,11 @@ def backoff_delay(failures, *, rng=random.random):
     return ceiling / 2 + rng() * ceiling / 2
 
 
+# A redelivered message asks again this long after the lease it found runs out, so that the
+# database's clock has passed it even if the lease is renewed at the last moment.
+LEASE_MARGIN_SECONDS = 1.0
+
+
 def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
     """Claim the action (conditional update queued → running), call Zoom, record each attempt,
     retry what may succeed later, finish it exactly once. What the Celery task runs.
@@ -592,6 +597,20 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
         inline = not task_id
     action = Action.claim(action_id, task_id=task_id)
     if action is None:
+        remaining = Action.lease_remaining(action_id, task_id=task_id) if task_id else None
+        if remaining is not None and _send(
+            action_id, task_id=task_id, countdown=remaining + LEASE_MARGIN_SECONDS
+        ):
+            # This message came again while the run it started still holds its lease: a worker
+            # that died just now (its lease runs on), or a redelivery while the run is alive.
+            # Ask again once that lease has run out; the run, if alive, renews it before then.
+            log.warning(
+                "action %s: its run holds a lease for %.0f s more; asking again then (task %s)",
+                action_id,
+                remaining,
+                task_id,
+            )
+            return None
         log.info("action %s: not ours to run (task %s)", action_id, task_id or "-")
         return None
     run = Run(action, sleep=sleep)
@@ -606,6 +625,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
                 if _send(action.pk, task_id=retry_id, countdown=delay):
                     log.info("action %s: retry in %.1f s (task %s)", action.pk, delay, retry_id)
                     return action.state
+                action.keep()
             # Inline, or the broker is unreachable for the retry message: wait here.
             action.renew_lease(delay + settings.ACTION_LEASE_SECONDS)
             sleep(delay)
@@ -917,7 +937,7 @@ def _gave_up(error, action, *, rate_limited=False):
 # --- The sweeper -----------------------------------------------------------------------------
 
 
-def _messages_lost(at):
+def _messages_lost():
     """How many queued actions' task messages the broker seems to have lost: at most the
     actions past their dispatch deadline, less what still waits in the broker's queue.
 
@@ -932,7 +952,9 @@ def _messages_lost(at):
     broker cannot be asked, every overdue action counts as lost (the sweep's old rule): a
     duplicate message is harmless, a lost click is not.
     """
-    overdue = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at).count()
+    overdue = Action.objects.filter(
+        state=ActionState.QUEUED, lease_expires_at__lt=db_time()
+    ).count()
     if not overdue:
         return 0
     in_broker = broker_queue_length()
@@ -970,7 +992,7 @@ def sweep(*, limit=500):
     """Keep every click moving (Celery beat runs this every ACTION_SWEEP_INTERVAL_SECONDS):
 
     - a running action whose lease expired lost its worker: it is queued again for a new run
-      (or failed after ACTION_MAX_RECLAIMS such losses);
+      (or failed after ACTION_MAX_RECLAIMS such losses), leases judged by the database's clock;
     - a queued action whose message never reached the broker (older than
       ACTION_REQUEUE_AFTER_SECONDS, none sent) is sent; one whose message no worker claimed
       within ACTION_DISPATCH_TIMEOUT_SECONDS is sent again only as far as the broker's queue
@@ -979,10 +1001,12 @@ def sweep(*, limit=500):
     Every change is a conditional update, so a sweep racing a worker or another sweep is
     harmless: an action is claimed by one run only. Returns counts.
     """
+    # requested_at is the requesting web server's clock: a skew against this host's only
+    # lengthens or shortens the grace below, and a message sent twice does nothing twice.
     at = now()
     counts = {"reclaimed": 0, "failed": 0, "sent": 0}
     to_send = []
-    expired = Action.objects.filter(state=ActionState.RUNNING, lease_expires_at__lt=at).only(
+    expired = Action.objects.filter(state=ActionState.RUNNING, lease_expires_at__lt=db_time()).only(
         "pk", "state", "lease_token", "reclaims", "lease_expires_at"
     )
     for action in expired[:limit]:
@@ -1004,9 +1028,9 @@ def sweep(*, limit=500):
         for pk in never_sent.order_by("requested_at").values_list("pk", flat=True)[:limit]
         if pk not in to_send
     )
-    lost = _messages_lost(at)
+    lost = _messages_lost()
     if lost:
-        unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at)
+        unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=db_time())
         to_send.extend(
             pk
             for pk in unclaimed.order_by("requested_at").values_list("pk", flat=True)[

@@ -20,7 +20,6 @@ import logging
 import time
 import uuid as uuid_lib
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,6 +28,7 @@ from django.utils.timezone import now
 
 from .mirror import DETAIL_FIELDS, clip, link_past_meetings
 from .models import LiveStreamStatus, Meeting, MeetingStatus, MirrorLock, Webinar, ZoomAccount
+from .models.actions import db_time
 from .zoom.errors import (
     ZoomAuthError,
     ZoomBadRequest,
@@ -118,10 +118,11 @@ class _DatabaseLock:
         self.renewed = 0.0
 
     def acquire(self):
+        # Lapsed or not is judged by the database's clock, which every host shares (issue 13).
         at = now()
-        expires = at + timedelta(seconds=LOCK_TTL_SECONDS)
+        expires = db_time(LOCK_TTL_SECONDS)
         with transaction.atomic():
-            taken = MirrorLock.objects.filter(name=self.name, expires_at__lt=at).update(
+            taken = MirrorLock.objects.filter(name=self.name, expires_at__lt=db_time()).update(
                 holder=self.holder, acquired_at=at, expires_at=expires
             )
             if not taken:
@@ -139,7 +140,7 @@ class _DatabaseLock:
         if not force and time.monotonic() - self.renewed < LOCK_RENEW_EVERY_SECONDS:
             return
         kept = MirrorLock.objects.filter(name=self.name, holder=self.holder).update(
-            expires_at=now() + timedelta(seconds=LOCK_TTL_SECONDS)
+            expires_at=db_time(LOCK_TTL_SECONDS)
         )
         if not kept:
             raise SyncLockLost(f"lost the lock {self.name}")
@@ -200,7 +201,7 @@ def is_sync_running(account):
         finally:
             lock.client.close()
     return MirrorLock.objects.filter(
-        name=f"sync:account:{account.pk}", expires_at__gte=now()
+        name=f"sync:account:{account.pk}", expires_at__gte=db_time()
     ).exists()
 
 

@@ -246,8 +246,10 @@ ACTION_MAX_RATE_LIMITED_ATTEMPTS = env_int("ACTION_MAX_RATE_LIMITED_ATTEMPTS", 3
 # after this grace; one sent but not claimed by a worker in the dispatch timeout is sent again.
 ACTION_REQUEUE_AFTER_SECONDS = env_int("ACTION_REQUEUE_AFTER_SECONDS", 10, minimum=1)
 ACTION_DISPATCH_TIMEOUT_SECONDS = env_int("ACTION_DISPATCH_TIMEOUT_SECONDS", 120, minimum=5)
-# An action whose worker died this many times is failed rather than handed to the next worker.
-ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 5, minimum=1)
+# An action whose worker stopped this many times while running it is failed rather than handed
+# to the next worker: each takeover may repeat its call to Zoom (3: at most 3 calls), and an
+# action that kills its worker must not take every worker down in turn.
+ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 3, minimum=1)
 # Confirming an end: GET /meetings/{id} this many times, this far apart (NOTES.md: a 204 to end
 # has been seen without the meeting ending).
 ACTION_CONFIRM_CHECKS = env_int("ACTION_CONFIRM_CHECKS", 3, minimum=1)

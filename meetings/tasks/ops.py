@@ -29,7 +29,7 @@ from celery.signals import (
 )
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
-from django.utils.timezone import now
+from django.db.models.functions import Now
 
 from ..logging import bind_action, unbind_action
 
@@ -43,8 +43,9 @@ def beat(hostname, pid=None):
     """Record that worker `hostname` is alive now."""
     from ..models import WorkerHeartbeat
 
+    # The database's clock: /healthz on another host judges staleness by it too (issue 13).
     WorkerHeartbeat.objects.update_or_create(
-        hostname=hostname[:255], defaults={"pid": pid, "last_seen": now()}
+        hostname=hostname[:255], defaults={"pid": pid, "last_seen": Now()}
     )
 
 
@@ -109,7 +110,7 @@ def start_heartbeat(sender=None, **kwargs):
 
     hostname = getattr(sender, "hostname", None) or f"worker@{os.uname().nodename}"
     try:
-        WorkerHeartbeat.objects.filter(last_seen__lt=now() - FORGET_WORKERS_AFTER).delete()
+        WorkerHeartbeat.objects.filter(last_seen__lt=Now() - FORGET_WORKERS_AFTER).delete()
     except DatabaseError:
         log.warning("worker heartbeat: could not prune old rows", exc_info=True)
     finally:
