@@ -401,6 +401,12 @@ METRICS_TOKEN = env("METRICS_TOKEN", "").strip()
 PROMETHEUS_MULTIPROC_DIR = Path(env("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# A worker host's own /metrics: its processes' Zoom requests, latency and 429s, which the web's
+# /metrics cannot read from another host (the multiprocess files are per host). 0 = off. Served
+# by each worker's main process on WORKER_METRICS_ADDRESS, with METRICS_TOKEN as its bearer token;
+# without a token it listens on 127.0.0.1 only.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDRESS = env("WORKER_METRICS_ADDRESS", "0.0.0.0").strip()  # noqa: S104
 # Each worker writes a heartbeat this often; /healthz fails when none is fresher than STALE.
 WORKER_HEARTBEAT_INTERVAL_SECONDS = env_int("WORKER_HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 60, minimum=2)

@@ -121,6 +121,22 @@ def start_heartbeat(sender=None, **kwargs):
     log.info("worker heartbeat started for %s every %s s", hostname, _heartbeat.interval)
 
 
+_metrics_server = None
+
+
+@worker_ready.connect
+def serve_metrics(sender=None, **kwargs):
+    """WORKER_METRICS_PORT: this worker host's /metrics, for a Prometheus that cannot read the
+    host's multiprocess files through a web process (none may run on this host)."""
+    global _metrics_server
+    from ..metrics import serve_worker_metrics
+
+    if settings.WORKER_METRICS_PORT and _metrics_server is None:
+        _metrics_server = serve_worker_metrics(
+            settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_ADDRESS, settings.METRICS_TOKEN
+        )
+
+
 @worker_shutdown.connect
 def stop_heartbeat(sender=None, **kwargs):
     global _heartbeat
