@@ -24,7 +24,8 @@ the whole account.
 
 State lives in Redis (one Lua script, atomic, on Redis's clock) when REDIS_URL is set, else in
 the database (RateLimitBucket rows, locked per request); while Redis is unreachable, in the
-database too. A wait longer than
+database too, at the share of the limit Redis's bookings leave (`fallback_factor`). A wait
+longer than
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS is not slept: the throttle raises ThrottleWaitError and the
 action pipeline re-enqueues the action with a countdown, so no worker sits idle for long.
 """
@@ -242,8 +243,13 @@ class RedisBackend:
         try:
             return float(self._reserve(keys=keys, args=[interval, tolerance, max_wait, *cautious]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).reserve(
-                account_id, label, interval, tolerance, max_wait, cautious=cautious
+            fallback = self._unreachable(e)
+            factor = fallback_factor()
+            if factor is None:
+                return -FALLBACK_RETRY_SECONDS  # no room left beside Redis's share: wait
+            slow = (cautious[0] * factor, 0.0)
+            return fallback.reserve(
+                account_id, label, interval * factor, 0.0, max_wait, cautious=slow
             )
 
     def back_off(self, account_id, seconds, *, caution=0.0):
@@ -258,7 +264,9 @@ class RedisBackend:
         try:
             return float(self._delay(keys=[self._key(account_id, label)], args=[seconds, interval]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).delay(account_id, label, seconds, interval)
+            fallback = self._unreachable(e)
+            factor = fallback_factor() or 1.0
+            return fallback.delay(account_id, label, seconds, interval * factor)
 
     def backoff_remaining(self, account_id, which=BACKOFF):
         try:
@@ -269,6 +277,25 @@ class RedisBackend:
     def reset(self, account_id):
         for label in (*LABELS, BACKOFF, CAUTION):
             self.client.delete(self._key(account_id, label))
+
+
+# While Redis is unreachable from a process (and only from it, perhaps: a partition), the other
+# processes go on booking ZOOM_RATE_LIMIT_HEADROOM of Zoom's limit in Redis. A process on the
+# database's bucket must then book only what they leave, 1 - headroom of the limit, so that
+# both buckets together never pass Zoom's limit (issue 13: at the full share each, a partial
+# outage doubled the rate). With no room left (headroom 1.0) it waits for Redis instead, asking
+# again after FALLBACK_RETRY_SECONDS. A whole outage of Redis stops the broker too, so this slow
+# lane carries only the calls already in flight.
+FALLBACK_RETRY_SECONDS = 5.0
+
+
+def fallback_factor():
+    """How many times longer the database's slots are than Redis's, or None for no room."""
+    headroom = settings.ZOOM_RATE_LIMIT_HEADROOM
+    left = 1.0 - headroom
+    if left < 0.01:
+        return None
+    return headroom / left
 
 
 # One warning per process this often while Redis stays unreachable, not one per Zoom call.
