@@ -10,7 +10,7 @@ from .mirror import (
     PastMeeting,
     Webinar,
 )
-from .ops import WorkerHeartbeat
+from .ops import KeyHolder, WorkerHeartbeat
 from .ratelimit import RateLimitBucket
 from .webhooks import WebhookEvent
 
@@ -21,6 +21,7 @@ __all__ = [
     "ActionState",
     "Attempt",
     "Batch",
+    "KeyHolder",
     "LiveStreamStatus",
     "Meeting",
     "MeetingStatus",

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.models.functions import Now
 
+from .. import keyring
 from ..logging import bind_action, unbind_action
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Heartbeat(threading.Thread):
                 try:
                     close_old_connections()
                     beat(self.hostname, os.getpid())
+                    keyring.report_now_and_then("worker")
                 except DatabaseError as e:
                     failed = e
                 finally:
