@@ -107,6 +107,9 @@ class Call:
             meeting is None
             or meeting["account_id"] != self.account_id
             or meeting["status"] in ("deleted", "ended")
+            # Deleting a user deletes the meetings they host (unless moved to another user
+            # first), so a meeting whose host is gone from the account is gone too.
+            or meeting["host_id"] not in self.state.users
         ):
             raise _error(404, 3001, f"Meeting {meeting_id} is not found or has expired.")
         self.check_access(meeting)
