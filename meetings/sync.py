@@ -29,6 +29,7 @@ shows" below):
 """
 
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid as uuid_lib
@@ -370,6 +371,10 @@ class _Sync:
                 live = kind == "live" or (item.id in meetings and meetings[item.id][1])
                 if self.dashboard_live is not None:
                     live = item.id in self.dashboard_live
+                    running = self.dashboard_live.get(item.id)
+                    if running is not None and running.uuid:
+                        # The Dashboard's UUID is the running instance's, as the live list's.
+                        item = dataclasses.replace(item, uuid=running.uuid)
                 # The live list's UUID is the running instance's: it wins over the scheduled one.
                 if item.id not in meetings or kind == "live":
                     meetings[item.id] = (item, live)
