@@ -338,3 +338,44 @@ def test_instant_and_pmi_meetings_started_by_their_events_stay_live_through_sync
     # and a sync after that leaves them ended
     assert run("sync").state == ActionState.SUCCEEDED
     assert (row(instant).status, row(room).status) == (MeetingStatus.ENDED,) * 2
+
+
+def started_envelope(meeting, *, at_ms):
+    return {
+        "event": "meeting.started",
+        "event_ts": at_ms,
+        "payload": {
+            "account_id": DEFAULT_ACCOUNT_ID,
+            "object": {
+                "id": str(meeting["id"]),
+                "uuid": meeting["uuid"],
+                "host_id": meeting["host_id"],
+                "topic": meeting["topic"],
+                "type": meeting["type"],
+            },
+        },
+    }
+
+
+def test_only_a_meeting_started_that_the_mirror_knows_from_no_list_is_fetched(
+    account, zoom, client, django_capture_on_commit_callbacks
+):
+    from meetings import webhooks
+
+    # given a scheduled meeting a sync mirrored, and a personal room the mirror never saw
+    host = zoom.add_user(email="fetch.host@sandbox.example")
+    scheduled = zoom.add_meeting(host["id"], "Synced")
+    sync_account(account, client)
+    room = zoom.add_meeting(host["id"], "Room", type=4, meeting_id=host["pmi"])
+
+    # when both start, and their events are applied
+    queued = {}
+    for meeting in (scheduled, room):
+        event, _ = webhooks.store_event(started_envelope(meeting, at_ms=1_900_000_000_000))
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            webhooks.process_event(event.pk)
+        queued[meeting["id"]] = [c.__name__ for c in callbacks]
+
+    # then only the room's details are asked for (after commit, by the worker)
+    assert queued == {scheduled["id"]: [], room["id"]: ["enqueue_fetch"]}
+    assert statuses(scheduled, room) == [MeetingStatus.STARTED] * 2
