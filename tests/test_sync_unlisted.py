@@ -379,3 +379,17 @@ def test_only_a_meeting_started_that_the_mirror_knows_from_no_list_is_fetched(
     # then only the room's details are asked for (after commit, by the worker)
     assert queued == {scheduled["id"]: [], room["id"]: ["enqueue_fetch"]}
     assert statuses(scheduled, room) == [MeetingStatus.STARTED] * 2
+
+
+@pytest.mark.parametrize(("plan", "per_minute"), [("pro", 10), ("business", 20)])
+def test_the_dashboard_is_booked_at_the_resource_intensive_rate(
+    account, settings, plan, per_minute
+):
+    # Zoom's spec labels the Dashboard Resource-intensive (issue 11 says Heavy, 10 to 40 a
+    # second): the limiter books the stricter one, a few requests a minute.
+    from meetings.ratelimit import limits_for
+
+    account.plan = plan
+    interval, _ = limits_for(account, "resource")
+
+    assert interval == pytest.approx(60 / per_minute / settings.ZOOM_RATE_LIMIT_HEADROOM)
