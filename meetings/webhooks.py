@@ -318,10 +318,12 @@ def apply_event(event):
             if event.event == "meeting.deleted" and obj.get("occurrences"):
                 # One occurrence of a recurring meeting was deleted, not the meeting.
                 continue
-            # Known only from an event (or not at all): no list has filled in its host's email.
+            # Known from events alone (or not at all): no list or fetch has filled in its host's
+            # email and join URL (an event carries neither, or only the URL).
             partial = not (
                 Meeting.objects.filter(account=account, zoom_id=zoom_id)
                 .exclude(host_email="")
+                .exclude(join_url="")
                 .exists()
             )
             mirror.record_meeting_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
