@@ -350,6 +350,16 @@ def store_past_meeting(account, details):
     return past
 
 
+def fetch_meeting(account, client, zoom_id):
+    """Ask Zoom for a meeting the mirror learnt of from an event alone (an instant or personal
+    meeting ID meeting's `meeting.started`: no list shows those) and fill in its settings: host
+    and host email, topic, type, join URL. The status stays the events' (Zoom's answer may lag
+    an end). Returns the row, or None when the mirror has no such row. Raises the client's
+    ZoomError (ZoomNotFound: the meeting has ended and is gone)."""
+    answer = client.get_meeting(zoom_id)
+    return record_details(Meeting, account, answer.id, answer)
+
+
 def fetch_past_meeting(account, client, *, meeting_id=None, uuid=""):
     """Ask Zoom for an ended instance (by UUID, or by meeting id for its latest instance) and
     store it. Raises the client's ZoomError (e.g. ZoomNotFound code 3001: not found or not

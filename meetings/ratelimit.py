@@ -41,7 +41,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
-LABELS = ("light", "medium", "heavy")
+# "resource" is Zoom's Resource-intensive label (the Dashboard's), counted per minute by Zoom;
+# its rate here is in requests per second like the others (RATE_LIMITS in models).
+LABELS = ("light", "medium", "heavy", "resource")
 BACKOFF = "backoff"
 CAUTION = "caution"
 

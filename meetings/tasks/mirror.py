@@ -53,6 +53,43 @@ def process_pending_webhook_events():
     return len(ids)
 
 
+# How many times a meeting's fetch is tried again when Zoom fails for a moment or the rate
+# limiter asks to wait; then the next sync (on Business) or the next event brings the rest.
+FETCH_MEETING_RETRIES = 5
+
+
+# One Zoom request (a few seconds at worst, ZOOM_TIMEOUT_SECONDS) and one row written.
+@shared_task(bind=True, soft_time_limit=60, time_limit=90)
+def fetch_meeting(self, account_id, zoom_id):
+    """Fill in a meeting an event brought that the mirror did not have (`GET /meetings/{id}`,
+    Light, through the account's rate limiter): an instant or PMI meeting is in no list."""
+    from ..actions import backoff_delay
+    from ..mirror import fetch_meeting as fetch
+    from ..models import ZoomAccount
+    from ..ratelimit import ThrottleWaitError, throttle_for
+    from ..zoom.client import ZoomClient
+    from ..zoom.errors import ZoomError, ZoomNotFound
+
+    account = ZoomAccount.objects.filter(pk=account_id).first()
+    if account is None or account.status != ZoomAccount.Status.CONNECTED:
+        return False
+    try:
+        client = ZoomClient.for_account(account, throttle=throttle_for(account))
+        fetch(account, client, zoom_id)
+    except ZoomNotFound:
+        log.info("meeting %s had ended before its details were fetched", zoom_id)
+        return False
+    except ThrottleWaitError as e:
+        raise self.retry(countdown=e.seconds, max_retries=FETCH_MEETING_RETRIES) from e
+    except ZoomError as e:
+        if e.permanent:
+            log.warning("meeting %s: its details could not be fetched: %s", zoom_id, e.describe())
+            return False
+        countdown = e.retry_after or backoff_delay(self.request.retries + 1)
+        raise self.retry(countdown=countdown, max_retries=FETCH_MEETING_RETRIES) from e
+    return True
+
+
 # Only creates one action row per account; the syncs themselves run as their own tasks.
 @shared_task(soft_time_limit=60, time_limit=90)
 def sync_all_accounts():

@@ -39,6 +39,8 @@ ENDPOINTS = {
     "silent_end_rate, html_errors, first_try_errors}",
     "POST /_sandbox/rate_limits": "{label: light|medium|heavy, per_second (null: the plan's), "
     "account_id?} or {plan: free|pro|business, account_id?}",
+    "POST /_sandbox/plan": "{plan: free|pro|business, account_id?}: the account's plan (rate "
+    "limits; `type=live` lists live meetings and the Dashboard answers on business only)",
     "POST /_sandbox/revoke": "{account_id?, client_id?, user_id?}: revoke matching grants",
     "POST /_sandbox/apps": "{client_id, client_secret, account_id?, kind?, redirect_uris?, "
     "scopes?}: register an app; DELETE /_sandbox/apps/{client_id} removes one",
@@ -276,6 +278,12 @@ def _handle(app, request, raw_path):
                 account_id,
             )
         return _json({"ok": True})
+    if path == "/plan":
+        account_id = body.get("account_id") or "sandbox-account"
+        if account_id not in state.accounts:
+            raise ControlError(f"no such account: {account_id}", status=404)
+        state.set_plan(body.get("plan"), account_id)
+        return _json({"account_id": account_id, "plan": state.accounts[account_id]["plan"]})
     if path == "/revoke":
         count = state.revoke_tokens(
             account_id=body.get("account_id"),

@@ -30,6 +30,12 @@ THINGS = [
 # Meetings whose latest instance ended in the last hours, and webinars live, in every world.
 RECENT_ENDS = 3
 LIVE_WEBINARS = 2
+# Personal meeting ID rooms (type 4), the first of them live, and live instant meetings (type 1)
+# in every world: Zoom's lists never show either, so the dashboard knows them only from events
+# and the Dashboard API, and the demo and tests must meet them.
+PMI_ROOMS = 3
+LIVE_PMI_ROOMS = 2
+LIVE_INSTANT = 2
 
 
 def seed_world(
@@ -47,8 +53,10 @@ def seed_world(
     `live_share` of them live, some of those with a custom live stream configured and some of
     those streaming, at least one when any is configured; a few deleted), webinars (some live,
     at least two) and past instances (some with UUIDs that start with "/" or contain "//", a
-    few of meetings that ended in the last hours). Sends no webhooks: `state.announce_world()`
-    sends what a receiver needs to know of it. Returns a summary dict."""
+    few of meetings that ended in the last hours), and meetings no list shows: personal meeting
+    ID rooms (PMI_ROOMS, LIVE_PMI_ROOMS of them live) and live instant meetings (LIVE_INSTANT).
+    Sends no webhooks: `state.announce_world()` sends what a receiver needs to know of it.
+    Returns a summary dict."""
     rng = random.Random(f"zoom-sandbox-{seed}")
     past_instances = meetings // 3 if past_instances is None else past_instances
     with state.lock:
@@ -111,6 +119,9 @@ def seed_world(
                 meeting["instance_started_at"] = start_time
             created.append(meeting)
 
+        # Drawn from their own generator, after the rest: the listed world stays as it was.
+        unlisted = _add_unlisted(state, hosts, random.Random(f"zoom-sandbox-{seed}-unlisted"))
+
         candidates = [m for m in created if m["type"] != 1]
         recent_left = RECENT_ENDS
         for n in range(min(past_instances, len(candidates) * 3)):
@@ -153,4 +164,37 @@ def seed_world(
             "meetings": len(created),
             "webinars": webinars,
             "past_instances": min(past_instances, len(candidates) * 3),
+            "unlisted_meetings": len(unlisted),
         }
+
+
+def _add_unlisted(state, hosts, rng):
+    """The PMI rooms and instant meetings of seed_world (see there)."""
+    added = []
+    now = state.now()
+    for n, host in enumerate(hosts[:PMI_ROOMS]):
+        if host["pmi"] in state.meetings:
+            continue  # seeded twice into one world: a user has one personal room
+        live = n < LIVE_PMI_ROOMS
+        meeting = state.add_meeting(
+            host["id"],
+            f"{host['first_name']} {host['last_name']}'s Personal Meeting Room",
+            type=4,
+            meeting_id=host["pmi"],
+            status="started" if live else "waiting",
+        )
+        if live:
+            meeting["instance_started_at"] = now - rng.randint(60, 3600)
+        added.append(meeting)
+    for n in range(LIVE_INSTANT):
+        host = hosts[(n + 1) % len(hosts)]
+        meeting = state.add_meeting(
+            host["id"],
+            f"{host['first_name']}'s instant meeting {rng.randint(1, 99)}",
+            type=1,
+            status="started",
+            duration=60,
+        )
+        meeting["instance_started_at"] = now - rng.randint(60, 1800)
+        added.append(meeting)
+    return added

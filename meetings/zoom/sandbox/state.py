@@ -41,18 +41,36 @@ ADMIN_SCOPES = (
     "webinar:read:admin",
     "webinar:write:admin",
     "user:read:admin",
+    # The Dashboard's live meetings (GET /metrics/meetings), which a sync on Business uses.
+    "dashboard_meetings:read:admin",
 )
 USER_SCOPES = ("meeting:read", "meeting:write", "webinar:read", "webinar:write", "user:read")
 
-# Requests per second and per day for each rate-limit label, by plan (Zoom's published table,
-# NOTES.md). None: no daily cap. "resource" is Zoom's Resource-intensive label, per minute there;
-# none of the operations the sandbox serves carries it.
+# Requests per window and per day for each rate-limit label, by plan (Zoom's published table,
+# NOTES.md). None: no daily cap. The window is a second, except for "resource" (Zoom's
+# Resource-intensive label, the Dashboard's), which Zoom counts per minute (LABEL_WINDOWS).
 RATE_LIMITS = {
-    "free": {"light": (4, 6000), "medium": (2, 2000), "heavy": (1, 1000)},
-    "pro": {"light": (30, None), "medium": (20, None), "heavy": (10, None)},
-    "business": {"light": (80, None), "medium": (60, None), "heavy": (40, None)},
+    "free": {
+        "light": (4, 6000),
+        "medium": (2, 2000),
+        "heavy": (1, 1000),
+        "resource": (10, 30000),
+    },
+    "pro": {"light": (30, None), "medium": (20, None), "heavy": (10, None), "resource": (10, None)},
+    "business": {
+        "light": (80, None),
+        "medium": (60, None),
+        "heavy": (40, None),
+        "resource": (20, None),
+    },
 }
-LABEL_NAMES = {"light": "Light", "medium": "Medium", "heavy": "Heavy"}
+LABEL_NAMES = {
+    "light": "Light",
+    "medium": "Medium",
+    "heavy": "Heavy",
+    "resource": "Resource-intensive",
+}
+LABEL_WINDOWS = {"resource": 60.0}
 
 ACCESS_CODE_TTL = 300  # Zoom's authorization codes live five minutes.
 PAGE_TOKEN_TTL = 15 * 60  # next_page_token expires after 15 minutes (Zoom's List meetings docs).
@@ -1041,7 +1059,8 @@ class SandboxState:
 
     # --- rate limits -----------------------------------------------------------------------
     def set_rate_limit(self, label, per_second, account_id=None):
-        """Override a label's per-second limit (for every account, or one). None: the plan's."""
+        """Override a label's limit per window (a second; a minute for "resource"), for every
+        account or one. None: the plan's."""
         label = label.lower()
         if label not in LABEL_NAMES:
             raise ValueError(f"label must be one of {sorted(LABEL_NAMES)}, not {label!r}")
@@ -1063,10 +1082,12 @@ class SandboxState:
         return per_second, per_day
 
     def check_rate_limit(self, account_id, label):
-        """Count one request against the account's label in a sliding one-second window (and
-        the day, on the Free plan). Raises SandboxError 429 with Zoom's headers when over."""
+        """Count one request against the account's label in a sliding window of one second (a
+        minute for Resource-intensive) and the day, on the Free plan. Raises SandboxError 429
+        with Zoom's headers when over."""
         with self.lock:
             now = self.now()
+            span = LABEL_WINDOWS.get(label, 1.0)
             per_second, per_day = self.rate_limit_for(account_id, label)
             category = LABEL_NAMES[label]
             day = int(now // 86400)
@@ -1082,7 +1103,7 @@ class SandboxState:
                     reset,
                 )
             window = self.rate_windows[(account_id, label)]
-            while window and window[0] <= now - 1.0:
+            while window and window[0] <= now - span:
                 window.popleft()
             if len(window) >= per_second:
                 raise self._too_many(
@@ -1091,7 +1112,7 @@ class SandboxState:
                     category,
                     "QPS",
                     per_second,
-                    window[0] + 1.0,
+                    window[0] + span,
                 )
             window.append(now)
             if per_day is not None:
@@ -1222,7 +1243,8 @@ class SandboxState:
 
     def announce_world(self, *, ended_within=RECENT_END_SECONDS):
         """Send the events a receiver subscribed all along would have had for the world as it
-        is now: meeting.deleted for each deleted meeting, meeting.ended for each meeting (not
+        is now: meeting.started for each live meeting, meeting.deleted for each deleted
+        meeting, meeting.ended for each meeting (not
         live again) whose latest instance ended in the last `ended_within` seconds,
         webinar.started for each live webinar, meeting.live_streaming_started for each
         streaming meeting. Returns {event: count}.
@@ -1231,12 +1253,18 @@ class SandboxState:
         built), and a dashboard that connects to a world already running learns these states
         only from events: Zoom's lists never show deleted meetings, its webinar API has no
         status, and no list says a live stream is running. The demo calls this once its
-        dashboard is up, so what the seed made live shows live. Live meetings need no event:
-        the `live` list shows them to the first sync."""
+        dashboard is up, so what the seed made live shows live. Live meetings get
+        meeting.started too: below Business no list shows them live (zoom/api#76), and no list
+        at all shows instant and personal meeting ID meetings."""
         sent = Counter()
         with self.lock:
             now = self.now()
             for meeting in self.meetings.values():
+                if meeting["status"] == "started":
+                    self.emit(
+                        "meeting.started", self._meeting_event_object(meeting, id_as_string=True)
+                    )
+                    sent["meeting.started"] += 1
                 if meeting["status"] == "deleted":
                     self.emit("meeting.deleted", self._meeting_event_object(meeting))
                     sent["meeting.deleted"] += 1
