@@ -12,6 +12,7 @@ from .mirror import (
 )
 from .ops import WorkerHeartbeat
 from .ratelimit import RateLimitBucket
+from .users import ZoomUser
 from .webhooks import WebhookEvent
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "Webinar",
     "WorkerHeartbeat",
     "ZoomAccount",
+    "ZoomUser",
 ]
