@@ -15,7 +15,7 @@ and the longest of those, never shorter than SYNC_INTERVAL_SECONDS. "Requests on
 what the last complete sync counted (SyncResult.requests), or before one ran, an estimate from
 the account's size: a Medium page of users per 300 users plus three Medium listings per user
 (scheduled meetings, live meetings, webinars). So a Free account of 100 users (~301 Medium
-requests a sync) with the default half of its 2,000 Medium requests syncs every 7 h 14 min: 3.3
+requests a sync) with the default half of its 2,000 Medium requests syncs every 7 h 13 min: 3.3
 syncs, about 1,000 requests a day. While webhooks flow (an event received within
 SYNC_WEBHOOKS_FLOWING_SECONDS) the events keep the mirror current, and the interval is at least
 SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS.
@@ -118,7 +118,10 @@ def pauses(account):
 def describe_pause(label, seconds, *, then="syncing resumes"):
     """Words for the connection's page: "Zoom's daily limit for Medium requests is used up;
     syncing resumes at 00:00 UTC (in 3 h 12 min)"."""
-    resumes = datetime.now(UTC) + timedelta(seconds=seconds or 0)
+    # To the nearest minute: Zoom's Retry-After is a whole 00:00, and the pause, measured on
+    # this machine's clock, may end a few milliseconds either side of it.
+    resumes = datetime.now(UTC) + timedelta(seconds=(seconds or 0) + 30)
+    resumes = resumes.replace(second=0, microsecond=0)
     return (
         f"Zoom's daily limit for {LABEL_NAMES.get(label, label)} requests is used up; "
         f"{then} at {resumes:%H:%M} UTC (in {duration(seconds or 0)})"

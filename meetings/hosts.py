@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def _host_id(event):
-    payload = event.payload if isinstance(event.payload, dict) else {}
+    """The host id the stored event's object names (its `payload` is Zoom's whole envelope)."""
+    envelope = event.payload if isinstance(event.payload, dict) else {}
+    payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
     obj = payload.get("object") if isinstance(payload.get("object"), dict) else {}
     host_id = obj.get("host_id")
     return host_id if isinstance(host_id, str) and host_id.strip() else None

@@ -146,7 +146,7 @@ class Throttle:
                 log.warning(
                     "Zoom's daily limit for %s requests of account %s is used up: pausing them "
                     "%.0f s",
-                    label,
+                    budget.LABEL_NAMES[label],
                     self.account,
                     seconds,
                 )
