@@ -232,7 +232,9 @@ def sync_due(account, at=None):
     from .models import Action, ActionKind
 
     at = at or now()
-    if paused_for(account, "medium"):
+    paused = pauses(account)
+    needed = {"medium"} | {label for label, n in requests_per_sync(account).items() if n}
+    if paused.keys() & needed:
         return False
     last = (
         Action.objects.filter(account=account, kind=ActionKind.SYNC)

@@ -27,6 +27,10 @@ the database (RateLimitBucket rows, locked per request); while Redis is unreacha
 database too. A wait longer than
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS is not slept: the throttle raises ThrottleWaitError and the
 action pipeline re-enqueues the action with a countdown, so no worker sits idle for long.
+
+A 429 whose X-RateLimit-Type is Daily-limit (a Free account's cap per label and UTC day) is not a
+moment's pause: `after_429` pauses that label only, until Zoom's Retry-After, and the throttle
+refuses the label's requests meanwhile (meetings.budget, which keeps the pause in the database).
 """
 
 import logging

@@ -330,3 +330,19 @@ def test_the_pause_lasts_until_zooms_retry_after_and_no_longer(db, settings):
     time.sleep(2.1)
     assert budget.paused_for(account, "medium") == 0
     assert budget.pauses(account) == {}
+
+
+def test_a_scheduled_sync_waits_while_a_label_it_needs_is_paused(
+    sandbox_account, django_capture_on_commit_callbacks
+):
+    ZoomAccount.objects.filter(pk=sandbox_account.pk).update(plan="free")
+    sandbox_account.refresh_from_db()
+
+    budget.pause_label(sandbox_account, "heavy", 3600)  # a label the sync does not use
+    with django_capture_on_commit_callbacks(execute=False):
+        assert sync_all_accounts() == 1
+    Action.objects.update(state="succeeded", requested_at=now() - timedelta(days=2))
+
+    budget.pause_label(sandbox_account, "medium", 3600)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert sync_all_accounts() == 0

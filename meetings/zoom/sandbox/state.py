@@ -1357,4 +1357,5 @@ class SandboxState:
                 "webhook_url": self.webhook_url,
                 "token_ttl": self.token_ttl,
                 "clock_offset": self.clock_offset,
+                "daily_limits": {p: dict(c) for p, c in self.daily_limits.items()},
             }
