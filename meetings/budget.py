@@ -16,7 +16,11 @@ what the last complete sync counted (SyncResult.requests), or before one ran, an
 the account's size: a Medium page of users per 300 users plus three Medium listings per user
 (scheduled meetings, live meetings, webinars). So a Free account of 100 users (~301 Medium
 requests a sync) with the default half of its 2,000 Medium requests syncs every 7 h 13 min: 3.3
-syncs, about 1,000 requests a day. While webhooks flow (an event received within
+syncs, about 1,000 requests a day. The syncs of one UTC day are at most 1 + share x cap / per
+sync, so they spend at most share x cap + one sync: inside the cap while one sync takes no more
+than the rest of it (1,000 Medium requests, about 330 users on Free with the default share;
+beyond that a single sync can meet the cap, which then pauses it until 00:00 UTC). While
+webhooks flow (an event received within
 SYNC_WEBHOOKS_FLOWING_SECONDS) the events keep the mirror current, and the interval is at least
 SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS.
 

@@ -175,3 +175,36 @@ def test_the_daily_caps_are_settings_changed_over_the_control_api(zoom_sandbox):
     assert zoom.rate_limit_for(DEFAULT_ACCOUNT_ID, "light") == (4, 6000)  # the default figure
     zoom.set_plan("pro")
     assert zoom.rate_limit_for(DEFAULT_ACCOUNT_ID, "medium") == (20, None)  # paid: no cap
+
+
+def test_the_sandbox_command_takes_the_daily_caps_the_dashboard_budgets_with(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", ZOOM_DAILY_LIMIT_MEDIUM="700")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "zoom_sandbox", "--port", "0"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        while "control API" not in "".join(lines[-1:]):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        url = "".join(lines).split("listening on ")[1].split()[0]
+        state = requests.get(f"{url}/_sandbox/state", timeout=5).json()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+
+    assert state["daily_limits"]["free"] == {"light": 6000, "medium": 700, "heavy": 1000}

@@ -269,9 +269,12 @@ def list_webinars(call):
     if kind not in ("scheduled", "upcoming"):
         raise _validation("type", "Invalid field.")
     if not user.get("webinar_licence", True):
-        # The spec's prerequisite for this operation: "A Pro or higher plan with the Webinar
-        # add-on"; Zoom's answer to a user without one is HTTP 400, code 200 with these words
-        # (NOTES.md; the spec lists 400 among this operation's responses).
+        # The spec's prerequisite for this operation (GET /users/{userId}/webinars in
+        # meetings/zoom/spec/zoom-meetings-api.json): "A Pro or higher plan with the Webinar
+        # add-on". Its responses list only 200 and 404 (1001); what Zoom answers a user without
+        # the add-on is HTTP 400, code 200, with these words (NOTES.md, "Webinars need a licence
+        # per user"; code 200 is also Zoom's "paid account only"). The contract checker allows
+        # Zoom's 400 error body on every operation.
         raise _error(400, 200, "Cannot use webinar API, you need to subscribe webinar plan")
 
     def items():
