@@ -919,14 +919,64 @@ def _gave_up(error, action, *, rate_limited=False):
 # --- The sweeper -----------------------------------------------------------------------------
 
 
+def _messages_lost(at):
+    """How many queued actions' task messages the broker seems to have lost: at most the
+    actions past their dispatch deadline, less what still waits in the broker's queue.
+
+    A message not claimed by its deadline is usually not lost but behind a backlog: a batch of
+    1,000 drained by one slow worker. Sending each such action again at every sweep filled the
+    queue with copies that do nothing when they arrive (issue 13). The queue holds one message
+    per action that was sent and not yet taken, so a shortfall between the actions waiting for
+    a message and the messages waiting in the broker is what was lost (a broker restarted
+    without persistence, a purge). Other tasks in the queue (a sync, webhook processing) only
+    delay a resend to a later sweep; messages a worker has prefetched and not yet claimed are
+    a few at most, so the queue stays within the backlog plus that small number. When the
+    broker cannot be asked, every overdue action counts as lost (the sweep's old rule): a
+    duplicate message is harmless, a lost click is not.
+    """
+    overdue = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at).count()
+    if not overdue:
+        return 0
+    in_broker = broker_queue_length()
+    if in_broker is None:
+        return overdue
+    waiting = Action.objects.filter(
+        state=ActionState.QUEUED, lease_expires_at__isnull=False
+    ).count()
+    return max(0, min(overdue, waiting - in_broker))
+
+
+def broker_queue_length():
+    """Messages waiting in the task queue (Redis or the embedded broker), or None if the
+    broker cannot be asked."""
+    from kombu.exceptions import ChannelError
+
+    from .tasks.actions import run_action
+
+    app = run_action.app
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            try:
+                return connection.default_channel.queue_declare(
+                    queue=app.conf.task_default_queue, passive=True
+                ).message_count
+            except ChannelError:  # no such queue yet: nothing was ever left in it
+                return 0
+    except Exception as e:  # broker down: kombu raises OperationalError, OSError...
+        log.warning("could not ask the broker how many messages wait (%s: %s)", type(e).__name__, e)
+        return None
+
+
 def sweep(*, limit=500):
     """Keep every click moving (Celery beat runs this every ACTION_SWEEP_INTERVAL_SECONDS):
 
     - a running action whose lease expired lost its worker: it is queued again for a new run
       (or failed after ACTION_MAX_RECLAIMS such losses);
     - a queued action whose message never reached the broker (older than
-      ACTION_REQUEUE_AFTER_SECONDS, none sent), or whose message no worker claimed within
-      ACTION_DISPATCH_TIMEOUT_SECONDS, is sent again.
+      ACTION_REQUEUE_AFTER_SECONDS, none sent) is sent; one whose message no worker claimed
+      within ACTION_DISPATCH_TIMEOUT_SECONDS is sent again only as far as the broker's queue
+      is shorter than the actions waiting for it (`_messages_lost`).
 
     Every change is a conditional update, so a sweep racing a worker or another sweep is
     harmless: an action is claimed by one run only. Returns counts.
@@ -951,11 +1001,19 @@ def sweep(*, limit=500):
         lease_expires_at__isnull=True,
         requested_at__lt=at - timedelta(seconds=settings.ACTION_REQUEUE_AFTER_SECONDS),
     )
-    unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at)
-    for qs in (never_sent, unclaimed):
+    to_send.extend(
+        pk
+        for pk in never_sent.order_by("requested_at").values_list("pk", flat=True)[:limit]
+        if pk not in to_send
+    )
+    lost = _messages_lost(at)
+    if lost:
+        unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at)
         to_send.extend(
             pk
-            for pk in qs.order_by("requested_at").values_list("pk", flat=True)[:limit]
+            for pk in unclaimed.order_by("requested_at").values_list("pk", flat=True)[
+                : min(lost, limit)
+            ]
             if pk not in to_send
         )
     counts["sent"] = enqueue_actions(to_send)

@@ -614,6 +614,70 @@ def test_a_sent_message_nobody_claimed_is_sent_again(account):
     purge_broker()
 
 
+def queued_backlog(account, size):
+    """SIZE queued end actions, their messages sent (as a bulk end leaves them)."""
+    Action.objects.bulk_create(
+        Action(
+            account=account,
+            kind=ActionKind.END_MEETING,
+            target_type="meeting",
+            target_id=82000000000 + n,
+            source=ActionSource.BULK,
+        )
+        for n in range(size)
+    )
+    pks = list(Action.objects.filter(state=ActionState.QUEUED).values_list("pk", flat=True))
+    assert actions.enqueue_actions(pks) == size
+    return pks
+
+
+def test_the_sweeper_does_not_copy_a_slowly_draining_backlog_into_the_queue(account):
+    # given 2,000 actions whose messages wait in the broker behind a slow worker, all past
+    # their dispatch deadline
+    purge_broker()
+    queued_backlog(account, 2000)
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+    assert actions.broker_queue_length() == 2000
+
+    # when the sweeper runs again and again
+    sent = [sweep()["sent"] for _ in range(5)]
+
+    # then it sends nothing: no message was lost, the queue holds the backlog and no more
+    assert sent == [0] * 5
+    assert actions.broker_queue_length() == 2000
+    purge_broker()
+
+
+def test_the_sweeper_sends_again_what_the_broker_lost_and_only_that(account):
+    # given a backlog of 300 overdue actions whose broker lost 120 of their messages
+    purge_broker()
+    pks = queued_backlog(account, 300)
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+    purge_broker()
+    actions.enqueue_actions(pks[:180])
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+
+    # when the sweeper runs twice
+    first, second = sweep()["sent"], sweep()["sent"]
+
+    # then the 120 lost are sent once, and the queue again holds one message per action
+    assert (first, second) == (120, 0)
+    assert actions.broker_queue_length() == 300
+    purge_broker()
+
+
+def test_when_the_broker_cannot_say_what_it_holds_every_overdue_action_is_sent_again(
+    account, monkeypatch
+):
+    purge_broker()
+    queued_backlog(account, 3)
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+    monkeypatch.setattr(actions, "broker_queue_length", lambda: None)
+
+    assert sweep()["sent"] == 3  # a duplicate message is harmless, a lost click is not
+    purge_broker()
+
+
 def test_a_message_that_cannot_be_sent_leaves_the_action_for_the_sweeper(account, monkeypatch):
     from meetings.tasks.actions import run_action
 

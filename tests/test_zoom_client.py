@@ -1184,6 +1184,21 @@ def test_a_429_carries_retry_after_from_zooms_iso_date_and_the_rate_limit_header
     assert error.describe().startswith("Zoom is rate limiting this account; retrying after")
 
 
+@pytest.mark.parametrize("skew", [-300, 300], ids=["worker 5 min behind", "worker 5 min ahead"])
+def test_a_429_waits_as_long_as_zoom_asks_whatever_the_workers_clock(zoom, world, skew):
+    # given a worker whose clock is five minutes off Zoom's
+    world.set_rate_limit("light", 1)
+    zoom.clock = lambda: datetime.fromtimestamp(world.now() + skew, UTC)
+    zoom.get_me()
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        zoom.get_me()
+
+    # then the wait is Zoom's (a second or two, from the Date of the same answer): not zero,
+    # which would hammer Zoom, and not five minutes, which would stall every click
+    assert 0 < caught.value.retry_after <= 2
+
+
 def test_a_daily_limit_says_so(zoom, world):
     world.set_plan("free")
     day = int(world.now() // 86400)

@@ -209,7 +209,10 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # acks_late tasks whose whole worker vanished come back after this; the action sweeper
         # reclaims them sooner through the action's lease, so this is only the broker's backstop.
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=30),
+        # It must exceed every task's hard time limit (the longest: an action, 31 min), or Redis
+        # hands a running task's message to a second worker: system check zoomadmin.E003, which
+        # a worker checks at start-up (zoomadmin/celery.py) and refuses to start on.
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=30),
     }
 # The Action row is the result: no result backend to fill or expire.
 CELERY_TASK_IGNORE_RESULT = True
