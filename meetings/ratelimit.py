@@ -138,7 +138,10 @@ class Throttle:
 
         seconds = getattr(error, "retry_after", None)
         limit_type = (getattr(error, "limit_type", None) or "").lower()
-        if limit_type.startswith("daily"):
+        # Zoom's headers are sometimes missing (NOTES.md); its words are not: "You have reached
+        # the maximum daily rate limit for this API".
+        message = (getattr(error, "message", None) or "").lower()
+        if limit_type.startswith("daily") or (not limit_type and "daily" in message):
             category = (getattr(error, "category", None) or "").lower()
             label = category if category in LABELS else self.last_label
             if label in LABELS:

@@ -346,3 +346,26 @@ def test_a_scheduled_sync_waits_while_a_label_it_needs_is_paused(
     budget.pause_label(sandbox_account, "medium", 3600)
     with django_capture_on_commit_callbacks(execute=False):
         assert sync_all_accounts() == 0
+
+
+def test_a_daily_limit_429_without_zooms_headers_still_pauses_only_its_label(db, settings):
+    from meetings.ratelimit import throttle_for
+    from meetings.zoom.errors import ZoomRateLimited
+
+    account = ZoomAccount.objects.create(name="Free", kind="server_to_server", plan="free")
+    throttle = throttle_for(account, sleep=lambda s: None)
+    throttle("medium")  # the request Zoom refused
+
+    # headers missing: no category, no type, no Retry-After; only Zoom's words
+    throttle.after_429(
+        ZoomRateLimited("You have reached the maximum daily rate limit for this API.", status=429)
+    )
+
+    paused = budget.paused_for(account, "medium")
+    assert 0 < paused <= 86400  # until 00:00 UTC, Zoom's day
+    assert abs(paused - (86400 - time.time() % 86400)) < 5
+    assert budget.paused_for(account, "light") == 0
+    assert throttle.backoff_remaining() == 0  # the other labels go on
+    with pytest.raises(budget.DailyLimitPaused, match="Medium requests is used up"):
+        throttle("medium")
+    assert throttle("light") >= 0
