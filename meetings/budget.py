@@ -19,10 +19,10 @@ requests a sync) with the default half of its 2,000 Medium requests syncs every 
 syncs, about 1,000 requests a day. The syncs of one UTC day are at most 1 + share x cap / per
 sync, so they spend at most share x cap + one sync: inside the cap while one sync takes no more
 than the rest of it (1,000 Medium requests, about 330 users on Free with the default share;
-beyond that a single sync can meet the cap, which then pauses it until 00:00 UTC). While
-webhooks flow (an event received within
-SYNC_WEBHOOKS_FLOWING_SECONDS) the events keep the mirror current, and the interval is at least
-SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS.
+beyond that a single sync can meet the cap, which then pauses it until 00:00 UTC).
+
+While webhooks flow (an event received within SYNC_WEBHOOKS_FLOWING_SECONDS) the events keep the
+mirror current, and the interval is at least SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS.
 
 A Daily-limit 429 pauses its label for the account until Zoom's Retry-After. The pause is a
 RateLimitBucket row ("daily:medium", until when in epoch seconds on the database's clock), so
@@ -152,7 +152,7 @@ def _last_complete_sync(account):
 
     return (
         Action.objects.filter(account=account, kind=ActionKind.SYNC, state=ActionState.SUCCEEDED)
-        .order_by("-finished_at")
+        .order_by("-requested_at")
         .only("result")
         .first()
     )
