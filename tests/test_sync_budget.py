@@ -369,3 +369,22 @@ def test_a_daily_limit_429_without_zooms_headers_still_pauses_only_its_label(db,
     with pytest.raises(budget.DailyLimitPaused, match="Medium requests is used up"):
         throttle("medium")
     assert throttle("light") >= 0
+
+
+def test_the_connection_page_says_how_often_syncs_run_and_why(db, client, admin_user, settings):
+    settings.SYNC_INTERVAL_SECONDS = 300
+    account = ZoomAccount.objects.create(name="Free", kind="server_to_server", plan="free")
+    ZoomUser.objects.bulk_create(
+        [ZoomUser(account=account, zoom_user_id=f"u{n}") for n in range(100)]
+    )
+    client.force_login(admin_user)
+
+    page = client.get(reverse("connection", args=[account.pk])).content.decode()
+
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+    assert (
+        "Syncing Scheduled syncs run every 7 h 13 min: this Free account's Medium limit is "
+        "2,000 requests a day, a sync takes about 301, and scheduled syncs may use 50% of the "
+        "limit." in text
+    )
+    assert "paused" not in text
