@@ -388,3 +388,46 @@ def test_the_connection_page_says_how_often_syncs_run_and_why(db, client, admin_
         "limit." in text
     )
     assert "paused" not in text
+
+
+def test_an_end_past_the_light_daily_cap_pauses_light_and_the_next_end_is_not_sent(
+    sandbox_account, zoom_sandbox, sandbox_host
+):
+    from meetings.actions import execute
+    from meetings.models import Meeting
+
+    ZoomAccount.objects.filter(pk=sandbox_account.pk).update(plan="free")
+    zoom = zoom_sandbox.state
+    zoom.set_plan("free")
+    zoom.set_daily_limit("light", 0)  # the day's Light requests are already spent
+    ended = []
+    for topic in ("First", "Second"):
+        meeting = zoom.add_meeting(sandbox_host["id"], topic, status="started")
+        Meeting.objects.create(
+            account=sandbox_account,
+            zoom_id=meeting["id"],
+            host_id=sandbox_host["id"],
+            status="started",
+        )
+        action, _ = request_action(
+            account=sandbox_account,
+            kind=ActionKind.END_MEETING,
+            source=ActionSource.COMMAND_LINE,
+            target_type="meeting",
+            target_id=meeting["id"],
+            enqueue=False,
+        )
+        since = zoom.request_seq
+        execute(action.pk, inline=True)
+        action.refresh_from_db()
+        ended.append((action, [r for r in zoom.requests_since(since) if r.path.startswith("/v2")]))
+
+    (first, first_sent), (second, second_sent) = ended
+    assert first.state == "failed" and [r.status for r in first_sent] == [429]
+    assert budget.paused_for(sandbox_account, "light") > 0
+    assert budget.paused_for(sandbox_account, "medium") == 0
+    assert second.state == "failed" and second_sent == []  # refused here, not at Zoom
+    assert second.result_summary.startswith(
+        "Zoom's daily limit for Light requests is used up; they can be sent again at 00:00 UTC"
+    )
+    assert zoom.meetings[second.target_id]["status"] == "started"
