@@ -704,6 +704,8 @@ class Run:
         if self._pending is not None and self._attempt is None:
             # While the account is paused after a 429 for longer than a worker waits, hand the
             # action back now, before an attempt row says a call was made.
+            # Zoom's daily cap for this label used up: refused here, before an attempt row.
+            self.limiter.check_daily_pause(label)
             paused = self.limiter.backoff_remaining()
             if paused > self.limiter.max_wait:
                 from .ratelimit import ThrottleWaitError
@@ -725,7 +727,7 @@ class Run:
     def _on_response(self, method, path, status, duration_ms, error):
         self._last_status = status
         if status == 429:
-            self.limiter.back_off(getattr(error, "retry_after", None))
+            self.limiter.after_429(error)
 
     def _wait(self, seconds):
         if seconds > settings.ACTION_LEASE_SECONDS / 4:

@@ -28,6 +28,10 @@ database too, at the share of the limit Redis's bookings leave (`fallback_factor
 longer than
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS is not slept: the throttle raises ThrottleWaitError and the
 action pipeline re-enqueues the action with a countdown, so no worker sits idle for long.
+
+A 429 whose X-RateLimit-Type is Daily-limit (a Free account's cap per label and UTC day) is not a
+moment's pause: `after_429` pauses that label only, until Zoom's Retry-After, and the throttle
+refuses the label's requests meanwhile (meetings.budget, which keeps the pause in the database).
 """
 
 import logging
@@ -81,6 +85,8 @@ class Throttle:
         self.clock = clock
         self.max_wait = settings.ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
         self.late_slots = 0
+        # The label of the request last booked: a 429 without X-RateLimit-Category is its.
+        self.last_label = None
 
     def __call__(self, label):
         """Book LABEL's next slot and sleep until it; returns the seconds waited.
@@ -90,6 +96,8 @@ class Throttle:
         its request would otherwise reach Zoom within one second of as many requests as the
         limit allows after it, and Zoom counts arrivals. The cost is the lateness, once; a 429
         would pause the whole account."""
+        self.check_daily_pause(label)
+        self.last_label = label
         wait = self.reserve(label)
         due = self.clock() + wait
         if wait > 0:
@@ -113,6 +121,47 @@ class Throttle:
         if wait < 0:
             raise ThrottleWaitError(-wait, label)
         return wait
+
+    def check_daily_pause(self, label):
+        """Raise budget.DailyLimitPaused, nothing sent, while Zoom's daily cap for LABEL is used
+        up for the account (remembered from its Daily-limit 429, in the database: every
+        process sees it). Only plans with daily caps pay for the look-up."""
+        from . import budget
+
+        if label in budget.daily_caps(self.account):
+            seconds = budget.paused_for(self.account, label)
+            if seconds > 0:
+                raise budget.DailyLimitPaused(label, seconds)
+
+    def after_429(self, error):
+        """Zoom answered 429 (`error`, a ZoomRateLimited or None). A Daily-limit one pauses its
+        label for the account until Zoom's Retry-After (the next 00:00 UTC), and only that label:
+        the others still have their day. Any other pauses the whole account (back_off)."""
+        from . import budget
+
+        seconds = getattr(error, "retry_after", None)
+        limit_type = (getattr(error, "limit_type", None) or "").lower()
+        # Zoom's headers are sometimes missing (NOTES.md); its words are not: "You have reached
+        # the maximum daily rate limit for this API".
+        message = (getattr(error, "message", None) or "").lower()
+        if limit_type.startswith("daily") or (not limit_type and "daily" in message):
+            category = (getattr(error, "category", None) or "").lower()
+            label = category if category in LABELS else self.last_label
+            if label in LABELS:
+                # No Retry-After: Zoom's day ends at 00:00 UTC, so the cap lasts until then.
+                if seconds is None:
+                    at = time.time()
+                    seconds = 86400 - at % 86400
+                budget.pause_label(self.account, label, seconds)
+                log.warning(
+                    "Zoom's daily limit for %s requests of account %s is used up: pausing them "
+                    "%.0f s",
+                    budget.LABEL_NAMES[label],
+                    self.account,
+                    seconds,
+                )
+                return
+        self.back_off(seconds)
 
     def back_off(self, seconds):
         """After a 429: no request of this account, of any label, for SECONDS (capped at

@@ -26,6 +26,11 @@ shows" below):
   the Dashboard (refused, no scope) on Business, each user's `type=live` list. Below Business
   `type=live` is always empty (zoom/api#76), so it is not asked, and a live row stays live until
   an event (or the End action's check) says otherwise.
+- Each user's webinar licence is remembered (ZoomUser): a user Zoom refused webinars with code
+  200 is asked again once a day (WEBINAR_LICENCE_RECHECK), not on every sync, and is counted in
+  the summary as information, not as a refused listing.
+- The requests a sync makes are counted per rate-limit label (SyncResult.requests): the budget
+  (meetings.budget) spaces scheduled syncs by them.
 """
 
 import contextlib
@@ -41,7 +46,15 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 from .mirror import DETAIL_FIELDS, clip, link_past_meetings
-from .models import LiveStreamStatus, Meeting, MeetingStatus, MirrorLock, Webinar, ZoomAccount
+from .models import (
+    LiveStreamStatus,
+    Meeting,
+    MeetingStatus,
+    MirrorLock,
+    Webinar,
+    ZoomAccount,
+    ZoomUser,
+)
 from .models.actions import db_time
 from .ratelimit import ThrottleWaitError
 from .zoom.errors import (
@@ -81,6 +94,9 @@ LIVE_LIST_PLANS = ("business",)
 # Zoom's list failing to show them) must not turn one sync into thousands of requests. What is
 # left over is asked by the next sync.
 MAX_QUESTIONS_PER_SYNC = 200
+# Zoom's code for "Cannot use webinar API, you need to subscribe webinar plan" (HTTP 400): the
+# user has no webinar licence (NOTES.md).
+NO_WEBINAR_LICENCE = 200
 
 # The fields a sync owns, compared and written in bulk: the settings a webhook's object may
 # also carry. Status and UUID are handled apart, because a newer webhook event owns them.
@@ -126,6 +142,11 @@ class SyncResult:
     complete: bool = False
     # Users whose meetings or webinars Zoom refused to list: [{"user", "list", "reason"}].
     skipped: list = field(default_factory=list)
+    # Users without a webinar licence (refused with code 200 now or within the last day):
+    # information, not a failure.
+    without_webinar_licence: int = 0
+    # Requests made, by rate-limit label ({"medium": 31, "light": 2}).
+    requests: dict = field(default_factory=dict)
 
     def as_dict(self):
         return asdict(self)
@@ -142,6 +163,9 @@ class SyncResult:
             text += f"; {self.fetched} live meetings fetched"
         if self.skipped:
             text += f"; {len(self.skipped)} listings refused by Zoom"
+        if self.without_webinar_licence:
+            n = self.without_webinar_licence
+            text += f"; {n} user{'' if n == 1 else 's'} without a webinar licence"
         return text
 
 
@@ -260,10 +284,25 @@ def sync_account(account, client, *, on_progress=None, sleep=time.sleep, progres
     lock = sync_lock(account)
     if not lock.acquire():
         raise SyncAlreadyRunning(account)
+    sync = _Sync(account, client, lock, on_progress, sleep, progress_interval)
+    original_throttle = client.throttle
+    client.throttle = _counting_throttle(original_throttle, sync.result.requests)
     try:
-        return _Sync(account, client, lock, on_progress, sleep, progress_interval).run()
+        return sync.run()
     finally:
+        client.throttle = original_throttle
         lock.release()
+
+
+def _counting_throttle(throttle, counts):
+    """`throttle` that also counts each request it lets go, by label, into `counts`."""
+
+    def counting(label):
+        waited = throttle(label) if throttle is not None else 0
+        counts[label] = counts.get(label, 0) + 1
+        return waited
+
+    return counting
 
 
 class _Sync:
@@ -301,6 +340,7 @@ class _Sync:
         self._read_dashboard()
         users = self._listing(lambda: self.client.iter_pages_users("active"))
         self.users_total = self.result.users = len(users)
+        self._remember_users(users)
         self._progress(force=True)
         for user in users:
             self._sync_user(user)
@@ -343,13 +383,17 @@ class _Sync:
             self.result.restarts += 1
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _user_listing(self, user, what, model, pages):
-        """A user's meetings or webinars; [] with a note when Zoom refuses that user's list."""
+    def _user_listing(self, user, what, model, pages, *, refused=None):
+        """A user's meetings or webinars; [] with a note when Zoom refuses that user's list
+        (unless `refused(error)` takes care of the refusal and returns True)."""
         try:
             return self._listing(pages)
         except (ZoomAuthError, ZoomNeedsReconnect, ZoomPageTokenExpired):
             raise
         except (ZoomNotFound, ZoomBadRequest) as e:
+            if refused is not None and refused(e):
+                self.unknown_hosts[model].add(user.id)
+                return []
             if not (isinstance(e, ZoomNotFound) and e.code == 1001):
                 # Refused, not gone (e.g. no webinar licence): keep what the mirror has.
                 self.unknown_hosts[model].add(user.id)
@@ -379,9 +423,7 @@ class _Sync:
                 # The live list's UUID is the running instance's: it wins over the scheduled one.
                 if item.id not in meetings or kind == "live":
                     meetings[item.id] = (item, live)
-        webinars = self._user_listing(
-            user, "webinars", Webinar, lambda: self.client.iter_pages_webinars(user.id)
-        )
+        webinars = self._user_webinars(user)
         for item, live in meetings.values():
             self._stage(Meeting, item, user, live=live)
         for item in {w.id: w for w in webinars}.values():
@@ -390,6 +432,84 @@ class _Sync:
         self.result.webinars += len({w.id for w in webinars})
         if sum(len(p["new"]) + len(p["changed"]) for p in self.pending.values()) >= FLUSH_EVERY:
             self._flush()
+
+    # --- Users and their webinar licences -------------------------------------------------
+
+    def _remember_users(self, users):
+        """Keep the account's users (ZoomUser): their addresses for hosts an event names, and
+        their webinar licences. Written only where something changed."""
+        self.known_users = {
+            u.zoom_user_id: u for u in ZoomUser.objects.filter(account=self.account)
+        }
+        new, changed = [], []
+        for user in users:
+            row = self.known_users.get(user.id)
+            email = clip(ZoomUser, "email", user.email or "")
+            if row is None:
+                row = ZoomUser(account=self.account, zoom_user_id=user.id, email=email)
+                self.known_users[user.id] = row
+                new.append(row)
+            elif email and row.email != email:
+                row.email, row.updated = email, now()
+                changed.append(row)
+        if new:
+            ZoomUser.objects.bulk_create(new, batch_size=WRITE_BATCH, ignore_conflicts=True)
+            # Rows a concurrent writer (the webhook task) made first: take theirs.
+            self.known_users.update(
+                {
+                    u.zoom_user_id: u
+                    for u in ZoomUser.objects.filter(
+                        account=self.account, zoom_user_id__in=[r.zoom_user_id for r in new]
+                    )
+                }
+            )
+        if changed:
+            ZoomUser.objects.bulk_update(changed, ["email", "updated"], batch_size=WRITE_BATCH)
+
+    def _user_webinars(self, user):
+        """The user's webinars. A user Zoom refused for want of a webinar licence within the
+        last day is not asked again (their webinar rows stay as they are); a refusal now, or an
+        answer, is remembered."""
+        known = self.known_users.get(user.id)
+        if known is not None and known.webinar_licence_known_missing(self.pass_started):
+            self.unknown_hosts[Webinar].add(user.id)
+            self.result.without_webinar_licence += 1
+            return []
+
+        def no_licence(error):
+            if not (isinstance(error, ZoomBadRequest) and error.code == NO_WEBINAR_LICENCE):
+                return False
+            self._record_licence(user, False)
+            self.result.without_webinar_licence += 1
+            return True
+
+        webinars = self._user_listing(
+            user,
+            "webinars",
+            Webinar,
+            lambda: self.client.iter_pages_webinars(user.id),
+            refused=no_licence,
+        )
+        if user.id not in self.unknown_hosts[Webinar]:
+            self._record_licence(user, True)
+        return webinars
+
+    def _record_licence(self, user, has_licence):
+        row = self.known_users.get(user.id)
+        if row is None or row.pk is None:
+            return
+        if row.webinar_licence is has_licence and (
+            has_licence or row.webinar_licence_known_missing(self.pass_started)
+        ):
+            return  # nothing new: no write
+        row.webinar_licence = has_licence
+        row.webinar_licence_checked_at = now()
+        row.updated = now()
+        ZoomUser.objects.filter(pk=row.pk).update(
+            webinar_licence=has_licence,
+            webinar_licence_checked_at=row.webinar_licence_checked_at,
+            updated=row.updated,
+        )
 
     # --- Comparing and writing ------------------------------------------------------------
 

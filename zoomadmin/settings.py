@@ -227,7 +227,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# How often beat asks whether a sync is due, and the shortest interval between an account's
+# scheduled syncs; the budget (meetings.budget) makes it longer for an account with daily caps.
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# The share of a daily cap the scheduled syncs may spend; the rest is for ends, live streams,
+# Sync now and other apps of the account, which Zoom counts against the same caps.
+SYNC_DAILY_BUDGET_SHARE = env_float("SYNC_DAILY_BUDGET_SHARE", 0.5, minimum=0.01)
+if SYNC_DAILY_BUDGET_SHARE > 1:
+    raise ImproperlyConfigured("SYNC_DAILY_BUDGET_SHARE must be at most 1")
+# While webhooks flow (an event of the account received within SYNC_WEBHOOKS_FLOWING_SECONDS),
+# the mirror is kept current by them and full syncs only catch what they missed: at most this
+# often.
+SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS = env_int(
+    "SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS", 3600, minimum=10
+)
+SYNC_WEBHOOKS_FLOWING_SECONDS = env_int("SYNC_WEBHOOKS_FLOWING_SECONDS", 3600, minimum=60)
 # After meeting.ended, Zoom's past-meeting details answer "not found or not ended" (3001) for a
 # while: the automatic fetch of the instance waits this long before asking.
 PAST_MEETING_FETCH_DELAY_SECONDS = env_int("PAST_MEETING_FETCH_DELAY_SECONDS", 30, minimum=0)
@@ -261,6 +275,11 @@ ACTION_RETENTION_DAYS = env_int("ACTION_RETENTION_DAYS", 730, minimum=1)
 ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
 ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
 ZOOM_RATE_LIMIT_HEAVY = env_float("ZOOM_RATE_LIMIT_HEAVY", 0.0)
+# A Free account's daily caps, requests per label and UTC day (the figures commonly quoted;
+# Zoom answers 429 with X-RateLimit-Type: Daily-limit past them). The sync's budget reads them.
+ZOOM_DAILY_LIMIT_LIGHT = env_int("ZOOM_DAILY_LIMIT_LIGHT", 6000, minimum=1)
+ZOOM_DAILY_LIMIT_MEDIUM = env_int("ZOOM_DAILY_LIMIT_MEDIUM", 2000, minimum=1)
+ZOOM_DAILY_LIMIT_HEAVY = env_int("ZOOM_DAILY_LIMIT_HEAVY", 1000, minimum=1)
 # The share of the limit the dashboard books. Requests sent evenly spaced arrive bunched by
 # network and scheduling jitter: at a share h, a request may arrive up to 1/h - 1 seconds later
 # than the one Zoom's limit counts it against (42 ms at 0.96, 250 ms at 0.8) without two landing

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('meetings', '0011_mirror_details_event_at'),
+        ('meetings', '0013_webinar_licence_and_users'),
     ]
 
     operations = [

@@ -12,6 +12,7 @@ from .mirror import (
 )
 from .ops import KeyHolder, WorkerHeartbeat
 from .ratelimit import RateLimitBucket
+from .users import ZoomUser
 from .webhooks import WebhookEvent
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "Webinar",
     "WorkerHeartbeat",
     "ZoomAccount",
+    "ZoomUser",
 ]

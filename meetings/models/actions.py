@@ -242,6 +242,11 @@ class Action(models.Model):
             models.Index(fields=["target_id", "-requested_at"], name="action_target_idx"),
             # A batch's progress.
             models.Index(fields=["batch", "state"], name="action_batch_state_idx"),
+            # The sync schedule (meetings.budget), every beat for every account: the account's
+            # last sync, and its last complete one, among all of its ends and streams.
+            models.Index(
+                fields=["account", "kind", "-requested_at"], name="action_account_kind_idx"
+            ),
         ]
 
     def __str__(self):

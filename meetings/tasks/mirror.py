@@ -22,15 +22,23 @@ WEBHOOK_SWEEP_BATCH = 500
 @shared_task(soft_time_limit=60, time_limit=90)
 def process_webhook_event(event_id):
     """Apply one stored Zoom event to the mirror, exactly once (a duplicate run does nothing)."""
+    from ..hosts import fill_in_host_email
     from ..webhooks import process_event, record_failure
 
     try:
-        return process_event(event_id)
+        processed = process_event(event_id)
     except Exception as e:
         # Recorded for the admin, then left for the sweeper: applying is idempotent.
         record_failure(event_id, e)
         log.exception("webhook event %s could not be applied", event_id)
         return False
+    if processed:
+        try:
+            fill_in_host_email(event_id)
+        except Exception:
+            # The event is applied; only the host's address is missing, and the sync brings it.
+            log.exception("webhook event %s: the host's address could not be filled in", event_id)
+    return processed
 
 
 # A sweep is bounded by WEBHOOK_SWEEP_BATCH events of a few queries each.
@@ -93,13 +101,18 @@ def fetch_meeting(self, account_id, zoom_id):
 # Only creates one action row per account; the syncs themselves run as their own tasks.
 @shared_task(soft_time_limit=60, time_limit=90)
 def sync_all_accounts():
-    """Ask the action pipeline for a sync of every connected account (Celery beat runs this
-    every SYNC_INTERVAL_SECONDS). A sync still queued or running is not asked for twice."""
+    """Ask the action pipeline for a sync of every connected account whose sync is due (Celery
+    beat runs this every SYNC_INTERVAL_SECONDS; meetings.budget spaces an account's syncs to
+    fit its daily caps, and waits out a daily limit Zoom said is used up). A sync still queued
+    or running is not asked for twice."""
     from ..actions import request_action
+    from ..budget import sync_due
     from ..models import ActionKind, ActionSource, ZoomAccount
 
     requested = 0
     for account in ZoomAccount.objects.filter(status=ZoomAccount.Status.CONNECTED):
+        if not sync_due(account):
+            continue
         _, created = request_action(
             account=account,
             kind=ActionKind.SYNC,

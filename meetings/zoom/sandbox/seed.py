@@ -49,7 +49,8 @@ def seed_world(
     live_share=0.1,
     account_id=DEFAULT_ACCOUNT_ID,
 ):
-    """Add users (the account's owner plus an admin and members), meetings across them (about
+    """Add users (the account's owner plus an admin and members, every third member without a
+    webinar licence), meetings across them (about
     `live_share` of them live, some of those with a custom live stream configured and some of
     those streaming, at least one when any is configured; a few deleted), webinars (some live,
     at least two) and past instances (some with UUIDs that start with "/" or contain "//", a
@@ -71,6 +72,9 @@ def seed_world(
                     role_name="Admin" if n == 0 else "Member",
                     dept=rng.choice(TEAMS),
                     account_id=account_id,
+                    # Every third member has no webinar licence, as in most organisations
+                    # (webinars are a paid add-on per user): Zoom refuses their webinar list.
+                    webinar_licence=n % 3 != 1,
                 )
             )
         created = []
@@ -146,8 +150,13 @@ def seed_world(
                 slash=slash,
             )
 
+        licensed = [h for h in hosts if h.get("webinar_licence", True)] or hosts
         for n in range(webinars):
             host = rng.choice(hosts)
+            if host not in licensed:
+                # Only a licensed user hosts webinars; the next licensed one, without another
+                # draw, so the rest of the world is what the seed always gave.
+                host = licensed[(hosts.index(host)) % len(licensed)]
             # The first two always live, so every world has webinars to end.
             live = rng.random() < max(live_share, 0.15) or n < LIVE_WEBINARS
             state.add_webinar(
