@@ -7,10 +7,11 @@ from django.utils.timezone import now
 from ..fields import EncryptedTextField, is_undecryptable
 
 # Requests per second for each rate-limit label, by plan (Zoom's published table; NOTES.md).
+# Resource-intensive ("resource") is published per minute: 10 a minute, 20 on Business.
 RATE_LIMITS = {
-    "free": {"light": 4, "medium": 2, "heavy": 1},
-    "pro": {"light": 30, "medium": 20, "heavy": 10},
-    "business": {"light": 80, "medium": 60, "heavy": 40},
+    "free": {"light": 4, "medium": 2, "heavy": 1, "resource": 10 / 60},
+    "pro": {"light": 30, "medium": 20, "heavy": 10, "resource": 10 / 60},
+    "business": {"light": 80, "medium": 60, "heavy": 40, "resource": 20 / 60},
 }
 
 # What the dashboard needs granted, and the scopes that satisfy each: the :admin scope covers the

@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import ratelimit
+from .. import budget, ratelimit
 from ..forms import DashboardForm, FullLengthCharField
 from ..models import Plan, ZoomAccount
 from ..zoom import oauth
@@ -162,7 +162,11 @@ def connection(request, pk):
     return render(
         request,
         "meetings/connections/detail.html",
-        {"account": account, "limiter": ratelimit.status(account)},
+        {
+            "account": account,
+            "limiter": ratelimit.status(account),
+            "sync_budget": budget.page_status(account),
+        },
     )
 
 
@@ -342,7 +346,12 @@ def test(request, pk):
         return render(
             request,
             "meetings/connections/detail.html#health",
-            {"account": account, "test_outcome": outcome, "limiter": ratelimit.status(account)},
+            {
+                "account": account,
+                "test_outcome": outcome,
+                "limiter": ratelimit.status(account),
+                "sync_budget": budget.page_status(account),
+            },
         )
     getattr(messages, outcome[0])(request, outcome[1])
     return redirect("connection", pk=account.pk)
