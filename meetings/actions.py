@@ -794,6 +794,8 @@ class Run:
                 log.exception("action %s: unexpected error", action.pk)
                 return self._fail(e, f"Unexpected error ({type(e).__name__}); see logs")
             self._close_attempt(None, outcome=Attempt.Outcome.OK)
+        from .confirmations import Later
+
         try:
             outcome = executor.finish(self, value)
         except (LeaseLostError, *DATABASE_GONE):
@@ -806,6 +808,11 @@ class Run:
                 f"{executor.success_text} (the dashboard's copy was not updated: "
                 f"{type(e).__name__}; the next sync will)",
             )
+        if isinstance(outcome, Later):
+            # Zoom accepted it; its evidence is awaited without holding the worker
+            # (meetings.confirmations): run again later, as a retry is.
+            action.await_confirmation(outcome.summary, outcome.confirming, seconds=outcome.seconds)
+            return max(outcome.seconds, 0.0)
         if outcome.succeeded:
             action.mark_succeeded(outcome.summary, result=outcome.result)
         else:
