@@ -77,13 +77,17 @@ def next_step(confirming, *, now, ends_ahead=0, interval=0.0):
     account's Light requests. Returns ("wait", seconds, confirming) or ("look", 0, confirming).
 
     Rules: the first look is ACTION_CONFIRM_EVENT_WAIT_SECONDS after the 204 (Zoom's event may
-    come first); later looks are `next_at` (set by `after_look`); a look that is due waits while
+    come first), or later when the ends ahead need longer; later looks are `next_at` (set by
+    `after_look`); a look that is due waits while
     ends are ahead of it, for as long as the limit needs to send them (capped at
     MAX_DEFERRAL_SECONDS, then it counts again; MAX_TOTAL_DEFERRAL_SECONDS in all).
     """
     if confirming is None:
+        # The run that comes back for the look is itself work for the workers: in a batch it
+        # comes back once the ends ahead have gone, not to be put off again and again.
         confirming = {"accepted_at": now, "looks": 0, "errors": 0}
-        return "wait", settings.ACTION_CONFIRM_EVENT_WAIT_SECONDS, confirming
+        behind = min(ends_ahead * interval, MAX_DEFERRAL_SECONDS)
+        return "wait", max(settings.ACTION_CONFIRM_EVENT_WAIT_SECONDS, behind), confirming
     due = confirming.get("next_at") or (
         confirming["accepted_at"] + settings.ACTION_CONFIRM_EVENT_WAIT_SECONDS
     )
@@ -215,7 +219,7 @@ def finish_end(run, look, record_ended, outcome_cls):
         summary, result = by_event(action, event)
         return outcome_cls(True, summary, result)
     now = time.time()
-    ahead = ends_ahead(action.account) if confirming is not None else 0
+    ahead = ends_ahead(action.account)
     interval, _ = limits_for(action.account, "light")
     step, seconds, confirming = next_step(confirming, now=now, ends_ahead=ahead, interval=interval)
     if step == "wait":

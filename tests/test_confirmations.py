@@ -35,6 +35,12 @@ def test_the_first_look_waits_for_zoom_s_event_first():
     assert confirming == {"accepted_at": 1000.0, "looks": 0, "errors": 0}
 
 
+def test_the_first_look_of_a_batch_s_end_comes_back_after_the_ends_ahead():
+    assert next_step(None, now=1000.0, ends_ahead=299, interval=0.035)[:2] == pytest.approx(
+        ("wait", 10.465)
+    )
+
+
 def test_a_look_is_not_sent_before_it_is_due():
     confirming = {"accepted_at": 1000.0, "looks": 0, "errors": 0}
     assert next_step(confirming, now=1003.0)[:2] == ("wait", 2.0)
