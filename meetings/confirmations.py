@@ -212,6 +212,7 @@ def finish_end(run, look, record_ended, outcome_cls):
     from .zoom.errors import ZoomError
 
     action = run.action
+    what = "meeting" if action.kind == ActionKind.END_MEETING else "webinar"
     confirming = action.result.get("confirming")
     event = ended_event(action)
     if event is not None:
@@ -238,12 +239,11 @@ def finish_end(run, look, record_ended, outcome_cls):
         if give_up or e.permanent:
             return outcome_cls(
                 False,
-                "Zoom accepted the end, but whether it took effect could not be confirmed "
-                f"(looking failed: {text})",
+                f"Zoom accepted the end, but whether the {what} ended could not be confirmed "
+                f"(the checks failed: {text})",
                 {"confirmed": None, "confirmed_by": None, "looks": confirming["looks"]},
             )
         return Later(confirming["next_at"] - now, CONFIRMING, confirming)
-    what = "meeting" if action.kind == ActionKind.END_MEETING else "webinar"
     if ended is None:
         # Nothing Zoom shows can tell (a webinar has no status): the 204 is all there is, as
         # before this confirmation existed; the record says so.
