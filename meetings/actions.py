@@ -657,11 +657,18 @@ class Run:
     def call(self, operation, fn, *, counts=False):
         """Make one Zoom call FN(client) as one attempt row named OPERATION; return its value.
         Follow-up calls (confirming an end) pass counts=False: they do not spend retries."""
+        from .zoom.errors import ZoomError
+
         self._pending = (operation, counts)
         self._attempt = None
         try:
             value = fn(self.client)
         except Exception as e:
+            if self._attempt is None and isinstance(e, ZoomError):
+                # Refused before any request left (the connection needs reconnecting): still a
+                # row saying what was tried and why it stopped, as for the main call (_fail).
+                self._attempt = self.action.start_attempt(operation, counts=counts)
+                self._attempt_started = time.monotonic()
             self._close_attempt(e, outcome=Attempt.Outcome.ERROR)
             raise
         self._close_attempt(None, outcome=Attempt.Outcome.OK)
