@@ -677,11 +677,18 @@ class Run:
     def call(self, operation, fn, *, counts=False):
         """Make one Zoom call FN(client) as one attempt row named OPERATION; return its value.
         Follow-up calls (confirming an end) pass counts=False: they do not spend retries."""
+        from .zoom.errors import ZoomError
+
         self._pending = (operation, counts)
         self._attempt = None
         try:
             value = fn(self.client)
         except Exception as e:
+            if self._attempt is None and isinstance(e, ZoomError):
+                # Refused before any request left (the connection needs reconnecting): still a
+                # row saying what was tried and why it stopped, as for the main call (_fail).
+                self._attempt = self.action.start_attempt(operation, counts=counts)
+                self._attempt_started = time.monotonic()
             self._close_attempt(e, outcome=Attempt.Outcome.ERROR)
             raise
         self._close_attempt(None, outcome=Attempt.Outcome.OK)
@@ -816,6 +823,8 @@ class Run:
                 log.exception("action %s: unexpected error", action.pk)
                 return self._fail(e, f"Unexpected error ({type(e).__name__}); see logs")
             self._close_attempt(None, outcome=Attempt.Outcome.OK)
+        from .confirmations import Later
+
         try:
             outcome = executor.finish(self, value)
         except (LeaseLostError, *DATABASE_GONE):
@@ -828,6 +837,11 @@ class Run:
                 f"{executor.success_text} (the dashboard's copy was not updated: "
                 f"{type(e).__name__}; the next sync will)",
             )
+        if isinstance(outcome, Later):
+            # Zoom accepted it; its evidence is awaited without holding the worker
+            # (meetings.confirmations): run again later, as a retry is.
+            action.await_confirmation(outcome.summary, outcome.confirming, seconds=outcome.seconds)
+            return max(outcome.seconds, 0.0)
         if outcome.succeeded:
             action.mark_succeeded(outcome.summary, result=outcome.result)
         else:

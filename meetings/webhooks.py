@@ -346,6 +346,8 @@ def apply_event(event):
                 continue
             mirror.record_webinar_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
 
+    if event.event in ("meeting.ended", "webinar.ended"):
+        _confirm_waiting_ends(event, accounts, zoom_id)
     if event.event == "meeting.ended" and uuid:
         _request_past_meeting_fetch(accounts, zoom_id, uuid, obj.get("topic"))
 
@@ -367,6 +369,14 @@ def _request_meeting_fetch(account, zoom_id):
             log.warning("meeting %s: its details fetch could not be queued", zoom_id)
 
     transaction.on_commit(enqueue_fetch)
+
+
+def _confirm_waiting_ends(event, accounts, zoom_id):
+    """Zoom's *.ended event is the evidence an end action waits for after Zoom's 204: finish
+    those waiting for it now, so no `GET` is spent confirming them (meetings.confirmations)."""
+    from .confirmations import confirm_by_event
+
+    confirm_by_event(event, accounts, zoom_id)
 
 
 def _livestream_config(obj):

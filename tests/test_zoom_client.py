@@ -812,6 +812,7 @@ def logged(sandbox, since=0):
 
 
 def test_ending_a_live_meeting_ends_it_in_the_sandbox(zoom, zoom_sandbox, world, host):
+    world.end_status_lag = 0  # Zoom's status lag: tests/test_sandbox.py, test_confirmations.py
     meeting = world.add_meeting(host["id"], "Town hall", status="started")
 
     zoom.end_meeting(meeting["id"])
@@ -839,6 +840,7 @@ def test_recovering_a_deleted_meeting_brings_it_back(zoom, world, host):
 
 
 def test_ending_a_live_webinar_ends_it(zoom, world, host):
+    world.end_status_lag = 0  # Zoom's status lag: tests/test_sandbox.py, test_confirmations.py
     webinar = world.add_webinar(host["id"], "Launch", status="started")
 
     zoom.end_webinar(webinar["id"])
@@ -847,6 +849,7 @@ def test_ending_a_live_webinar_ends_it(zoom, world, host):
 
 
 def test_an_ended_webinar_s_instance_is_listed_among_its_past_instances(zoom, world, host):
+    world.end_status_lag = 0  # Zoom's status lag: tests/test_sandbox.py, test_confirmations.py
     webinar = world.add_webinar(host["id"], "Launch", status="started")
     live_uuid = webinar["uuid"]
     assert zoom.list_past_webinar_instances(webinar["id"]) == ()

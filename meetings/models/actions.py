@@ -477,6 +477,49 @@ class Action(models.Model):
         result = {**self.result, **progress}
         self._update_owned(result=result, lease_expires_at=db_time(settings.ACTION_LEASE_SECONDS))
 
+    def await_confirmation(self, summary, confirming, *, seconds):
+        """running → running, confirming: Zoom accepted the call (an end) and the action waits
+        SECONDS for evidence that it took effect (meetings.confirmations). SUMMARY says so to
+        the operator ("Ended at Zoom, confirming…"); `result["confirming"]` keeps CONFIRMING,
+        where the confirmation stands, which also marks the action as one the webhook receiver
+        may finish (`confirm_waiting`). Conditioned on this run's lease, which covers the wait."""
+        self._update_owned(
+            result_summary=summary,
+            result={**self.result, "confirming": confirming},
+            lease_expires_at=db_time(seconds + settings.ACTION_LEASE_SECONDS),
+        )
+
+    def confirm_waiting(self, summary, *, result=None):
+        """running, confirming → succeeded, on evidence from outside any run (Zoom's *.ended
+        event, applied by the webhook receiver). Returns True if it finished the action.
+
+        Rules: only an action still running and waiting for its confirmation; not while a run
+        has a call to Zoom in flight (its attempt written, no answer yet: that run finishes the
+        action itself, and its attempt must not be left without an answer). The row is locked
+        and the update conditioned on the lease it holds, so a run that claimed the action
+        meanwhile finds it gone at its next write (LeaseLostError) and stops."""
+        with transaction.atomic():
+            row = (
+                type(self)
+                .objects.select_for_update()
+                .filter(pk=self.pk, state=ActionState.RUNNING)
+                .first()
+            )
+            if row is None or "confirming" not in row.result:
+                return False
+            if row.attempts.filter(outcome=Attempt.Outcome.PENDING).exists():
+                return False
+            if not row.lease_token:
+                # Handed over to the message of its next look (schedule_retry): no run holds
+                # it, so this finish takes it, under the row lock.
+                row.lease_token = uuid.uuid4().hex
+                type(self).objects.filter(pk=row.pk, lease_token="").update(
+                    lease_token=row.lease_token
+                )
+            row.mark_succeeded(summary, result=result)
+        self.refresh_from_db()
+        return True
+
     def mark_succeeded(self, summary, *, result=None):
         """running → succeeded, once: conditioned on this run's lease. Wipes the secrets."""
         self._finish(ActionState.SUCCEEDED, summary, result)
@@ -491,11 +534,13 @@ class Action(models.Model):
         self._finish(ActionState.FAILED, summary, result, **extra)
 
     def _finish(self, state, summary, result, **extra):
+        result = {**self.result, **(result or {})}
+        result.pop("confirming", None)  # finished: no longer waiting for a confirmation
         self._update_owned(
             state=state,
             finished_at=now(),
             result_summary=summary,
-            result={**self.result, **(result or {})},
+            result=result,
             secret_params="",
             lease_token="",
             lease_expires_at=None,

@@ -171,7 +171,7 @@ def meeting_status(call):
         # The reported Zoom quirk: 204, yet the meeting goes on.
         state.counters["silent_ends"] += 1
         return 204, None
-    state.end_meeting(meeting_id)
+    state.end_by_api("meeting", meeting_id)
     return 204, None
 
 
@@ -343,7 +343,7 @@ def webinar_status(call):
     _check_ended_host(call, webinar)
     if webinar["status"] != "started":
         raise _error(400, 3000, f"Webinar {webinar['id']} has not started: nothing to end.")
-    call.state.end_webinar(webinar["id"])
+    call.state.end_by_api("webinar", webinar["id"])
     return 204, None
 
 
@@ -707,6 +707,7 @@ def handle(state, request, raw_path, grant_for):
             raise _error(404, 3001, "This meeting is not available or the meeting ID is invalid.")
         params["meetingId"] = decoded
     with state.lock:
+        state.settle_ends()
         status, body = route.handler(call)
     return status, body, route.template
 

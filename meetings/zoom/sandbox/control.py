@@ -50,6 +50,8 @@ ENDPOINTS = {
     "POST /_sandbox/page_tokens/expire": "every next_page_token expires now",
     "POST /_sandbox/clock": "{advance: seconds}: move the sandbox's clock forward",
     "POST /_sandbox/livestream_start_interval": "{seconds}: the 30 s between live stream starts",
+    "POST /_sandbox/end_status_lag": "{seconds}: how long an ended meeting or webinar still "
+    "shows started after the 204 to the API's end, before its *.ended event (0: at once)",
     "GET|POST /_sandbox/webhook": "{url, secret?, validate?}: where events are sent",
     "GET /_sandbox/webhook/deliveries": "what was delivered, with status and attempts",
     "GET /_sandbox/requests": "?since=SEQ: the request log (no Authorization, keys masked)",
@@ -111,6 +113,7 @@ def _handle(app, request, raw_path):
     state = app.state
     method = request.method
     path = raw_path[len("/_sandbox") :].rstrip("/") or "/"
+    state.settle_ends()
     if method == "GET" and path == "/":
         return _json({"endpoints": ENDPOINTS})
     if method == "GET" and path == "/state":
@@ -326,6 +329,13 @@ def _handle(app, request, raw_path):
         with state.lock:
             state.livestream_start_interval = _number(body.get("seconds", 30), "seconds")
         return _json({"seconds": state.livestream_start_interval})
+    if path == "/end_status_lag":
+        seconds = _number(body.get("seconds"), "seconds")
+        if not 0 <= seconds <= 3600:
+            raise ControlError("seconds must be between 0 and 3600")
+        with state.lock:
+            state.end_status_lag = seconds
+        return _json({"seconds": state.end_status_lag})
     if path == "/webhook":
         state.set_webhook(body.get("url"), body.get("secret"))
         answer = {"url": state.webhook_url}

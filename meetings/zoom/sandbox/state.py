@@ -77,6 +77,11 @@ ACCESS_CODE_TTL = 300  # Zoom's authorization codes live five minutes.
 PAGE_TOKEN_TTL = 15 * 60  # next_page_token expires after 15 minutes (Zoom's List meetings docs).
 RECOVER_WINDOW = 7 * 24 * 3600  # Deleted meetings can be recovered for seven days.
 LIVESTREAM_START_INTERVAL = 30.0  # "retry making a new request after 30 seconds" (spec, 429).
+# After the 204 to an end by the API, Zoom may still show the meeting (or webinar) started for
+# some seconds before it ends and its *.ended event is sent (NOTES.md, "Status lags": "do not call
+# an end failed because the first look disagrees"). Zoom documents no figure: the default is long
+# enough that a client's first look, made at once, always disagrees. 0 ends at once.
+END_STATUS_LAG_SECONDS = 2.0
 # announce_world() reports a meeting as just ended when its last instance ended this recently.
 RECENT_END_SECONDS = 24 * 3600
 REQUEST_LOG_LIMIT = 50_000
@@ -306,6 +311,8 @@ class SandboxState:
             self.daily_limits = {p: dict(c) for p, c in self.configured_daily_limits.items()}
             self.livestream_start_interval = LIVESTREAM_START_INTERVAL
             self.livestream_starts = {}
+            self.end_status_lag = END_STATUS_LAG_SECONDS
+            self.pending_ends = {}  # (kind, id) -> when the API's end takes effect
             self.faults = Faults()
             self.first_tries = set()
             self.fault_rng = random.Random(seed)
@@ -726,6 +733,7 @@ class SandboxState:
             meeting = self.meetings[int(meeting_id)]
             if meeting["status"] != "started":
                 raise ValueError(f"meeting {meeting_id} is not started")
+            self.pending_ends.pop(("meeting", meeting["id"]), None)
             if meeting["livestreaming"]:
                 self._stop_livestream(meeting)
             now = self.now()
@@ -738,6 +746,46 @@ class SandboxState:
             meeting["status"] = "ended" if meeting["type"] == 1 else "waiting"
             self.emit("meeting.ended", event)
             return instance
+
+    # --- ends by the API, and Zoom's status lag ---------------------------------------------
+    def end_by_api(self, kind, item_id):
+        """The 204 to an end by the API (KIND "meeting" or "webinar"): the meeting or webinar
+        goes on showing started for `end_status_lag` seconds, then ends as `end_meeting` /
+        `end_webinar` do (its *.ended event is sent then, not before). An end asked again while
+        one is pending changes nothing: the first one's time stands."""
+        with self.lock:
+            key = (kind, int(item_id))
+            if key in self.pending_ends:
+                return
+            if self.end_status_lag <= 0:
+                self._finish_end(key)
+                return
+            self.pending_ends[key] = self.now() + self.end_status_lag
+            timer = threading.Timer(self.end_status_lag, self.settle_ends)
+            timer.daemon = True
+            timer.start()
+
+    def settle_ends(self):
+        """End what an API end made due (its lag has passed). Called by the timer each end sets,
+        and before every API and control request, so a clock moved forward counts too."""
+        with self.lock:
+            if not self.pending_ends:
+                return
+            now = self.now()
+            for key, due in list(self.pending_ends.items()):
+                if due <= now:
+                    self._finish_end(key)
+
+    def _finish_end(self, key):
+        self.pending_ends.pop(key, None)
+        kind, item_id = key
+        item = (self.meetings if kind == "meeting" else self.webinars).get(item_id)
+        if item is None or item["status"] != "started":
+            return  # it ended meanwhile (the host left, or it was deleted), or a reset
+        if kind == "meeting":
+            self.end_meeting(item_id)
+        else:
+            self.end_webinar(item_id)
 
     def update_meeting(self, meeting_id, **changes):
         """Change a meeting's settings as its host does in Zoom's web portal (topic, start_time
@@ -1009,6 +1057,7 @@ class SandboxState:
             webinar = self.webinars[int(webinar_id)]
             if webinar["status"] != "started":
                 raise ValueError(f"webinar {webinar_id} is not started")
+            self.pending_ends.pop(("webinar", webinar["id"]), None)
             now = self.now()
             self.past_webinar_instances[webinar["id"]].append(
                 {
