@@ -4,6 +4,7 @@ fields) once a webhook, a sync or another operator changed them."""
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.test.utils import CaptureQueriesContext
@@ -240,8 +241,9 @@ def swapped_part(html, id_):
 
 
 def test_the_fetch_zoom_s_meeting_ended_queues_shows_in_the_timeline_and_past_panel(
-    as_operator, account, meeting
+    as_operator, account, meeting, settings
 ):
+    settings.PAST_MEETING_FETCH_DELAY_SECONDS = 30
     version = shown_version(as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode())
 
     # when Zoom says the meeting ended: the receiver queues the ended instance's fetch
@@ -254,7 +256,14 @@ def test_the_fetch_zoom_s_meeting_ended_queues_shows_in_the_timeline_and_past_pa
     past = swapped_part(html, "past")
     fetch = Action.objects.get(kind="fetch_past_meeting")
     assert f'id="job-{fetch.pk}"' in past  # the job, polling itself until it finishes
-    assert "Waiting for a worker" in past
+    # It waits on purpose (Zoom publishes the details a while after the end), not for a worker.
+    assert "Waiting for Zoom to publish the details (about 30 s)" in past
+    assert "Waiting for a worker" not in past
+
+    # once that wait is over, a job still queued is waiting for a worker
+    Action.objects.filter(pk=fetch.pk).update(requested_at=now() - timedelta(seconds=31))
+    html = as_operator.get(reverse("action", args=[fetch.pk]), HTTP_HX_REQUEST="true")
+    assert "Waiting for a worker" in html.content.decode()
 
 
 def test_a_fetched_past_instance_appears_in_the_past_panel(as_operator, account, meeting):

@@ -1086,6 +1086,31 @@ def test_ending_a_meeting_that_does_not_exist_is_not_found_3001(zoom):
     assert error.message == f"Meeting does not exist: {2**63 - 1}."
 
 
+def test_ending_a_meeting_that_is_not_running_says_zoom_says_it_is_not_running(zoom, world, host):
+    # Zoom's 3000 means "cannot access meeting info"; on an end it is a meeting not running.
+    meeting = world.add_meeting(host["id"], status="waiting")
+    webinar = world.add_webinar(host["id"], status="waiting")
+
+    with pytest.raises(ZoomBadRequest) as ending_meeting:
+        zoom.end_meeting(meeting["id"])
+    with pytest.raises(ZoomBadRequest) as ending_webinar:
+        zoom.end_webinar(webinar["id"])
+
+    assert ending_meeting.value.code == 3000
+    assert ending_meeting.value.describe() == "Zoom says this meeting is not running (3000)"
+    assert ending_webinar.value.describe() == "Zoom says this webinar is not running (3000)"
+
+
+def test_recovering_a_meeting_that_is_not_deleted_is_not_called_not_running(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="waiting")
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        zoom.recover_meeting(meeting["id"])
+
+    assert caught.value.code == 3000
+    assert "not running" not in caught.value.describe()
+
+
 def test_ending_a_meeting_one_is_not_the_host_of_is_not_host_3003(zoom, world, host):
     meeting = world.add_meeting(host["id"], status="started", host_locked=True)
 

@@ -281,6 +281,26 @@ class Action(models.Model):
         return attempt.message if attempt else ""
 
     @property
+    def publish_wait_seconds(self):
+        """Seconds a queued fetch of past meeting details waits on purpose, or 0.
+
+        The fetch a meeting.ended event asks for is sent with PAST_MEETING_FETCH_DELAY_SECONDS
+        of countdown (Zoom answers 3001 "not ended" for a while after the end): it is waiting
+        for Zoom, not for a worker. Once that time is past, a queued job is waiting for a worker.
+        """
+        delay = settings.PAST_MEETING_FETCH_DELAY_SECONDS
+        if (
+            self.kind != ActionKind.FETCH_PAST_MEETING
+            or self.source != ActionSource.WEBHOOK
+            or self.state != ActionState.QUEUED
+            or self.attempts_count
+            or not delay
+            or now() >= self.requested_at + timedelta(seconds=delay)
+        ):
+            return 0
+        return delay
+
+    @property
     def target_label(self):
         """The target as people name it: "meeting 123 (Weekly sync)"."""
         ident = self.target_id or self.target_uuid or ""

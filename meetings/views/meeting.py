@@ -42,13 +42,19 @@ def get_meeting(pk):
 
 
 def start_unavailable_reason(meeting):
-    """Why Start is not offered (the live stream preflight), or "" when it is."""
+    """Why Start is not offered (the live stream preflight), or "" when it is: the first reason
+    that applies, in the order an operator would fix them (a meeting not live makes the stream's
+    settings beside the point)."""
     if meeting.livestream_status == "live":
         return "The stream is already live."
-    if not meeting.has_stream_configured or not meeting.stream_key:
-        return "No stream is configured yet. Save a stream URL, key and page URL first."
     if meeting.status != MeetingStatus.STARTED:
         return "The meeting is not live, and Zoom streams only a meeting in progress."
+    if not meeting.has_stream_configured:
+        return "No stream is configured yet. Save a stream URL, key and page URL first."
+    if not meeting.stream_key:
+        # Zoom's own settings may carry a URL and page without a key (a stream set up in Zoom's
+        # web portal): the panel shows them, so "nothing configured" would contradict it.
+        return "The stream has no key. Save the stream key your streaming service gave you."
     return ""
 
 

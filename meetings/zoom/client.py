@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -255,7 +256,8 @@ class ZoomClient:
         Zoom has answered 204 without ending the meeting: confirm with `get_meeting`.
         """
         meeting_id = validate_zoom_id(meeting_id, "meeting_id")
-        self._call("meetingStatus", meetingId=meeting_id, body={"action": "end"}, expect=None)
+        with _asking("end"):
+            self._call("meetingStatus", meetingId=meeting_id, body={"action": "end"}, expect=None)
 
     def recover_meeting(self, meeting_id):
         """Recover a deleted meeting. Zoom: meetingStatus (`PUT /meetings/{meetingId}/status`,
@@ -266,7 +268,8 @@ class ZoomClient:
     def end_webinar(self, webinar_id):
         """End a live webinar. Zoom: webinarStatus (`PUT /webinars/{webinarId}/status`, end)."""
         webinar_id = validate_zoom_id(webinar_id, "webinar_id")
-        self._call("webinarStatus", webinarId=webinar_id, body={"action": "end"}, expect=None)
+        with _asking("end"):
+            self._call("webinarStatus", webinarId=webinar_id, body={"action": "end"}, expect=None)
 
     # --- Meetings and webinars: reading -----------------------------------------------------
 
@@ -603,6 +606,17 @@ def _looks_like_page_token_error(error):
     if error.status != 400 or isinstance(error, ZoomNotHost):
         return False
     return error.code in (None, 300) or "token" in error.message.lower()
+
+
+@contextmanager
+def _asking(what):
+    """Name what was asked on the ZoomError an operation with several uses raises (see
+    ZoomError.asked): describe() words Zoom's codes for it."""
+    try:
+        yield
+    except ZoomError as e:
+        e.asked = what
+        raise
 
 
 def _transport_error(exc, timeout, operation_id):
