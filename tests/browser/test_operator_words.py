@@ -49,7 +49,8 @@ def test_the_stream_panel_gives_the_first_reason_start_is_unavailable(
     open_meeting(page, live_server, ended)
     preflight = page.locator("#start-preflight")
     expect(preflight).to_have_text(
-        "Start is unavailable: The meeting is not live, and Zoom streams only a meeting in progress."
+        "Start is unavailable: The meeting is not live, "
+        "and Zoom streams only a meeting in progress."
     )
     open_meeting(page, live_server, live)
     expect(page.locator("#livestream dl")).to_contain_text("rtmp://live.example.com/app")
