@@ -43,6 +43,7 @@ from django.conf import settings
 
 from . import mirror
 from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar
+from .timefmt import in_words
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +395,7 @@ def _fetch_past_meeting(run):
 
 def _finish_fetch_past_meeting(run, details):
     past = mirror.store_past_meeting(run.action.account, details)
-    when = f" of {details.start_time:%Y-%m-%d %H:%M} UTC" if details.start_time else ""
+    when = f" of {in_words(details.start_time)}" if details.start_time else ""
     parts = []
     if details.participants_count is not None:
         parts.append(f"{details.participants_count} participants")

@@ -19,6 +19,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
 
 from .models import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
+from .timefmt import in_words
 from .zoom.types import parse_datetime
 from .zoom.types import zoom_id as _zoom_id_field
 
@@ -223,8 +224,8 @@ def record_details(model, account, zoom_id, details, *, at=None):
             return None
         if at is not None and row.details_event_at is not None and at < row.details_event_at:
             raise StaleUpdate(
-                f"Zoom sent this update at {at.isoformat()}, before the one already applied "
-                f"({row.details_event_at.isoformat()}): nothing changed"
+                f"Zoom sent this update at {in_words(at, seconds=True)}, before the one already "
+                f"applied ({in_words(row.details_event_at, seconds=True)}): nothing changed"
             )
         changed = [name for name, value in fields.items() if getattr(row, name) != value]
         for name in changed:

@@ -273,6 +273,12 @@ def test_a_meeting_ended_event_fetches_that_instance_through_the_pipeline(
     past = PastMeeting.objects.get(uuid=instance["uuid"])
     assert past.meeting == Meeting.objects.get(zoom_id=meeting["id"])
     assert past.topic == "All hands"
+    # the summary says the time as the pages do ("Sun 6 Dec 2026, 22:58"), not in ISO
+    action.refresh_from_db()
+    when = past.start_time.astimezone(UTC)
+    assert action.result_summary.startswith(
+        f"Past meeting of {when:%a} {when.day} {when:%b %Y, %H:%M} UTC fetched"
+    )
 
 
 @pytest.mark.parametrize(

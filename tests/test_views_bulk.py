@@ -177,6 +177,24 @@ def test_a_cancel_while_some_run_says_those_finish(as_operator, account):
     assert "1 already talking to Zoom finishes" in html
 
 
+def test_a_finished_batch_is_headed_with_what_happened_not_cancelled(as_operator, account):
+    meetings = [make_meeting(account, status="started") for _ in range(6)]
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings]})
+    batch = Batch.objects.get()
+    first, second, third, fourth, fifth, _last = batch.actions.order_by("pk")
+    # four had ended, one failed, when the operator cancelled the last one
+    Action.objects.filter(pk__in=[first.pk, second.pk, third.pk, fourth.pk]).update(
+        state="succeeded"
+    )
+    Action.objects.filter(pk=fifth.pk).update(state="failed")
+    as_operator.post(reverse("bulk-cancel", args=[batch.pk]), **HTMX)
+
+    html = as_operator.get(reverse("bulk", args=[batch.pk])).content.decode()
+
+    heading = re.search(r'<h2 id="progress-title">(.*?)<span', html, re.S).group(1).strip()
+    assert heading == "4 ended, 1 failed, 1 cancelled"
+
+
 def test_nothing_left_to_do_is_a_message_not_an_error(as_operator, account):
     waiting = make_meeting(account, status="waiting")
     response = as_operator.post(

@@ -309,9 +309,45 @@ def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewe
         "87 ms",
         "3000",
         "rtmp://x.example/app",
-        "stream_key=(hidden)",
+        "<dt>Stream key</dt><dd>(hidden)</dd>",
+        "<dt>Live stream page URL</dt><dd>https://x.example</dd>",
     ):
         assert text in page, text
+
+
+def test_an_action_page_names_its_calls_and_parameters_in_plain_words(client, viewer, operator):
+    account = make_account()
+    meeting = make_meeting(account, status="started")
+    action = make_action(
+        account,
+        "start_livestream",
+        target=meeting,
+        state="succeeded",
+        attempts_count=1,
+        params={"active_speaker_name": True, "display_name": ""},
+    )
+    Attempt.objects.create(action=action, number=1, operation="meetingLiveStreamStatusUpdate")
+    ending = make_action(
+        account, "end_meeting", target=meeting, state="succeeded", attempts_count=1
+    )
+    Attempt.objects.create(action=ending, number=1, operation="meetingStatus", http_status=204)
+    Attempt.objects.create(action=ending, number=2, operation="meeting (confirm end)")
+    client.force_login(viewer)
+
+    page = client.get(reverse("action", args=[action.pk])).content.decode()
+    ended = client.get(reverse("action", args=[ending.pk])).content.decode()
+
+    assert "<dt>Show the active speaker&#x27;s name</dt><dd>yes</dd>" in page
+    assert "active_speaker_name" not in page
+    assert "<td>Start the live stream</td>" in page
+    assert "meetingLiveStreamStatusUpdate" not in page
+    # every call is counted, the check after the end too
+    assert "<dt>Calls to Zoom</dt><dd>2</dd>" in ended
+    assert "<td>End the meeting</td>" in ended
+    assert "<td>Check that Zoom ended the meeting</td>" in ended
+    # no link from the page to itself; the target links to the meeting
+    assert f'href="{reverse("action", args=[ending.pk])}"' not in ended
+    assert f'href="{reverse("meeting", args=[meeting.pk])}"' in ended
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -343,7 +379,7 @@ def test_a_refused_action_still_says_the_action_was_refused(client, viewer):
     response = client.post(reverse("meeting-end", args=[meeting.pk]))
     assert response.status_code == 403
     page = response.content.decode()
-    assert "You are not allowed to end meeting." in page
+    assert "You are not allowed to end meetings." in page
     assert "not take this action" in page
 
 

@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField
+from ..timefmt import in_words
 
 
 class ActionKind(models.TextChoices):
@@ -87,6 +88,14 @@ class _ValueByPk(Func):
         return f"CASE {pk_sql}{' WHEN %s THEN %s' * len(self.values)} END", params
 
 
+# What a succeeded action of a kind did, in a batch's outcome.
+DONE_WORDS = {
+    ActionKind.END_MEETING: "ended",
+    ActionKind.END_WEBINAR: "ended",
+    ActionKind.RECOVER_MEETING: "recovered",
+}
+
+
 class Batch(models.Model):
     """A bulk action: many actions of one kind, requested together, run at the rate limit."""
 
@@ -104,7 +113,7 @@ class Batch(models.Model):
         verbose_name_plural = "batches"
 
     def __str__(self):
-        return f"{self.get_kind_display()} x {self.total} ({self.created:%Y-%m-%d %H:%M})"
+        return f"{self.get_kind_display()} x {self.total} ({in_words(self.created)})"
 
     def progress(self):
         """Counts of the batch's actions by state, plus `total`, `done` and `finished`."""
@@ -120,6 +129,23 @@ class Batch(models.Model):
     @property
     def is_cancelled(self):
         return self.cancelled_at is not None
+
+    def outcome_words(self, progress):
+        """What a finished batch did, as its heading says it: "4 ended, 1 cancelled".
+
+        A batch cancelled after most of it ran is not headed "Cancelled": the count of each
+        outcome is what the operator needs (and "failed" is never hidden behind "Done")."""
+        done = DONE_WORDS.get(self.kind, "succeeded")
+        parts = [
+            f"{progress[state]} {word}"
+            for state, word in (
+                (ActionState.SUCCEEDED, done),
+                (ActionState.FAILED, "failed"),
+                (ActionState.CANCELLED, "cancelled"),
+            )
+            if progress[state]
+        ]
+        return ", ".join(parts) or "Nothing to do"
 
 
 class ActionQuerySet(models.QuerySet):

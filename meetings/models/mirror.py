@@ -3,6 +3,7 @@ from django.db.models.functions import Upper
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField
+from ..timefmt import in_words
 
 
 class MeetingStatus(models.TextChoices):
@@ -164,7 +165,7 @@ class PastMeeting(models.Model):
         ]
 
     def __str__(self):
-        when = f"{self.start_time:%Y-%m-%d %H:%M}" if self.start_time else "unknown start"
+        when = in_words(self.start_time) if self.start_time else "unknown start"
         return f"{self.topic or self.zoom_id} @ {when}"
 
 

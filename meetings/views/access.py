@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render, resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
-from ..models.actions import KIND_PERMISSIONS
+from ..models.actions import KIND_PERMISSIONS, ActionKind
 
 VIEW_PERMISSION = "meetings.view_meeting"
 CONNECTIONS_PERMISSION = "meetings.manage_connections"
@@ -41,9 +41,23 @@ def allowed_kinds(user):
     return frozenset(kind for kind, perm in KIND_PERMISSIONS.items() if user.has_perm(perm))
 
 
+# What each kind allows, as the refusal says it ("You are not allowed to end meetings.").
+KIND_REFUSALS = {
+    ActionKind.END_MEETING: "end meetings",
+    ActionKind.RECOVER_MEETING: "recover deleted meetings",
+    ActionKind.END_WEBINAR: "end webinars",
+    ActionKind.UPDATE_LIVESTREAM: "change live stream settings",
+    ActionKind.START_LIVESTREAM: "start live streams",
+    ActionKind.STOP_LIVESTREAM: "stop live streams",
+    ActionKind.FETCH_PAST_MEETING: "fetch past meeting details",
+    ActionKind.SYNC: "sync Zoom accounts",
+}
+
+
 def require_action_permission(user, kind):
     if not can_act(user, kind):
-        raise PermissionDenied(f"You are not allowed to {kind.label.lower()}.")
+        what = KIND_REFUSALS.get(kind, kind.label.lower())
+        raise PermissionDenied(f"You are not allowed to {what}.")
 
 
 def dashboard_view(view):

@@ -129,6 +129,7 @@ def batch_context(request, batch):
         "batch": batch,
         "progress": progress,
         "percent": round(100 * progress["done"] / total) if total else 100,
+        "outcome": batch.outcome_words(progress) if progress["finished"] else "",
         "rows": batch.actions.order_by("id").only(
             "pk",
             "kind",
