@@ -10,22 +10,26 @@ from django.views.decorators.http import require_GET
 from ..forms import ListFilterForm
 from ..models import Meeting, PastMeeting, ZoomAccount
 from .access import dashboard_view, wants_fragment
-from .meetings_list import ID_PATTERN
+from .meetings_list import ID_ONLY_DIGITS, ID_PATTERN, id_prefix_filter
 from .pagination import paginate
 
 
 def past_search(q):
-    """A meeting id, a host's email or name, an instance UUID, or words of the topic."""
+    """A meeting id or its first digits, a host's email or name, an instance UUID, or words of
+    the topic (as the meetings list searches)."""
     q = q.strip()
     if not q:
         return Q()
-    if ID_PATTERN.match(q):
-        number = int(re.sub(r"\D", "", q))
-        if 0 < number < 2**63:
-            return Q(zoom_id=number)
     if "@" in q:
-        return Q(user_email__icontains=q)
-    return Q(topic__icontains=q) | Q(user_name__icontains=q) | Q(uuid=q)
+        text = Q(user_email__icontains=q)
+    else:
+        text = Q(topic__icontains=q) | Q(user_name__icontains=q) | Q(uuid=q)
+    if ID_PATTERN.match(q):
+        digits = re.sub(r"\D", "", q)
+        by_id = id_prefix_filter(digits)
+        if by_id is not None:
+            return by_id if len(digits) >= ID_ONLY_DIGITS else by_id | text
+    return text
 
 
 @dashboard_view

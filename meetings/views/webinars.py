@@ -43,9 +43,12 @@ def webinars_list(request):
         webinars = webinars.filter(start_time__gte=start)
     if end:
         webinars = webinars.filter(start_time__lt=end)
+    field, descending = form.ordering()
     page = paginate(
         webinars.select_related("account").defer(*SECRETS),
-        field="start_time",
+        field=field,
+        descending=descending,
+        parts=form.parts(),
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
