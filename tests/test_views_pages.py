@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.timezone import now
 
-from meetings.models import Action, Attempt
+from meetings.models import Action, Attempt, Webinar
 
 from .dashboard_data import (
     make_account,
@@ -351,6 +351,21 @@ def test_an_action_page_names_its_calls_and_parameters_in_plain_words(client, vi
 
 
 # --- errors ------------------------------------------------------------------------------------
+
+
+def test_a_zoom_id_in_the_address_opens_its_meeting_or_webinar(client, viewer):
+    account, other = make_account(), make_account("Other")
+    meeting = make_meeting(account, zoom_id=85123456789)
+    webinar = Webinar.objects.create(account=account, zoom_id=91234567890, topic="Launch")
+    make_meeting(account, zoom_id=86000000001)
+    make_meeting(other, zoom_id=86000000001)
+    client.force_login(viewer)
+
+    assert client.get("/meetings/85123456789/").url == f"/meetings/{meeting.pk}/"
+    assert client.get("/webinars/91234567890/").url == f"/webinars/{webinar.pk}/"
+    # two accounts have it: the list, searched for it
+    assert client.get("/meetings/86000000001/").url == "/meetings/?q=86000000001"
+    assert client.get("/meetings/86000000002/").status_code == 404
 
 
 def test_unknown_pages_get_the_friendly_404(client, viewer):

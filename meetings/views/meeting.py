@@ -9,6 +9,7 @@ the parts that changed as out-of-band swaps (meetings/views/follow.py). The live
 fields are never in a swapped part, so typed input stays."""
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -56,6 +57,19 @@ def start_unavailable_reason(meeting):
         # web portal): the panel shows them, so "nothing configured" would contradict it.
         return "The stream has no key. Save the stream key your streaming service gave you."
     return ""
+
+
+def by_zoom_id(model, page, list_page, number):
+    """`/meetings/<Zoom's meeting id>/` (a link or a pasted id): the meeting's page, or the list
+    searched for the id when several accounts have it; a 404 when none has. The dashboard's own
+    numbers are small, Zoom's have 9 to 11 digits, so one is not taken for the other."""
+    if 0 < number < 2**63:
+        found = list(model.objects.filter(zoom_id=number).values_list("pk", flat=True)[:2])
+        if len(found) == 1:
+            return redirect(page, pk=found[0])
+        if found:
+            return redirect(f"{reverse(list_page)}?q={number}")
+    raise Http404(f"No {page} with this number")
 
 
 def latest_job(meeting, kinds):
@@ -195,6 +209,8 @@ def meeting_context(request, meeting, *, config_form=None, start_form=None):
 @dashboard_view
 @require_GET
 def meeting_page(request, pk):
+    if not Meeting.objects.filter(pk=pk).exists():
+        return by_zoom_id(Meeting, "meeting", "meetings", pk)
     meeting = get_meeting(pk)
     template = TEMPLATE
     part = request.GET.get("part")
