@@ -116,6 +116,27 @@ def test_overview_shows_accounts_health_live_meetings_jobs_and_failures(client, 
     assert 'hx-trigger="every 5s"' in page
 
 
+def test_overview_gives_the_day_of_a_time_not_today_and_lists_live_webinars_as_a_table(
+    client, viewer
+):
+    account = make_account()
+    today = now().replace(hour=9, minute=5, second=0, microsecond=0)
+    make_meeting(account, status="started", topic="Since this morning", start_time=today)
+    yesterday = today - timedelta(days=1)
+    make_meeting(account, status="started", topic="Since yesterday", start_time=yesterday)
+    make_webinar(account, status="started", topic="Launch webinar", start_time=yesterday)
+    client.force_login(viewer)
+
+    page = client.get(reverse("overview")).content.decode()
+
+    assert re.search(r'title="[^"]+">09:05</time>', page)
+    day = f"{yesterday:%a} {yesterday.day} {yesterday:%b}, 09:05"
+    assert page.count(f">{day}</time>") == 2  # the meeting's and the webinar's
+    webinars = page.split("Webinars live")[1]
+    assert "<table" in webinars.split("</section>")[0]
+    assert "Launch webinar" in webinars and "<li>" not in webinars.split("</section>")[0]
+
+
 def test_overview_fragments_for_htmx(client, viewer):
     make_account()
     client.force_login(viewer)
