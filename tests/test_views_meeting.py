@@ -358,6 +358,38 @@ def test_start_with_settings_and_an_invalid_display_name(as_operator, live):
     assert action.params == {"active_speaker_name": True, "display_name": "Town hall"}
 
 
+def test_a_live_stream_shows_the_settings_it_was_started_with(as_operator, live, operator):
+    live.stream_url, live.page_url, live.stream_key = ("rtmp://a.example/x", "https://a", "k-1")
+    live.livestream_status = "live"
+    live.save()
+    make_action(
+        live.account,
+        "start_livestream",
+        target=live,
+        state="succeeded",
+        requested_by=operator,
+        params={"active_speaker_name": False, "display_name": "Board, live"},
+    )
+
+    page = as_operator.get(reverse("meeting", args=[live.pk])).content.decode()
+
+    started = page.split('id="started-with"')[1].split("</dl>")[0]
+    assert "from the dashboard by oscar-operator" in started
+    assert "<dt>Speaker's name</dt><dd>Not shown</dd>" in started
+    assert "<dt>Display name</dt><dd>Board, live</dd>" in started
+
+
+def test_the_stream_panel_says_settings_are_being_saved_not_that_none_are_configured(
+    as_operator, live
+):
+    make_action(live.account, "update_livestream", target=live, state="running")
+
+    page = as_operator.get(reverse("meeting", args=[live.pk])).content.decode()
+
+    assert "Saving the stream settings at Zoom…" in page
+    assert "No custom live stream is configured" not in page
+
+
 def test_stop_is_confirmed_and_requested(as_operator, live):
     live.stream_url, live.page_url, live.stream_key = (
         "rtmp://a.example/x",

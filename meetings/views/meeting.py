@@ -151,6 +151,7 @@ def part_versions(status, shown_history):
                 meeting.resolution,
                 meeting.masked_stream_key,
                 follow.job_shown(status["stream_job"]),
+                follow.job_shown(status["started_with"]),
                 ActionKind.START_LIVESTREAM in kinds,
             ),
             "past": (
@@ -169,6 +170,18 @@ def status_context(request, meeting):
     control_job = latest_job(meeting, CONTROL_KINDS)
     stream_job = latest_job(meeting, STREAM_KINDS)
     kinds = allowed_kinds(request.user)
+    # The settings a live stream was started with (the active speaker's name, the display name)
+    # are Zoom's to keep and it cannot be asked for them: the latest start from the dashboard
+    # says what they were, and the page says that is where they come from.
+    started_with = None
+    if meeting.livestream_status == "live":
+        started_with = (
+            stream_job
+            if stream_job and stream_job.kind == ActionKind.START_LIVESTREAM
+            else latest_job(meeting, (ActionKind.START_LIVESTREAM,))
+        )
+        if started_with and started_with.state != "succeeded":
+            started_with = None
     return {
         "meeting": meeting,
         "kinds": kinds,
@@ -180,6 +193,7 @@ def status_context(request, meeting):
         "control_busy": bool(control_job and control_job.is_active),
         "stream_job": stream_job,
         "stream_busy": bool(stream_job and stream_job.is_active),
+        "started_with": started_with,
         "start_unavailable": start_unavailable_reason(meeting),
     }
 
