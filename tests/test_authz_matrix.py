@@ -128,6 +128,7 @@ MATRIX = {
     "past-meetings": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "past-meeting": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("past_meeting")),
     "activity": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
+    "batches": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "action": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("action")),
     "bulk": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("batch")),
     # --- acting (each needs its kind's permission; GET, where taken, is the confirmation) ---
