@@ -18,7 +18,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
 
-from .models import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
+from .models import (
+    LiveStreamStatus,
+    Meeting,
+    MeetingStatus,
+    PastMeeting,
+    PastParticipant,
+    Webinar,
+)
 from .timefmt import in_words
 from .zoom.types import parse_datetime
 from .zoom.types import zoom_id as _zoom_id_field
@@ -348,6 +355,30 @@ def store_past_meeting(account, details):
         except IntegrityError:
             # Two fetches of the same instance at once: the other one inserted it first.
             past, _ = PastMeeting.objects.update_or_create(uuid=uuid, defaults=values)
+    return past
+
+
+def store_past_participants(account, uuid, people):
+    """Replace the stored participants of the instance UUID with PEOPLE (PastParticipant from
+    the client, in Zoom's order), clipped to the columns. Returns the PastMeeting, or None when
+    its details were never fetched (there is no page to show them on)."""
+    with transaction.atomic():
+        past = PastMeeting.objects.select_for_update().filter(account=account, uuid=uuid).first()
+        if past is None:
+            return None
+        past.participants.all().delete()
+        PastParticipant.objects.bulk_create(
+            PastParticipant(
+                past_meeting=past,
+                position=number,
+                zoom_user_id=person.id[:100],
+                name=person.name[:300],
+                user_email=person.user_email[:254],
+            )
+            for number, person in enumerate(people)
+        )
+        past.participants_fetched_at = now()
+        past.save(update_fields=["participants_fetched_at"])
     return past
 
 

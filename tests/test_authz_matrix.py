@@ -146,6 +146,9 @@ MATRIX = {
     ),
     "meeting-stream-stop": Rule(get=ACTS, post=ACTS, kwargs=pk_of("meeting")),
     "meeting-fetch-past": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("meeting")),
+    "past-meeting-participants": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("past_meeting")
+    ),
     "webinar-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("webinar")),
     "bulk-preview": Rule(get=ACTS, post=SCREEN_WRONG_METHOD, query=bulk_selection),
     "bulk-run": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, data=bulk_selection),

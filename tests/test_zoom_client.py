@@ -945,6 +945,39 @@ def test_a_uuid_with_slashes_encoded_only_once_is_not_found(
     assert {v["kind"] for v in zoom_sandbox.take_contract_violations()} <= {"request", "response"}
 
 
+def test_a_past_instance_s_participants_are_listed_across_pages(zoom, zoom_sandbox, world, host):
+    meeting = world.add_meeting(host["id"], "All hands")
+    instance = world.add_past_instance(meeting["id"], participants=7, slash="double")
+    zoom.page_size = 3
+
+    people = list(zoom.list_past_participants(instance["uuid"]))
+
+    assert len(people) == 7
+    assert people[0].name == "Hana Host" and people[0].user_email == host["email"]
+    guests = [p for p in people if not p.id]
+    assert all(p.user_email == "" for p in guests)  # no email for someone not signed in
+    pages = [r for r in logged(zoom_sandbox) if r.path.endswith("/participants")]
+    assert [r.status for r in pages] == [200, 200, 200]
+    assert "%252F%252F" in pages[0].path  # a UUID with "//" is encoded twice
+    assert zoom_sandbox.take_contract_violations() == []
+
+
+def test_zoom_lists_nobody_for_an_instance_with_one_participant(zoom, world, host):
+    meeting = world.add_meeting(host["id"])
+    instance = world.add_past_instance(meeting["id"], participants=1)
+
+    assert list(zoom.list_past_participants(instance["uuid"])) == []
+
+
+def test_participants_of_an_instance_that_has_not_ended_are_not_found_3001(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+
+    with pytest.raises(ZoomNotFound) as caught:
+        list(zoom.list_past_participants(meeting["id"]))
+
+    assert caught.value.code == 3001
+
+
 def test_a_meeting_that_has_not_ended_has_no_past_details(zoom, world, host):
     meeting = world.add_meeting(host["id"], status="started")
 

@@ -8,6 +8,7 @@ from .mirror import (
     MeetingStatus,
     MirrorLock,
     PastMeeting,
+    PastParticipant,
     Webinar,
 )
 from .ops import WorkerHeartbeat
@@ -26,6 +27,7 @@ __all__ = [
     "MeetingStatus",
     "MirrorLock",
     "PastMeeting",
+    "PastParticipant",
     "Plan",
     "RateLimitBucket",
     "WebhookEvent",

@@ -20,6 +20,7 @@ class ActionKind(models.TextChoices):
     START_LIVESTREAM = "start_livestream", "Start live stream"
     STOP_LIVESTREAM = "stop_livestream", "Stop live stream"
     FETCH_PAST_MEETING = "fetch_past_meeting", "Fetch past meeting details"
+    FETCH_PARTICIPANTS = "fetch_participants", "Fetch past meeting participants"
     SYNC = "sync", "Sync account"
 
 
@@ -32,6 +33,8 @@ KIND_PERMISSIONS = {
     ActionKind.START_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.STOP_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.FETCH_PAST_MEETING: "meetings.fetch_past_meeting",
+    # Who took part is read with the same right as the rest of a past meeting's details.
+    ActionKind.FETCH_PARTICIPANTS: "meetings.fetch_past_meeting",
     ActionKind.SYNC: "meetings.sync_account",
 }
 

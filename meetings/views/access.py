@@ -50,6 +50,7 @@ KIND_REFUSALS = {
     ActionKind.START_LIVESTREAM: "start live streams",
     ActionKind.STOP_LIVESTREAM: "stop live streams",
     ActionKind.FETCH_PAST_MEETING: "fetch past meeting details",
+    ActionKind.FETCH_PARTICIPANTS: "fetch past meeting participants",
     ActionKind.SYNC: "sync Zoom accounts",
 }
 

@@ -22,6 +22,7 @@ JOB_GROUPS = {
     ActionKind.START_LIVESTREAM: "stream",
     ActionKind.STOP_LIVESTREAM: "stream",
     ActionKind.FETCH_PAST_MEETING: "fetch",
+    ActionKind.FETCH_PARTICIPANTS: "participants",
     ActionKind.SYNC: "sync",
 }
 
@@ -215,7 +216,10 @@ def target_url(action):
 
     if not action.target_id:
         return ""
-    if action.kind == ActionKind.FETCH_PAST_MEETING and action.target_uuid:
+    if (
+        action.kind in (ActionKind.FETCH_PAST_MEETING, ActionKind.FETCH_PARTICIPANTS)
+        and action.target_uuid
+    ):
         past = PastMeeting.objects.filter(
             account_id=action.account_id, uuid=action.target_uuid
         ).first()
