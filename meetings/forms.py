@@ -13,6 +13,7 @@ from django.utils import timezone
 from .models import ActionKind, ActionState, MeetingStatus
 from .models.actions import ActionSource
 from .models.mirror import Resolution
+from .timezones import zone_names
 
 # PATCH /meetings/{meetingId}/livestream: stream_url <= 1024, stream_key <= 512, page_url a
 # "uri" <= 1024; PATCH .../livestream/status: settings.display_name 1..50 characters.
@@ -380,3 +381,18 @@ class BulkForm(DashboardForm):
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
         self.fields["ids"].choices = [(v, v) for v in raw]
         super().full_clean()
+
+
+class PreferencesForm(DashboardForm):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Times on every page are shown in this zone, with UTC when you point at them.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [
+            ("", "Your browser's time zone"),
+            *((name, name) for name in zone_names()),
+        ]

@@ -129,6 +129,8 @@ MATRIX = {
     "past-meeting": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("past_meeting")),
     "activity": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "batches": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
+    # Each person's own preferences: anyone who may see the dashboard sets theirs.
+    "preferences": Rule(get=SCREEN, post=SCREEN),
     "action": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("action")),
     "bulk": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("batch")),
     # --- acting (each needs its kind's permission; GET, where taken, is the confirmation) ---

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 # What a poll may cost, whatever the webinar's history: the session, the user, the user's and
-# the groups' permissions, the webinar (with its account), its newest actions and Zoom events.
-POLL_QUERIES = 7
+# the groups' permissions, the user's chosen time zone, the webinar (with its account), its
+# newest actions and Zoom events.
+POLL_QUERIES = 8
 HOSTILE_TOPIC = '<img src=x onerror="alert(1)"> Investor day </title><script>x()</script>'
 
 

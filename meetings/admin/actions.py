@@ -7,6 +7,7 @@ retention policy); the encrypted parameters and the lease token are never shown.
 
 import csv
 import json
+from datetime import UTC
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -16,7 +17,6 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.timezone import localtime
 
 from ..models import Action, Attempt, Batch, ZoomAccount
 from .guards import SafeChangeList
@@ -50,7 +50,8 @@ CSV_COLUMNS = (
 
 
 def _iso(value):
-    return localtime(value).isoformat() if value else ""
+    # UTC whatever zone the reader's pages use: an export is read by other people and tools.
+    return value.astimezone(UTC).isoformat() if value else ""
 
 
 def _csv_cell(value):

@@ -12,6 +12,7 @@ from .mirror import (
     Webinar,
 )
 from .ops import WorkerHeartbeat
+from .preferences import UserPreferences
 from .ratelimit import RateLimitBucket
 from .webhooks import WebhookEvent
 
@@ -30,6 +31,7 @@ __all__ = [
     "PastParticipant",
     "Plan",
     "RateLimitBucket",
+    "UserPreferences",
     "WebhookEvent",
     "Webinar",
     "WorkerHeartbeat",

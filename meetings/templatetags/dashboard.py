@@ -122,7 +122,10 @@ def email_breaks(value):
 # How `when` writes a moment, in the page's time zone (the user's: meetings/middleware.py).
 WHEN_FORMATS = {
     "full": "D j M Y, H:i",
+    "zone": "D j M Y, H:i T",
     "seconds": "D j M Y, H:i:s",
+    "seconds_zone": "D j M Y, H:i:s T",
+    "compact": "j M, H:i:s",
     "time": "H:i:s",
 }
 
@@ -157,5 +160,6 @@ def when(value, style="full"):
 
 @register.simple_tag
 def tz_label():
-    """The time zone the page's times are shown in (TIME_ZONE), for table headings."""
+    """The time zone the page's times are shown in (the person's: meetings/timezones.py), for
+    table headings."""
     return get_current_timezone_name()

@@ -13,9 +13,11 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render, resolve_url
+from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..models.actions import KIND_PERMISSIONS, ActionKind
+from ..timezones import zone_for
 
 VIEW_PERMISSION = "meetings.view_meeting"
 CONNECTIONS_PERMISSION = "meetings.manage_connections"
@@ -82,7 +84,12 @@ def dashboard_view(view):
     def checked(request, *args, **kwargs):
         if not can_view(request.user):
             return render(request, "meetings/no_access.html", status=403)
-        return view(request, *args, **kwargs)
+        # Every time on the page in this person's zone (the pages render here, not later).
+        zone, source = zone_for(request)
+        request.time_zone = zone
+        request.time_zone_source = source
+        with timezone.override(zone):
+            return view(request, *args, **kwargs)
 
     return signed_in_first
 

@@ -191,6 +191,30 @@
     if (!document.hidden) refreshAgo();
   });
 
+  // Times in the browser's own zone (meetings/timezones.py): the server learns it from the "tz"
+  // cookie. A page drawn in another zone, for someone who chose none, is drawn again once.
+  (function () {
+    var zone;
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    } catch (e) {
+      return;
+    }
+    if (!zone) return;
+    var cookie = "tz=" + encodeURIComponent(zone);
+    if (document.cookie.split("; ").indexOf(cookie) === -1) {
+      document.cookie = cookie + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+    var body = document.body;
+    if (!body || !body.dataset.tz || body.dataset.tzSource === "preference") return;
+    if (body.dataset.tz !== zone && document.cookie.indexOf(cookie) !== -1) {
+      var key = "tz-redrawn:" + location.pathname;
+      if (sessionStorage.getItem(key) === zone) return;
+      sessionStorage.setItem(key, zone);
+      location.reload();
+    }
+  })();
+
   // Row selection for bulk actions: input[data-select-all] toggles the form's "ids" boxes;
   // [data-selected-count] says how many are ticked and [data-needs-selection] buttons wait for one.
   function updateSelection(form) {
