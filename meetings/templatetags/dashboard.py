@@ -158,6 +158,15 @@ def when(value, style="full"):
     )
 
 
+@register.filter
+def name_breaks(value):
+    """A dotted or underscored name ("meeting.live_streaming_started") that may break only
+    after its dots and underscores, never mid-word (with .event-name's overflow-wrap: normal).
+    The value is escaped first."""
+    text = conditional_escape("" if value is None else str(value))
+    return mark_safe(text.replace(".", ".<wbr>").replace("_", "_<wbr>"))  # noqa: S308 - escaped
+
+
 @register.simple_tag
 def tz_label():
     """The time zone the page's times are shown in (the person's: meetings/timezones.py), for

@@ -226,6 +226,7 @@
     form.querySelectorAll("[data-needs-selection]").forEach(function (el) {
       el.disabled = count === 0;
     });
+    form.toggleAttribute("data-has-selection", count > 0);
   }
   document.addEventListener("change", function (event) {
     var form = event.target.form;
@@ -239,6 +240,24 @@
   function initSelections() {
     document.querySelectorAll("form").forEach(updateSelection);
   }
+
+  // Filters that fold on a phone (form[data-collapsible]): open when some are in use.
+  function initFilters() {
+    document.querySelectorAll("form[data-collapsible]:not(.collapsible)").forEach(function (form) {
+      var toggle = form.querySelector(".filters-toggle");
+      if (!toggle) return;
+      form.classList.add("collapsible");
+      function show(open) {
+        form.classList.toggle("expanded", open);
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      }
+      show(form.hasAttribute("data-expanded"));
+      toggle.addEventListener("click", function () {
+        show(!form.classList.contains("expanded"));
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", initFilters);
   document.addEventListener("DOMContentLoaded", initSelections);
   document.addEventListener("htmx:afterSettle", initSelections);
 })();
