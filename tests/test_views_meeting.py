@@ -436,7 +436,7 @@ def test_the_timeline_merges_actions_and_webhook_events(as_operator, account, li
         reverse("meeting", args=[live.pk]) + "?part=timeline", **HTMX
     ).content.decode()
     assert page.lstrip().startswith('<section class="card" id="timeline"')
-    assert "meeting.ended" in page
+    assert "meeting.ended" in page.replace("<wbr>", "")  # the name may break after "."
     assert "End meeting" in page
 
 

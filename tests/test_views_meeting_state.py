@@ -150,7 +150,7 @@ def test_a_live_stream_started_in_zoom_is_answered_out_of_band_without_the_forms
     assert "<textarea" not in html and "<select" not in html
     assert "<html" not in html
     # The timeline says what Zoom sent.
-    assert "meeting.live_streaming_started" in html
+    assert "meeting.live_streaming_started" in html.replace("<wbr>", "")
     # What Zoom says now, and what it allows.
     assert re.search(r'id="livestream-title">Live stream <span class="badge [^"]*">Live<', html)
     assert "Start is unavailable: The stream is already live." in html
@@ -252,7 +252,7 @@ def test_the_fetch_zoom_s_meeting_ended_queues_shows_in_the_timeline_and_past_pa
     html = poll(as_operator, meeting, version).content.decode()
 
     timeline = swapped_part(html, "timeline")
-    assert "meeting.ended" in timeline
+    assert "meeting.ended" in timeline.replace("<wbr>", "")
     assert re.search(r">Fetch past meeting details</a>.*?>Queued<", timeline, re.S)
     past = swapped_part(html, "past")
     fetch = Action.objects.get(kind="fetch_past_meeting")

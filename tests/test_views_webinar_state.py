@@ -94,7 +94,7 @@ def test_a_webinar_ended_in_zoom_no_longer_offers_end_and_shows_the_event(
     assert swapped(html) == ["controls", "heard", "timeline", "follow"]
     assert re.search(r'id="webinar-status" class="badge [^"]*">Ended<', html)
     assert "End webinar…" not in html
-    assert "webinar.ended" in part(html, "timeline")
+    assert "webinar.ended" in part(html, "timeline").replace("<wbr>", "")
     assert "Applied" in part(html, "timeline")
     assert "just now" in part(html, "heard")
     assert "<html" not in html
@@ -199,7 +199,7 @@ def test_a_viewer_follows_the_webinar_but_gets_no_end(client, viewer, account, w
     html = poll(client, webinar, shown_version(page)).content.decode()
 
     assert re.search(r'id="webinar-status" class="badge [^"]*">Ended<', html)
-    assert "webinar.ended" in part(html, "timeline")
+    assert "webinar.ended" in part(html, "timeline").replace("<wbr>", "")
     assert reverse("webinar-end", args=[webinar.pk]) not in html
 
 
