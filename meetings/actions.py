@@ -49,6 +49,7 @@ TARGET_TYPES = {
     ActionKind.START_LIVESTREAM: "meeting",
     ActionKind.STOP_LIVESTREAM: "meeting",
     ActionKind.FETCH_PAST_MEETING: "meeting",
+    ActionKind.FETCH_PARTICIPANTS: "meeting",
     ActionKind.END_WEBINAR: "webinar",
     ActionKind.SYNC: "account",
 }
@@ -215,7 +216,10 @@ def _clean_target(kind, target_type, target_id, target_uuid):
         if target_id is not None or target_uuid:
             raise ValueError("a sync acts on the whole account, not on one meeting")
         return expected, None, ""
-    if kind == ActionKind.FETCH_PAST_MEETING and target_uuid:
+    if kind == ActionKind.FETCH_PARTICIPANTS and not target_uuid:
+        # The participants of one instance: "the latest" would change under a list already shown.
+        raise ValueError(f"{ActionKind(kind).label} needs an instance UUID")
+    if kind in (ActionKind.FETCH_PAST_MEETING, ActionKind.FETCH_PARTICIPANTS) and target_uuid:
         encode_uuid(target_uuid)  # ValueError for anything that is not a Zoom UUID
         if target_id is not None and target_id != "":
             target_id = validate_zoom_id(target_id, f"{expected} id")

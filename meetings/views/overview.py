@@ -83,7 +83,16 @@ def overview(request):
         return render(request, f"{TEMPLATE}#accounts", accounts_context(request))
     if wants_fragment(request) and part == "live":
         return render(request, f"{TEMPLATE}#live", live_context(request))
-    return render(request, TEMPLATE, {**accounts_context(request), **live_context(request)})
+    return render(
+        request,
+        TEMPLATE,
+        {
+            **accounts_context(request),
+            **live_context(request),
+            # Said once, where a person lands: nothing on the dashboard will act for them.
+            "read_only": not allowed_kinds(request.user),
+        },
+    )
 
 
 @dashboard_view

@@ -52,6 +52,9 @@ class ZoomError(Exception):
         self.errors = list(errors)
         self.retry_after = retry_after
         self.operation = operation
+        # What was asked of the operation when it has several (meetingStatus ends or recovers):
+        # the same code means different things, e.g. 3000 on an end is a meeting not running.
+        self.asked = ""
         if permanent is not None:
             self.permanent = permanent
         super().__init__(self.message)
@@ -68,6 +71,11 @@ class ZoomError(Exception):
     def describe(self):
         """Plain words for operators, e.g. "Zoom: you are not the host of this meeting (3003)"."""
         if self.code is not None:
+            thing = "webinar" if "webinar" in self.operation.lower() else "meeting"
+            if self.code == 3000 and self.asked == "end":
+                # Zoom answers an end of a meeting that is waiting or already over with 3000,
+                # "Cannot access meeting info": not a lack of access, the meeting is not running.
+                return f"Zoom says this {thing} is not running ({self.code})"
             text = CODE_DESCRIPTIONS.get(self.code)
             if self.code == 3001 and self.operation and not self.operation.startswith("past"):
                 # "not ended" is what a past meeting's details answer means; ending, recovering

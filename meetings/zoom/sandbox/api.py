@@ -433,9 +433,9 @@ def get_user(call):
 
 
 # --- past meetings ---------------------------------------------------------------------------
-def past_meeting(call):
-    """GET /past_meetings/{meetingId} (pastMeetingDetails): a numeric id gives the latest ended
-    instance, a UUID that instance."""
+def _past_instance(call):
+    """The ended instance a past_meetings path names: a numeric id gives the latest ended
+    instance, a UUID that instance. Paid accounts only; a user token sees its own meetings."""
     state = call.state
     account = state.accounts.get(call.account_id, {})
     if account.get("plan") == "free":
@@ -456,10 +456,27 @@ def past_meeting(call):
             raise _error(404, 3001, "This meeting is not available or the meeting ID is invalid.")
     if not call.admin and instance["host_id"] != call.user_id:
         raise _error(400, 300, "Cannot access meeting information.")
+    return instance
+
+
+def past_meeting(call):
+    """GET /past_meetings/{meetingId} (pastMeetingDetails): a numeric id gives the latest ended
+    instance, a UUID that instance."""
+    instance = _past_instance(call)
     data = dict(instance)
     data["start_time"] = iso(instance["start_time"])
     data["end_time"] = iso(instance["end_time"])
     return 200, data
+
+
+def past_meeting_participants(call):
+    """GET /past_meetings/{meetingId}/participants (pastMeetingParticipants), paged like every
+    listing. As the spec notes, Zoom lists nobody when an instance had a single participant."""
+    state = call.state
+    instance = _past_instance(call)
+    people = state.past_participants(instance["uuid"])
+    listed = people if len(people) > 1 else []
+    return 200, _page(call, lambda: list(range(len(listed))), "participants", lambda i: listed[i])
 
 
 # --- live streams ----------------------------------------------------------------------------
@@ -626,6 +643,13 @@ ROUTES = [
     Route("PUT", "/meetings/{meetingId}/status", meeting_status, "light", "meeting:write"),
     Route("PUT", "/webinars/{webinarId}/status", webinar_status, "light", "webinar:write"),
     Route("GET", "/past_meetings/{meetingId}", past_meeting, "light", "meeting:read"),
+    Route(
+        "GET",
+        "/past_meetings/{meetingId}/participants",
+        past_meeting_participants,
+        "medium",
+        "meeting:read",
+    ),
     Route("GET", "/meetings/{meetingId}/livestream", get_livestream, "light", "meeting:read"),
     Route("PATCH", "/meetings/{meetingId}/livestream", update_livestream, "light", "meeting:write"),
     Route(
@@ -701,7 +725,7 @@ def handle(state, request, raw_path, grant_for):
     if route.scope not in scopes and f"{route.scope}:admin" not in scopes:
         raise _scope_error(route)
     state.check_rate_limit(grant.account_id, route.label)
-    if route.handler is past_meeting:
+    if route.handler in (past_meeting, past_meeting_participants):
         decoded = decode_meeting_ref(params["meetingId"])
         if decoded is None:
             raise _error(404, 3001, "This meeting is not available or the meeting ID is invalid.")

@@ -898,6 +898,40 @@ class SandboxState:
             self.past_instances[meeting["id"]].sort(key=lambda i: i["end_time"])
             return instance
 
+    def past_participants(self, uuid):
+        """Who took part in an ended instance, as Zoom lists them: the host, people of the
+        account (with their email), and guests who joined without signing in (no id, no email:
+        Zoom's email display rules). The same people each time it is asked."""
+        with self.lock:
+            instance = self.instances_by_uuid[uuid]
+            rng = random.Random(uuid)
+            host = self.users.get(instance["host_id"], {})
+            colleagues = [
+                u
+                for u in self.users.values()
+                if u["account_id"] == host.get("account_id") and u["id"] != host.get("id")
+            ]
+            people = [
+                {
+                    "id": host.get("id", ""),
+                    "name": f"{host.get('first_name', '')} {host.get('last_name', '')}".strip(),
+                    "user_email": host.get("email", ""),
+                }
+            ]
+            for number in range(1, instance["participants_count"]):
+                if colleagues and rng.random() < 0.5:
+                    user = rng.choice(colleagues)
+                    people.append(
+                        {
+                            "id": user["id"],
+                            "name": f"{user['first_name']} {user['last_name']}".strip(),
+                            "user_email": user["email"],
+                        }
+                    )
+                else:
+                    people.append({"id": "", "name": f"Guest {number}", "user_email": ""})
+            return people
+
     def latest_instance(self, meeting_id):
         with self.lock:
             instances = self.past_instances.get(int(meeting_id))
