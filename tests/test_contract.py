@@ -12,8 +12,8 @@ from werkzeug.wrappers import Request, Response
 
 from meetings.zoom.sandbox.contract import (
     OPERATIONS,
-    ContractChecker,
     SPEC_PATH,
+    ContractChecker,
     SpecMissing,
     load_subset,
 )

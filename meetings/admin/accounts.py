@@ -204,7 +204,10 @@ class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
         missing = obj.missing_scopes
         if not missing:
             return "all granted"
-        return format_html("missing: <code>{}</code>", " ".join(missing))
+        return format_html(
+            "missing (granular or classic): <code>{}</code>",
+            ", ".join(f"{n.granular[0]} / {n.classic[0]}" for n in missing),
+        )
 
     @admin.display(description="last error")
     def short_last_error(self, obj):

@@ -5,6 +5,7 @@ from django.db import models
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField, is_undecryptable
+from ..zoom import scopes as zoom_scopes
 
 # Requests per second for each rate-limit label, by plan (Zoom's published table; NOTES.md).
 RATE_LIMITS = {
@@ -13,22 +14,11 @@ RATE_LIMITS = {
     "business": {"light": 80, "medium": 60, "heavy": 40},
 }
 
-# What the dashboard needs granted, and the scopes that satisfy each: the :admin scope covers the
-# whole account, the plain one only the user who granted access. Listing the account's users
-# (the mirror) needs user:read:admin itself.
-REQUIRED_SCOPES = {
-    "meeting:read": ("meeting:read:admin", "meeting:read"),
-    "meeting:write": ("meeting:write:admin", "meeting:write"),
-    "webinar:read": ("webinar:read:admin", "webinar:read"),
-    "webinar:write": ("webinar:write:admin", "webinar:write"),
-    "user:read:admin": ("user:read:admin",),
-}
-
 # Access tokens are replaced this long before Zoom says they expire, so a request never leaves
 # with a token that dies on the way (clocks drift; Zoom's answer takes time).
 TOKEN_REFRESH_MARGIN = timedelta(seconds=60)
 
-SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
+SECRET_FIELDS = ("client_secret", "access_token", "refresh_token", "webhook_secret_token")
 
 
 class Plan(models.TextChoices):
@@ -67,6 +57,12 @@ class ZoomAccount(models.Model):
     refresh_token = EncryptedTextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
     scopes = models.TextField("granted scopes", blank=True, help_text="space-separated")
+    # Operations Zoom refused for want of a scope (code 4711): {operationId: when, ISO 8601}.
+    # Cleared when that operation succeeds or a new token's scopes allow it.
+    scope_refusals = models.JSONField(default=dict, blank=True)
+    # The Zoom app's own secret token for its event subscription (each app has one); empty:
+    # settings.ZOOM_WEBHOOK_SECRET_TOKEN, the default for a single app.
+    webhook_secret_token = EncryptedTextField(blank=True)
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.PRO)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONNECTED)
     last_error = models.TextField(blank=True)
@@ -96,7 +92,10 @@ class ZoomAccount(models.Model):
         ciphertext that the right FIELD_ENCRYPTION_KEY could still read. So an unrelated change
         (a new display name, a status) saves every other field and keeps the stored ciphertext.
         """
-        unreadable = [f for f in SECRET_FIELDS if is_undecryptable(getattr(self, f))]
+        deferred = self.get_deferred_fields()
+        unreadable = [
+            f for f in SECRET_FIELDS if f not in deferred and is_undecryptable(getattr(self, f))
+        ]
         if unreadable and self.pk and not self._state.adding:
             update_fields = kwargs.get("update_fields")
             if update_fields is None:
@@ -127,7 +126,9 @@ class ZoomAccount(models.Model):
     @property
     def secrets_unreadable(self):
         """True when FIELD_ENCRYPTION_KEY cannot decrypt a stored secret of this account."""
-        return any(is_undecryptable(getattr(self, f)) for f in SECRET_FIELDS)
+        # Only the loaded fields: a check that ran before `migrate` loads the older ones only.
+        deferred = self.get_deferred_fields()
+        return any(is_undecryptable(getattr(self, f)) for f in SECRET_FIELDS if f not in deferred)
 
     @property
     def token_state(self):
@@ -148,16 +149,39 @@ class ZoomAccount(models.Model):
 
     @property
     def scope_report(self):
-        """[(needed scope, the granted scope that satisfies it or "")] in REQUIRED_SCOPES order."""
-        granted = self.granted_scopes
-        report = []
-        for needed, alternatives in REQUIRED_SCOPES.items():
-            report.append((needed, next((s for s in alternatives if s in granted), "")))
-        return report
+        """[(ScopeNeed, the granted scope that allows it or "")] for every operation the
+        dashboard performs, in the table's order (meetings/zoom/scopes.py)."""
+        return zoom_scopes.report(self.granted_scopes)
 
     @property
     def missing_scopes(self):
-        return [needed for needed, granted_as in self.scope_report if not granted_as]
+        """The needs no granted scope satisfies (as the token's answer listed them)."""
+        return zoom_scopes.missing(self.granted_scopes)
+
+    @property
+    def refused_scopes(self):
+        """[(ScopeNeed, refused at)] for each operation Zoom refused with code 4711."""
+        refusals = self.scope_refusals if isinstance(self.scope_refusals, dict) else {}
+        found = []
+        for operation_id, at in sorted(refusals.items()):
+            need = zoom_scopes.need_for(operation_id)
+            if need is not None:
+                found.append((need, at))
+        return found
+
+    @property
+    def webhook_secret_configured(self):
+        """Whether this connection has a webhook secret token of its own (never the token)."""
+        return bool(self.webhook_secret_token) or is_undecryptable(self.webhook_secret_token)
+
+    def webhook_secret(self):
+        """The secret token this connection's events are verified with: its own, else
+        settings.ZOOM_WEBHOOK_SECRET_TOKEN (the single app's default). "" when neither can
+        be used (an undecryptable one is not replaced by the default: that would accept
+        events signed by another app)."""
+        if is_undecryptable(self.webhook_secret_token):
+            return ""
+        return self.webhook_secret_token or settings.ZOOM_WEBHOOK_SECRET_TOKEN or ""
 
     # --- state transitions ------------------------------------------------------------------
 
@@ -177,6 +201,15 @@ class ZoomAccount(models.Model):
         scope = token.get("scope")
         if scope:
             self.scopes = " ".join(scope) if isinstance(scope, list | tuple | set) else str(scope)
+            # A refusal the new grant answers is over (an admin added the scope); one it does
+            # not answer stays until that operation succeeds.
+            granted = self.granted_scopes
+            refusals = self.scope_refusals if isinstance(self.scope_refusals, dict) else {}
+            self.scope_refusals = {
+                op: when
+                for op, when in refusals.items()
+                if not (zoom_scopes.need_for(op) and zoom_scopes.need_for(op).granted_as(granted))
+            }
         self.last_refreshed_at = at
         self.status = self.Status.CONNECTED
         if self.pk:
@@ -186,6 +219,7 @@ class ZoomAccount(models.Model):
                     "refresh_token",
                     "token_expires_at",
                     "scopes",
+                    "scope_refusals",
                     "last_refreshed_at",
                     "status",
                 ]
@@ -226,6 +260,7 @@ class ZoomAccount(models.Model):
         self.access_token = ""
         self.refresh_token = ""
         self.client_secret = ""
+        self.webhook_secret_token = ""
         self.token_expires_at = None
         self.save(
             update_fields=[
@@ -233,6 +268,7 @@ class ZoomAccount(models.Model):
                 "access_token",
                 "refresh_token",
                 "client_secret",
+                "webhook_secret_token",
                 "token_expires_at",
             ]
         )
