@@ -3,18 +3,23 @@ connection's events are verified with its own secret token, another app's signat
 a retry an hour after its signed timestamp lands once, and events that arrive out of order are
 applied in Zoom's event_ts order."""
 
+import json
 import time
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
 from meetings import webhooks
 from meetings.models import Meeting, MeetingStatus, WebhookEvent, ZoomAccount
+from meetings.views.connections import SESSION_KEY
 from meetings.zoom import oauth
 from meetings.zoom.sandbox import (
     DEFAULT_ACCOUNT_ID,
+    DEFAULT_OAUTH_CLIENT_ID,
+    DEFAULT_OAUTH_CLIENT_SECRET,
     DEFAULT_S2S_CLIENT_ID,
     DEFAULT_S2S_CLIENT_SECRET,
 )
@@ -232,3 +237,74 @@ def test_an_out_of_order_pair_applies_in_event_ts_order(
     wait_for(lambda: not events.filter(processed_at__isnull=True).exists(), "both processed")
     assert events.count() == 2
     assert Meeting.objects.get(account=a, zoom_id=meeting["id"]).status == MeetingStatus.ENDED
+
+
+# --- setting the token: the connect form, zoom_connect ------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_connect_form_takes_the_apps_webhook_secret_token_and_keeps_it_out_of_the_session(
+    client, admin_user, zoom_sandbox, settings
+):
+    from tests.test_oauth import consent
+
+    settings.ZOOM_CLIENT_ID = DEFAULT_OAUTH_CLIENT_ID
+    settings.ZOOM_CLIENT_SECRET = DEFAULT_OAUTH_CLIENT_SECRET
+    client.force_login(admin_user)
+    form = client.get(reverse("connection-connect")).content.decode()
+    assert 'name="webhook_secret_token"' in form and 'type="password"' in form
+
+    start = client.post(
+        reverse("connection-connect"), {"plan": "pro", "webhook_secret_token": "oauth-app-token"}
+    )
+    pending = client.session[SESSION_KEY]
+    assert "oauth-app-token" not in json.dumps(pending)
+    back = client.get(consent(start["Location"]))
+
+    account = ZoomAccount.objects.get()
+    assert back.status_code == 302
+    assert account.webhook_secret() == "oauth-app-token"
+    assert "oauth-app-token" not in client.get(back["Location"]).content.decode()
+
+
+def s2s_command(*extra):
+    return [
+        "zoom_connect",
+        "--server-to-server",
+        f"--account-id={DEFAULT_ACCOUNT_ID}",
+        f"--client-id={DEFAULT_S2S_CLIENT_ID}",
+        f"--client-secret={DEFAULT_S2S_CLIENT_SECRET}",
+        *extra,
+    ]
+
+
+@pytest.mark.django_db
+def test_zoom_connect_takes_the_webhook_secret_token_from_its_option_its_environment_or_a_file(
+    zoom_sandbox, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.delenv("ZOOM_WEBHOOK_SECRET_TOKEN", raising=False)
+    monkeypatch.delenv("ZOOM_WEBHOOK_SECRET_TOKEN_FILE", raising=False)
+    call_command(*s2s_command("--webhook-secret-token=from-the-option"))
+    account = ZoomAccount.objects.get()
+    assert account.webhook_secret() == "from-the-option"
+
+    monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", "from-the-environment")
+    call_command(*s2s_command())
+    account.refresh_from_db()
+    assert account.webhook_secret() == "from-the-environment"
+
+    token_file = tmp_path / "webhook-secret"
+    token_file.write_text("from-a-file\n")
+    monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN_FILE", str(token_file))
+    call_command(*s2s_command())
+    account.refresh_from_db()
+    assert account.webhook_secret() == "from-a-file"
+
+    monkeypatch.delenv("ZOOM_WEBHOOK_SECRET_TOKEN")
+    monkeypatch.delenv("ZOOM_WEBHOOK_SECRET_TOKEN_FILE")
+    call_command(*s2s_command())  # none given: the stored token stays
+    account.refresh_from_db()
+    assert account.webhook_secret() == "from-a-file"
+    out = capsys.readouterr().out
+    assert "this connection's own" in out
+    assert not any(t in out for t in ("from-the-option", "from-the-environment", "from-a-file"))
