@@ -161,3 +161,11 @@ def test_a_refusal_ends_when_a_new_token_carries_the_scope(zoom_sandbox, client,
     client.force_login(admin_user)
     page = client.get(reverse("overview")).content.decode()
     assert "Missing permission" not in page
+
+
+def test_the_readme_lists_every_scope_in_both_schemes():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for need in SCOPE_NEEDS.values():
+        assert f"| `{need.granular[0]}` | `{need.classic[0]}` |" in readme, need.operation_id
