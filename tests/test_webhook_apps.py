@@ -308,3 +308,28 @@ def test_zoom_connect_takes_the_webhook_secret_token_from_its_option_its_environ
     out = capsys.readouterr().out
     assert "this connection's own" in out
     assert not any(t in out for t in ("from-the-option", "from-the-environment", "from-a-file"))
+
+
+@pytest.mark.django_db
+def test_the_admin_sets_a_server_to_server_apps_webhook_secret_token_write_only(
+    client, admin_user, zoom_sandbox
+):
+    client.force_login(admin_user)
+    added = client.post(
+        "/admin/meetings/zoomaccount/add/",
+        {
+            "name": "From the admin",
+            "zoom_account_id": DEFAULT_ACCOUNT_ID,
+            "client_id": DEFAULT_S2S_CLIENT_ID,
+            "plan": "pro",
+            "new_client_secret": DEFAULT_S2S_CLIENT_SECRET,
+            "new_webhook_secret_token": "typed-in-the-admin",
+        },
+    )
+
+    assert added.status_code == 302
+    account = ZoomAccount.objects.get()
+    assert account.webhook_secret() == "typed-in-the-admin"
+    change = client.get(f"/admin/meetings/zoomaccount/{account.pk}/change/").content.decode()
+    assert 'name="new_webhook_secret_token"' in change
+    assert "typed-in-the-admin" not in change
