@@ -95,7 +95,7 @@ GRANULAR_SCOPES = {
     ("GET", "/metrics/meetings"): "dashboard:read:list_meetings",
 }
 # Classic scopes that exist only at account level: listing the account's users, the Dashboard.
-ADMIN_ONLY = {"user:read:list_users", "dashboard_meetings:read", "dashboard:read"}
+ADMIN_ONLY = {"user:read:list_users", "dashboard_meetings:read", "dashboard:read:list_meetings"}
 
 
 def _error(status, code, message, errors=None):
