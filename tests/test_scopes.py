@@ -169,3 +169,34 @@ def test_the_readme_lists_every_scope_in_both_schemes():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for need in SCOPE_NEEDS.values():
         assert f"| `{need.granular[0]}` | `{need.classic[0]}` |" in readme, need.operation_id
+
+
+@pytest.mark.worker
+@override_settings(METRICS_TOKEN=MONITORING_TOKEN)
+def test_an_end_refused_for_want_of_a_scope_fails_once_and_says_which_scope_to_add(
+    celery_worker_process, zoom_sandbox, client
+):
+    from meetings.actions import request_action
+    from meetings.models import Action
+    from meetings.models.actions import TERMINAL_STATES
+    from tests.waiting import wait_until
+
+    host = zoom_sandbox.state.add_user(email="host@sandbox.example")
+    meeting = zoom_sandbox.state.add_meeting(host["id"], "Town hall", status="started")
+    account = connect(zoom_sandbox, WITHOUT_END)
+
+    action, _ = request_action(
+        account=account, kind="end_meeting", source="dashboard", target_id=meeting["id"]
+    )
+    wait_until(
+        lambda: Action.objects.filter(pk=action.pk, state__in=TERMINAL_STATES).exists(),
+        60,
+        "the end to finish",
+    )
+
+    action.refresh_from_db()
+    assert (action.state, action.zoom_code, action.attempts.count()) == ("failed", 4711, 1)
+    assert "meeting:update:status:admin" in action.result_summary
+    assert "meeting:write:admin" in action.result_summary
+    status, report = healthz(client)
+    assert (status, report["missing_scope"]) == (503, 1)
