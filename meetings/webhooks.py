@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 
 from . import mirror
 from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar, ZoomAccount
+from .models.accounts import WEBHOOK_RETRY_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 # when it widened its window to 90 minutes. 90 minutes plus 5 for clocks that differ, so the last
 # retry is never refused; a replay inside the window stays harmless, because deliveries are
 # stored once (dedupe_key) and applied in Zoom's event_ts order.
-TIMESTAMP_MAX_AGE_SECONDS = (90 + 5) * 60
+TIMESTAMP_MAX_AGE_SECONDS = int(WEBHOOK_RETRY_WINDOW.total_seconds())
 # A request time ahead of ours: only clock skew explains it.
 TIMESTAMP_MAX_AHEAD_SECONDS = 300
 # Zoom's events are a few kilobytes; anything far larger is not Zoom.
@@ -126,13 +127,15 @@ def verify_signature(secret, timestamp, signature, body, *, at=None):
 
 
 def secrets_for(envelope):
-    """The secret tokens that may have signed this event, as [(secret, connection or None)].
+    """The secret tokens that may have signed this event, as [(secret, latest request time it
+    may sign or None)].
 
-    An event naming a Zoom account connected here: the secret of each connection to that
-    account (its own, else the server's default), so another app's secret is refused. One
-    naming no account (`endpoint.url_validation`, or a body that is not an event): every
-    connection's and the default, and the signature tells which app sent it. One naming an
-    account not connected here: the default only (it is stored and ignored).
+    An event naming a Zoom account connected here: the secrets of each connection to that
+    account (its own, else the server's default; and for a while after a rotation the token it
+    replaced), so another app's secret is refused. One naming no account
+    (`endpoint.url_validation`, or a body that is not an event): every connection's and the
+    default, and the signature tells which app sent it. One naming an account not connected
+    here: the default only (it is stored and ignored).
     """
     default = settings.ZOOM_WEBHOOK_SECRET_TOKEN or ""
     account_id = None
@@ -140,7 +143,9 @@ def secrets_for(envelope):
         payload, _ = _object(envelope)
         account_id = payload.get("account_id")
         account_id = account_id if isinstance(account_id, str) and account_id else None
-    accounts = ZoomAccount.objects.only("pk", "name", "zoom_account_id", "webhook_secret_token")
+    accounts = ZoomAccount.objects.only(
+        "pk", "name", "zoom_account_id", *ZoomAccount.WEBHOOK_SECRET_FIELDS
+    )
     if account_id is not None:
         connections = list(accounts.filter(zoom_account_id=account_id))
         if not connections:
@@ -149,13 +154,23 @@ def secrets_for(envelope):
         connections = list(accounts)
     found, seen = [], set()
     for connection in connections:
-        secret = connection.webhook_secret()
-        if secret and secret not in seen:
-            seen.add(secret)
-            found.append((secret, connection))
+        for secret, not_after in connection.webhook_secrets():
+            if secret not in seen:
+                seen.add(secret)
+                found.append((secret, not_after))
     if account_id is None and default and default not in seen:
         found.append((default, None))
     return found
+
+
+def _verified_with(candidates, timestamp, signature, body):
+    """The candidate secret that signed this request, or None."""
+    for secret, not_after in candidates:
+        if not_after is not None and int(timestamp) > not_after:
+            continue  # a replaced token signs nothing sent after its replacement
+        if signature_matches(secret, timestamp, signature, body):
+            return secret
+    return None
 
 
 def url_validation_answer(secret, plain_token):
@@ -308,9 +323,7 @@ def zoom_webhook(request):
     except (UnicodeDecodeError, ValueError, RecursionError):
         envelope = None  # refused below; 401 first unless it was signed
     candidates = secrets_for(envelope)
-    secret = next(
-        (s for s, _ in candidates if signature_matches(s, timestamp, signature, body)), None
-    )
+    secret = _verified_with(candidates, timestamp, signature, body)
     if secret is None:
         log.warning(
             "webhook refused: %s",

@@ -5,12 +5,14 @@ applied in Zoom's event_ts order."""
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
+from django.utils.timezone import now
 
 from meetings import webhooks
 from meetings.models import Meeting, MeetingStatus, WebhookEvent, ZoomAccount
@@ -333,3 +335,43 @@ def test_the_admin_sets_a_server_to_server_apps_webhook_secret_token_write_only(
     change = client.get(f"/admin/meetings/zoomaccount/{account.pk}/change/").content.decode()
     assert 'name="new_webhook_secret_token"' in change
     assert "typed-in-the-admin" not in change
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_rotation_retries_signed_with_the_old_token_land_but_new_requests_need_the_new(
+    client, admin_user, zoom_sandbox, two_apps
+):
+    a, _ = two_apps
+    state = zoom_sandbox.state
+    host = host_in(state, DEFAULT_ACCOUNT_ID, "ha@a.example")
+    first, second, third = (state.add_meeting(host["id"], t) for t in ("One", "Two", "Three"))
+    client.force_login(admin_user)
+    rotated = client.post(
+        reverse("connection-webhook-secret", args=[a.pk]),
+        {"webhook_secret_token": "regenerated-token"},
+    )
+    assert rotated.status_code == 302
+    # The admin saved the regenerated token ten minutes ago.
+    ZoomAccount.objects.filter(pk=a.pk).update(
+        webhook_secret_rotated_at=now() - timedelta(minutes=10)
+    )
+
+    # Zoom first sent this twenty minutes ago, signed with the token as it was then: its retry
+    # comes now with that signature.
+    state.advance_clock(-1200)
+    state.start_meeting(first["id"])
+    assert zoom_sandbox.webhooks.wait_idle(10)
+    # Signed with the old token now, well after the rotation: not Zoom (any more).
+    state.advance_clock(1200)
+    state.start_meeting(second["id"])
+    assert zoom_sandbox.webhooks.wait_idle(10)
+    # The app's new token, as Zoom uses it from the rotation on.
+    state.set_webhook(state.webhook_url, "regenerated-token")
+    state.start_meeting(third["id"])
+    assert zoom_sandbox.webhooks.wait_idle(10)
+
+    statuses = [(d["object_id"], d["status"]) for d in state.webhook_deliveries]
+    assert statuses == [(str(first["id"]), 200), (str(second["id"]), 401), (str(third["id"]), 200)]
+    assert sorted(WebhookEvent.objects.values_list("object_id", flat=True)) == sorted(
+        [first["id"], third["id"]]
+    )

@@ -166,7 +166,7 @@ class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if form.cleaned_data.get("new_webhook_secret_token"):
-            obj.webhook_secret_token = form.cleaned_data["new_webhook_secret_token"]
+            obj.set_webhook_secret_token(form.cleaned_data["new_webhook_secret_token"])
         if not change:
             obj.kind = ZoomAccount.Kind.SERVER_TO_SERVER
             obj.connected_by = request.user

@@ -18,7 +18,19 @@ RATE_LIMITS = {
 # with a token that dies on the way (clocks drift; Zoom's answer takes time).
 TOKEN_REFRESH_MARGIN = timedelta(seconds=60)
 
-SECRET_FIELDS = ("client_secret", "access_token", "refresh_token", "webhook_secret_token")
+SECRET_FIELDS = (
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "webhook_secret_token",
+    "previous_webhook_secret_token",
+)
+
+# How long Zoom may retry a delivery with its first timestamp: its retries come 5, 25 and 85
+# minutes after the first attempt (developers.zoom.us/blog/webhook-delays), plus 5 minutes for
+# clocks that differ. The webhook receiver's window, and how long a replaced secret token still
+# verifies the retries of deliveries Zoom signed with it before it was replaced.
+WEBHOOK_RETRY_WINDOW = timedelta(minutes=90 + 5)
 
 
 class Plan(models.TextChoices):
@@ -63,6 +75,10 @@ class ZoomAccount(models.Model):
     # The Zoom app's own secret token for its event subscription (each app has one); empty:
     # settings.ZOOM_WEBHOOK_SECRET_TOKEN, the default for a single app.
     webhook_secret_token = EncryptedTextField(blank=True)
+    # The token it replaced, and when: Zoom's retries of deliveries it signed before the token was
+    # regenerated still carry its signature (webhook_secrets()).
+    previous_webhook_secret_token = EncryptedTextField(blank=True)
+    webhook_secret_rotated_at = models.DateTimeField(null=True, blank=True)
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.PRO)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONNECTED)
     last_error = models.TextField(blank=True)
@@ -183,6 +199,45 @@ class ZoomAccount(models.Model):
             return ""
         return self.webhook_secret_token or settings.ZOOM_WEBHOOK_SECRET_TOKEN or ""
 
+    def webhook_secrets(self, *, at=None):
+        """[(secret token, latest request time it may sign or None)]: the current token, and
+        for WEBHOOK_RETRY_WINDOW after a rotation the replaced one, for requests Zoom signed
+        before the rotation (plus clock skew) and retries with their first timestamp."""
+        found = []
+        current = self.webhook_secret()
+        if current:
+            found.append((current, None))
+        previous = self.previous_webhook_secret_token
+        rotated = self.webhook_secret_rotated_at
+        at = at or now()
+        if (
+            previous
+            and not is_undecryptable(previous)
+            and rotated is not None
+            and at - rotated <= WEBHOOK_RETRY_WINDOW
+            and previous != current
+        ):
+            found.append((previous, (rotated + timedelta(minutes=5)).timestamp()))
+        return found
+
+    def set_webhook_secret_token(self, token, *, at=None):
+        """Replace the connection's own webhook secret token (not saved here). The token it
+        replaces is kept for WEBHOOK_RETRY_WINDOW: Zoom keeps retrying, with the old
+        signature, what it sent before the token was regenerated."""
+        current = self.webhook_secret_token
+        if token == current:
+            return
+        if current and not is_undecryptable(current):
+            self.previous_webhook_secret_token = current
+            self.webhook_secret_rotated_at = at or now()
+        self.webhook_secret_token = token
+
+    WEBHOOK_SECRET_FIELDS = (
+        "webhook_secret_token",
+        "previous_webhook_secret_token",
+        "webhook_secret_rotated_at",
+    )
+
     # --- state transitions ------------------------------------------------------------------
 
     def store_token(self, token, *, at=None):
@@ -261,6 +316,7 @@ class ZoomAccount(models.Model):
         self.refresh_token = ""
         self.client_secret = ""
         self.webhook_secret_token = ""
+        self.previous_webhook_secret_token = ""
         self.token_expires_at = None
         self.save(
             update_fields=[
@@ -269,6 +325,7 @@ class ZoomAccount(models.Model):
                 "refresh_token",
                 "client_secret",
                 "webhook_secret_token",
+                "previous_webhook_secret_token",
                 "token_expires_at",
             ]
         )

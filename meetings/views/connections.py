@@ -18,6 +18,7 @@ from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -224,9 +225,10 @@ def webhook_secret(request, pk):
         context = _detail_context(request, account, webhook_form=form)
         return render(request, "meetings/connections/detail.html", context, status=400)
     replaced = account.webhook_secret_configured
-    ZoomAccount.objects.filter(pk=account.pk).update(
-        webhook_secret_token=form.cleaned_data["webhook_secret_token"]
-    )
+    with transaction.atomic():
+        account = ZoomAccount.objects.select_for_update().get(pk=account.pk)
+        account.set_webhook_secret_token(form.cleaned_data["webhook_secret_token"])
+        account.save(update_fields=list(ZoomAccount.WEBHOOK_SECRET_FIELDS))
     _history(
         request,
         account,

@@ -923,7 +923,7 @@ def complete_oauth_connection(
         account.client_id = client_id
         account.client_secret = client_secret
         if webhook_secret_token:
-            account.webhook_secret_token = webhook_secret_token
+            account.set_webhook_secret_token(webhook_secret_token)
         account.connected_as = me.email or ""
         account.connected_by = user if getattr(user, "pk", None) else None
         account.last_success_at = now()
@@ -992,7 +992,7 @@ def connect_server_to_server(
         if webhook_secret_token:
             # The app's own webhook secret token; without one the stored token (or the server's
             # default) stays.
-            account.webhook_secret_token = webhook_secret_token
+            account.set_webhook_secret_token(webhook_secret_token)
         account.refresh_token = ""
         if me is not None:
             account.connected_as = me.email or ""
