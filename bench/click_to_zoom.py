@@ -32,7 +32,7 @@ def run(ctx, options):
     from meetings.sync import sync_account
     from meetings.zoom.client import ZoomClient
 
-    from .harness import make_user, sandbox_account, signed_in_session
+    from .harness import make_user, mirror_live_meetings, sandbox_account, signed_in_session
 
     sandbox = ctx.start_sandbox(latency_ms=0, users=5)
     sandbox.reset()
@@ -41,6 +41,7 @@ def run(ctx, options):
     )
     account = sandbox_account()
     sync_account(account, ZoomClient.for_account(account, throttle=throttle_for(account)))
+    mirror_live_meetings(sandbox, account)
     meetings = list(Meeting.objects.filter(status="started").order_by("pk"))
     if len(meetings) < WARMUP + SAMPLES:
         raise BenchError(f"only {len(meetings)} live meetings in the mirror")

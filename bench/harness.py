@@ -447,6 +447,26 @@ def sandbox_account(name="Sandbox (bench)"):
     )
 
 
+def mirror_live_meetings(sandbox, account):
+    """Record the sandbox's live meetings live in the mirror, as their meeting.started events
+    would: on the sandbox's Pro plan no list shows a meeting live (zoom/api#76), and the
+    benchmarks run no webhook receiver. Returns the ids."""
+    from meetings import mirror
+    from meetings.models import MeetingStatus
+
+    ids = []
+    for meeting in sandbox.meetings(status="started"):
+        mirror.record_meeting_status(
+            account,
+            meeting["id"],
+            MeetingStatus.STARTED,
+            uuid=meeting["uuid"],
+            details={k: meeting[k] for k in ("host_id", "topic", "type")},
+        )
+        ids.append(meeting["id"])
+    return ids
+
+
 def make_user(username, *, role="operator", superuser=False):
     """A dashboard user in a role's group ("operator" or "viewer"), or a superuser."""
     from django.contrib.auth.models import Group, User

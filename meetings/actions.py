@@ -36,7 +36,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils.timezone import now
 
 from .models import Action, ActionKind, ActionSource, ActionState, Attempt, Batch, Meeting, Webinar
-from .models.actions import REDACTED, LeaseLostError
+from .models.actions import REDACTED, LeaseLostError, db_time
 from .zoom.client import encode_uuid, livestream_body, livestream_status_body, validate_zoom_id
 
 log = logging.getLogger(__name__)
@@ -578,6 +578,11 @@ def backoff_delay(failures, *, rng=random.random):
     return ceiling / 2 + rng() * ceiling / 2
 
 
+# A redelivered message asks again this long after the lease it found runs out, so that the
+# database's clock has passed it even if the lease is renewed at the last moment.
+LEASE_MARGIN_SECONDS = 1.0
+
+
 def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
     """Claim the action (conditional update queued → running), call Zoom, record each attempt,
     retry what may succeed later, finish it exactly once. What the Celery task runs.
@@ -592,6 +597,20 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
         inline = not task_id
     action = Action.claim(action_id, task_id=task_id)
     if action is None:
+        remaining = Action.lease_remaining(action_id, task_id=task_id) if task_id else None
+        if remaining is not None and _send(
+            action_id, task_id=task_id, countdown=remaining + LEASE_MARGIN_SECONDS
+        ):
+            # This message came again while the run it started still holds its lease: a worker
+            # that died just now (its lease runs on), or a redelivery while the run is alive.
+            # Ask again once that lease has run out; the run, if alive, renews it before then.
+            log.warning(
+                "action %s: its run holds a lease for %.0f s more; asking again then (task %s)",
+                action_id,
+                remaining,
+                task_id,
+            )
+            return None
         log.info("action %s: not ours to run (task %s)", action_id, task_id or "-")
         return None
     run = Run(action, sleep=sleep)
@@ -606,6 +625,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
                 if _send(action.pk, task_id=retry_id, countdown=delay):
                     log.info("action %s: retry in %.1f s (task %s)", action.pk, delay, retry_id)
                     return action.state
+                action.keep()
             # Inline, or the broker is unreachable for the retry message: wait here.
             action.renew_lease(delay + settings.ACTION_LEASE_SECONDS)
             sleep(delay)
@@ -684,6 +704,8 @@ class Run:
         if self._pending is not None and self._attempt is None:
             # While the account is paused after a 429 for longer than a worker waits, hand the
             # action back now, before an attempt row says a call was made.
+            # Zoom's daily cap for this label used up: refused here, before an attempt row.
+            self.limiter.check_daily_pause(label)
             paused = self.limiter.backoff_remaining()
             if paused > self.limiter.max_wait:
                 from .ratelimit import ThrottleWaitError
@@ -705,7 +727,7 @@ class Run:
     def _on_response(self, method, path, status, duration_ms, error):
         self._last_status = status
         if status == 429:
-            self.limiter.back_off(getattr(error, "retry_after", None))
+            self.limiter.after_429(error)
 
     def _wait(self, seconds):
         if seconds > settings.ACTION_LEASE_SECONDS / 4:
@@ -917,22 +939,76 @@ def _gave_up(error, action, *, rate_limited=False):
 # --- The sweeper -----------------------------------------------------------------------------
 
 
+def _messages_lost():
+    """How many queued actions' task messages the broker seems to have lost: at most the
+    actions past their dispatch deadline, less what still waits in the broker's queue.
+
+    A message not claimed by its deadline is usually not lost but behind a backlog: a batch of
+    1,000 drained by one slow worker. Sending each such action again at every sweep filled the
+    queue with copies that do nothing when they arrive (issue 13). The queue holds one message
+    per action that was sent and not yet taken, so a shortfall between the actions waiting for
+    a message and the messages waiting in the broker is what was lost (a broker restarted
+    without persistence, a purge). Other tasks in the queue (a sync, webhook processing) only
+    delay a resend to a later sweep; messages a worker has prefetched and not yet claimed are
+    a few at most, so the queue stays within the backlog plus that small number. When the
+    broker cannot be asked, every overdue action counts as lost (the sweep's old rule): a
+    duplicate message is harmless, a lost click is not.
+    """
+    overdue = Action.objects.filter(
+        state=ActionState.QUEUED, lease_expires_at__lt=db_time()
+    ).count()
+    if not overdue:
+        return 0
+    in_broker = broker_queue_length()
+    if in_broker is None:
+        return overdue
+    waiting = Action.objects.filter(
+        state=ActionState.QUEUED, lease_expires_at__isnull=False
+    ).count()
+    return max(0, min(overdue, waiting - in_broker))
+
+
+def broker_queue_length():
+    """Messages waiting in the task queue (Redis or the embedded broker), or None if the
+    broker cannot be asked."""
+    from kombu.exceptions import ChannelError
+
+    from .tasks.actions import run_action
+
+    app = run_action.app
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+            try:
+                return connection.default_channel.queue_declare(
+                    queue=app.conf.task_default_queue, passive=True
+                ).message_count
+            except ChannelError:  # no such queue yet: nothing was ever left in it
+                return 0
+    except Exception as e:  # broker down: kombu raises OperationalError, OSError...
+        log.warning("could not ask the broker how many messages wait (%s: %s)", type(e).__name__, e)
+        return None
+
+
 def sweep(*, limit=500):
     """Keep every click moving (Celery beat runs this every ACTION_SWEEP_INTERVAL_SECONDS):
 
     - a running action whose lease expired lost its worker: it is queued again for a new run
-      (or failed after ACTION_MAX_RECLAIMS such losses);
+      (or failed after ACTION_MAX_RECLAIMS such losses), leases judged by the database's clock;
     - a queued action whose message never reached the broker (older than
-      ACTION_REQUEUE_AFTER_SECONDS, none sent), or whose message no worker claimed within
-      ACTION_DISPATCH_TIMEOUT_SECONDS, is sent again.
+      ACTION_REQUEUE_AFTER_SECONDS, none sent) is sent; one whose message no worker claimed
+      within ACTION_DISPATCH_TIMEOUT_SECONDS is sent again only as far as the broker's queue
+      is shorter than the actions waiting for it (`_messages_lost`).
 
     Every change is a conditional update, so a sweep racing a worker or another sweep is
     harmless: an action is claimed by one run only. Returns counts.
     """
+    # requested_at is the requesting web server's clock: a skew against this host's only
+    # lengthens or shortens the grace below, and a message sent twice does nothing twice.
     at = now()
     counts = {"reclaimed": 0, "failed": 0, "sent": 0}
     to_send = []
-    expired = Action.objects.filter(state=ActionState.RUNNING, lease_expires_at__lt=at).only(
+    expired = Action.objects.filter(state=ActionState.RUNNING, lease_expires_at__lt=db_time()).only(
         "pk", "state", "lease_token", "reclaims", "lease_expires_at"
     )
     for action in expired[:limit]:
@@ -949,11 +1025,19 @@ def sweep(*, limit=500):
         lease_expires_at__isnull=True,
         requested_at__lt=at - timedelta(seconds=settings.ACTION_REQUEUE_AFTER_SECONDS),
     )
-    unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=at)
-    for qs in (never_sent, unclaimed):
+    to_send.extend(
+        pk
+        for pk in never_sent.order_by("requested_at").values_list("pk", flat=True)[:limit]
+        if pk not in to_send
+    )
+    lost = _messages_lost()
+    if lost:
+        unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=db_time())
         to_send.extend(
             pk
-            for pk in qs.order_by("requested_at").values_list("pk", flat=True)[:limit]
+            for pk in unclaimed.order_by("requested_at").values_list("pk", flat=True)[
+                : min(lost, limit)
+            ]
             if pk not in to_send
         )
     counts["sent"] = enqueue_actions(to_send)

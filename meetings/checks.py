@@ -1,7 +1,7 @@
 """System checks: misconfiguration is reported at start-up, not as a crash on every page."""
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 
@@ -55,3 +55,51 @@ def check_oauth_over_https(app_configs, **kwargs):
             )
         ]
     return []
+
+
+def tasks_outliving_the_visibility_timeout():
+    """[(task name, its hard time limit or None)] for every task that could still be running
+    when the Redis broker hands its unacknowledged message to another worker.
+
+    Our tasks are acks_late: the message stays unacknowledged while the task runs, and Redis
+    redelivers it once CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] has passed. A task
+    allowed to run longer is taken over mid-run by a second worker while the first is alive
+    (issue 13: a 30-minute action limit under a 600 s timeout). The relation that must hold:
+    every task's hard time limit < visibility timeout. Only the Redis transport has this
+    timeout; the embedded filesystem broker redelivers nothing by itself.
+    """
+    from zoomadmin.celery import app
+
+    from . import tasks  # noqa: F401  (registers every task of ours with the app)
+
+    if not settings.CELERY_BROKER_URL.startswith(("redis", "rediss")):
+        return []
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    found = []
+    for name, task in sorted(app.tasks.items()):
+        if not name.startswith(("meetings.", "zoomadmin.")):
+            continue  # Celery's own (chord, backend cleanup), a test's: none is ours to bound
+        limit = task.time_limit if task.time_limit is not None else app.conf.task_time_limit
+        if limit is None or limit >= visibility:
+            found.append((name, limit))
+    return found
+
+
+@register("zoomadmin")
+def check_tasks_end_before_the_broker_redelivers_them(app_configs, **kwargs):
+    """E003: a task's time limit is not below the broker's visibility timeout.
+
+    A worker refuses to start on it (zoomadmin/celery.py), before it takes a message."""
+    found = tasks_outliving_the_visibility_timeout()
+    if not found:
+        return []
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+    listed = ", ".join(f"{name} ({limit or 'no'} s limit)" for name, limit in found)
+    return [
+        Error(
+            f"These tasks may run longer than CELERY_VISIBILITY_TIMEOUT ({visibility} s), after "
+            f"which Redis gives their message to another worker while they still run: {listed}.",
+            hint="Raise CELERY_VISIBILITY_TIMEOUT above the longest task time limit.",
+            id="zoomadmin.E003",
+        )
+    ]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.db.models.functions import Now
 from django.utils.timezone import now
 
 from .logging import scrub
@@ -148,12 +149,17 @@ def check_worker():
     from .models import WorkerHeartbeat
 
     stale_after = timedelta(seconds=settings.WORKER_HEARTBEAT_STALE_SECONDS)
-    current = now()
     try:
-        beats = list(WorkerHeartbeat.objects.values_list("hostname", "pid", "last_seen"))
+        # Staleness by the database's clock, the one the workers' beats are written on: a web
+        # host whose clock is off must not call live workers stale, or dead ones alive.
+        beats = list(
+            WorkerHeartbeat.objects.annotate(db_now=Now()).values_list(
+                "hostname", "pid", "last_seen", "db_now"
+            )
+        )
     except DatabaseError as e:
         return Check(False, {"error": "the database cannot be reached"}, {"detail": _error_text(e)})
-    fresh = [b for b in beats if current - b[2] <= stale_after]
+    fresh = [b for b in beats if b[3] - b[2] <= stale_after]
     summary = {
         "alive": len(fresh),
         "stale": len(beats) - len(fresh),
@@ -166,7 +172,7 @@ def check_worker():
                 "pid": pid,
                 "seconds_since_heartbeat": round((current - last_seen).total_seconds(), 1),
             }
-            for hostname, pid, last_seen in beats
+            for hostname, pid, last_seen, current in beats
         ]
     }
     if not fresh:

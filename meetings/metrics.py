@@ -294,3 +294,77 @@ def render():
     if getattr(settings, "METRICS_BROKER_QUEUE", True):
         registry.register(BrokerCollector())
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+# --- A worker host's own /metrics -------------------------------------------------------------
+
+
+def render_processes():
+    """(body, content_type) of this host's process samples only: what the worker host counted
+    (requests to Zoom, their latency, 429s). The database and broker gauges are the web's
+    /metrics: every host would report the same figures."""
+    registry = CollectorRegistry()
+    if multiprocess_enabled():
+        _LockedMultiProcessCollector(registry)
+    else:
+        registry.register(_DefaultRegistryCollector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _metrics_app(token):
+    def app(environ, start_response):
+        import hmac
+
+        if environ.get("PATH_INFO") != "/metrics" or environ["REQUEST_METHOD"] not in (
+            "GET",
+            "HEAD",
+        ):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found: this port serves /metrics only.\n"]
+        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if token and not (
+            scheme.lower() == "bearer"
+            and hmac.compare_digest(given.strip().encode(), token.encode())
+        ):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')],
+            )
+            return [b"Authentication required.\n"]
+        body, content_type = render_processes()
+        start_response("200 OK", [("Content-Type", content_type)])
+        return [body]
+
+    return app
+
+
+def serve_worker_metrics(port, address, token):
+    """Serve this host's process metrics at http://ADDRESS:PORT/metrics from a daemon thread;
+    returns the server (its `server_port` is the port, when PORT is 0) or None if the port
+    could not be taken (logged: a worker without metrics beats no worker)."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format, *args):  # Prometheus scrapes every 15 s: not worth a line
+            pass
+
+    class DaemonServer(WSGIServer):
+        daemon_threads = True
+
+    if not token:
+        address = "127.0.0.1"  # no token: nothing beyond this host may read it
+    try:
+        server = make_server(
+            address,
+            port,
+            _metrics_app(token),
+            server_class=DaemonServer,
+            handler_class=QuietHandler,
+        )
+    except OSError as e:
+        logger.error("worker metrics: cannot listen on %s:%s (%s)", address, port, e)
+        return None
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    logger.info("worker metrics at http://%s:%s/metrics", address, server.server_port)
+    return server

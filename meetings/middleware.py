@@ -24,3 +24,19 @@ class SecurityHeadersMiddleware:
         if settings.PERMISSIONS_POLICY:
             response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return response
+
+
+class KeyRingMiddleware:
+    """Each web process reports which encryption keys it holds (fingerprints, every few
+    minutes), so a key rotation knows when every process can read a new key
+    (meetings/keyring.py). After the response: one write per process every five minutes."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from . import keyring
+
+        response = self.get_response(request)
+        keyring.report_now_and_then("web")
+        return response

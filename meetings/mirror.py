@@ -158,6 +158,16 @@ def known_host_email(account, host_id):
 
     Zoom's events name a host by id only; a row they create would show the id where every
     other row of that host shows the address (the sync fills it in from Zoom's users)."""
+    from .models import ZoomUser
+
+    email = (
+        ZoomUser.objects.filter(account=account, zoom_user_id=host_id)
+        .exclude(email="")
+        .values_list("email", flat=True)
+        .first()
+    )
+    if email:
+        return email
     for model in (Meeting, Webinar):
         email = (
             model.objects.filter(account=account, host_id=host_id)
@@ -226,6 +236,11 @@ def record_details(model, account, zoom_id, details, *, at=None):
                 f"Zoom sent this update at {at.isoformat()}, before the one already applied "
                 f"({row.details_event_at.isoformat()}): nothing changed"
             )
+        if fields.get("host_id") and fields["host_id"] != row.host_id:
+            # Handed to another host: the event names the new host by id only; the old host's
+            # address must not stay beside it. Known, it is shown at once; else the webhook
+            # task fetches it (meetings.hosts).
+            fields.setdefault("host_email", known_host_email(account, fields["host_id"]))
         changed = [name for name, value in fields.items() if getattr(row, name) != value]
         for name in changed:
             setattr(row, name, fields[name])
@@ -348,6 +363,16 @@ def store_past_meeting(account, details):
             # Two fetches of the same instance at once: the other one inserted it first.
             past, _ = PastMeeting.objects.update_or_create(uuid=uuid, defaults=values)
     return past
+
+
+def fetch_meeting(account, client, zoom_id):
+    """Ask Zoom for a meeting the mirror learnt of from an event alone (an instant or personal
+    meeting ID meeting's `meeting.started`: no list shows those) and fill in its settings: host
+    and host email, topic, type, join URL. The status stays the events' (Zoom's answer may lag
+    an end). Returns the row, or None when the mirror has no such row. Raises the client's
+    ZoomError (ZoomNotFound: the meeting has ended and is gone)."""
+    answer = client.get_meeting(zoom_id)
+    return record_details(Meeting, account, answer.id, answer)
 
 
 def fetch_past_meeting(account, client, *, meeting_id=None, uuid=""):

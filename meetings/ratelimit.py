@@ -24,9 +24,14 @@ the whole account.
 
 State lives in Redis (one Lua script, atomic, on Redis's clock) when REDIS_URL is set, else in
 the database (RateLimitBucket rows, locked per request); while Redis is unreachable, in the
-database too. A wait longer than
+database too, at the share of the limit Redis's bookings leave (`fallback_factor`). A wait
+longer than
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS is not slept: the throttle raises ThrottleWaitError and the
 action pipeline re-enqueues the action with a countdown, so no worker sits idle for long.
+
+A 429 whose X-RateLimit-Type is Daily-limit (a Free account's cap per label and UTC day) is not a
+moment's pause: `after_429` pauses that label only, until Zoom's Retry-After, and the throttle
+refuses the label's requests meanwhile (meetings.budget, which keeps the pause in the database).
 """
 
 import logging
@@ -40,7 +45,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
-LABELS = ("light", "medium", "heavy")
+# "resource" is Zoom's Resource-intensive label (the Dashboard's), counted per minute by Zoom;
+# its rate here is in requests per second like the others (RATE_LIMITS in models).
+LABELS = ("light", "medium", "heavy", "resource")
 BACKOFF = "backoff"
 CAUTION = "caution"
 
@@ -78,6 +85,8 @@ class Throttle:
         self.clock = clock
         self.max_wait = settings.ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS if max_wait is None else max_wait
         self.late_slots = 0
+        # The label of the request last booked: a 429 without X-RateLimit-Category is its.
+        self.last_label = None
 
     def __call__(self, label):
         """Book LABEL's next slot and sleep until it; returns the seconds waited.
@@ -87,6 +96,8 @@ class Throttle:
         its request would otherwise reach Zoom within one second of as many requests as the
         limit allows after it, and Zoom counts arrivals. The cost is the lateness, once; a 429
         would pause the whole account."""
+        self.check_daily_pause(label)
+        self.last_label = label
         wait = self.reserve(label)
         due = self.clock() + wait
         if wait > 0:
@@ -110,6 +121,47 @@ class Throttle:
         if wait < 0:
             raise ThrottleWaitError(-wait, label)
         return wait
+
+    def check_daily_pause(self, label):
+        """Raise budget.DailyLimitPaused, nothing sent, while Zoom's daily cap for LABEL is used
+        up for the account (remembered from its Daily-limit 429, in the database: every
+        process sees it). Only plans with daily caps pay for the look-up."""
+        from . import budget
+
+        if label in budget.daily_caps(self.account):
+            seconds = budget.paused_for(self.account, label)
+            if seconds > 0:
+                raise budget.DailyLimitPaused(label, seconds)
+
+    def after_429(self, error):
+        """Zoom answered 429 (`error`, a ZoomRateLimited or None). A Daily-limit one pauses its
+        label for the account until Zoom's Retry-After (the next 00:00 UTC), and only that label:
+        the others still have their day. Any other pauses the whole account (back_off)."""
+        from . import budget
+
+        seconds = getattr(error, "retry_after", None)
+        limit_type = (getattr(error, "limit_type", None) or "").lower()
+        # Zoom's headers are sometimes missing (NOTES.md); its words are not: "You have reached
+        # the maximum daily rate limit for this API".
+        message = (getattr(error, "message", None) or "").lower()
+        if limit_type.startswith("daily") or (not limit_type and "daily" in message):
+            category = (getattr(error, "category", None) or "").lower()
+            label = category if category in LABELS else self.last_label
+            if label in LABELS:
+                # No Retry-After: Zoom's day ends at 00:00 UTC, so the cap lasts until then.
+                if seconds is None:
+                    at = time.time()
+                    seconds = 86400 - at % 86400
+                budget.pause_label(self.account, label, seconds)
+                log.warning(
+                    "Zoom's daily limit for %s requests of account %s is used up: pausing them "
+                    "%.0f s",
+                    budget.LABEL_NAMES[label],
+                    self.account,
+                    seconds,
+                )
+                return
+        self.back_off(seconds)
 
     def back_off(self, seconds):
         """After a 429: no request of this account, of any label, for SECONDS (capped at
@@ -242,8 +294,13 @@ class RedisBackend:
         try:
             return float(self._reserve(keys=keys, args=[interval, tolerance, max_wait, *cautious]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).reserve(
-                account_id, label, interval, tolerance, max_wait, cautious=cautious
+            fallback = self._unreachable(e)
+            factor = fallback_factor()
+            if factor is None:
+                return -FALLBACK_RETRY_SECONDS  # no room left beside Redis's share: wait
+            slow = (cautious[0] * factor, 0.0)
+            return fallback.reserve(
+                account_id, label, interval * factor, 0.0, max_wait, cautious=slow
             )
 
     def back_off(self, account_id, seconds, *, caution=0.0):
@@ -258,7 +315,9 @@ class RedisBackend:
         try:
             return float(self._delay(keys=[self._key(account_id, label)], args=[seconds, interval]))
         except (RedisConnectionError, RedisTimeoutError) as e:
-            return self._unreachable(e).delay(account_id, label, seconds, interval)
+            fallback = self._unreachable(e)
+            factor = fallback_factor() or 1.0
+            return fallback.delay(account_id, label, seconds, interval * factor)
 
     def backoff_remaining(self, account_id, which=BACKOFF):
         try:
@@ -269,6 +328,25 @@ class RedisBackend:
     def reset(self, account_id):
         for label in (*LABELS, BACKOFF, CAUTION):
             self.client.delete(self._key(account_id, label))
+
+
+# While Redis is unreachable from a process (and only from it, perhaps: a partition), the other
+# processes go on booking ZOOM_RATE_LIMIT_HEADROOM of Zoom's limit in Redis. A process on the
+# database's bucket must then book only what they leave, 1 - headroom of the limit, so that
+# both buckets together never pass Zoom's limit (issue 13: at the full share each, a partial
+# outage doubled the rate). With no room left (headroom 1.0) it waits for Redis instead, asking
+# again after FALLBACK_RETRY_SECONDS. A whole outage of Redis stops the broker too, so this slow
+# lane carries only the calls already in flight.
+FALLBACK_RETRY_SECONDS = 5.0
+
+
+def fallback_factor():
+    """How many times longer the database's slots are than Redis's, or None for no room."""
+    headroom = settings.ZOOM_RATE_LIMIT_HEADROOM
+    left = 1.0 - headroom
+    if left < 0.01:
+        return None
+    return headroom / left
 
 
 # One warning per process this often while Redis stays unreachable, not one per Zoom call.

@@ -408,7 +408,17 @@ def apply_event(event):
             if event.event == "meeting.deleted" and obj.get("occurrences"):
                 # One occurrence of a recurring meeting was deleted, not the meeting.
                 continue
+            # Known from events alone (or not at all): no list or fetch has filled in its host's
+            # email and join URL (an event carries neither, or only the URL).
+            partial = not (
+                Meeting.objects.filter(account=account, zoom_id=zoom_id)
+                .exclude(host_email="")
+                .exclude(join_url="")
+                .exists()
+            )
             mirror.record_meeting_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
+            if event.event == "meeting.started" and partial:
+                _request_meeting_fetch(account, zoom_id)
         elif event.event in LIVESTREAM_EVENTS:
             meeting = Meeting.objects.filter(account=account, zoom_id=zoom_id).first()
             if meeting is None:
@@ -428,6 +438,25 @@ def apply_event(event):
 
     if event.event == "meeting.ended" and uuid:
         _request_past_meeting_fetch(accounts, zoom_id, uuid, obj.get("topic"))
+
+
+def _request_meeting_fetch(account, zoom_id):
+    """A meeting started that the mirror did not know, or knew from events alone: an instant or
+    personal meeting ID meeting, which no list of Zoom's shows, or one scheduled since the last
+    sync. Events name the host by id only; `GET /meetings/{id}` (after commit, in a task)
+    brings the rest."""
+    from .tasks.mirror import fetch_meeting
+
+    if account.status != ZoomAccount.Status.CONNECTED:
+        return
+
+    def enqueue_fetch():
+        try:
+            fetch_meeting.delay(account.pk, zoom_id)
+        except Exception:  # kombu raises many kinds; the meeting is mirrored already
+            log.warning("meeting %s: its details fetch could not be queued", zoom_id)
+
+    transaction.on_commit(enqueue_fetch)
 
 
 def _livestream_config(obj):

@@ -241,11 +241,114 @@ def test_a_queued_action_is_claimed_once(account):
     assert claimed.lease_token and claimed.lease_expires_at > now()
     assert claimed.celery_task_id == "t-1"
     assert Action.claim(action.pk, task_id="t-2") is None
-    # The message the action waits for may take it over (a redelivery after a crash).
+    # A redelivery of its own message does not take it over while its lease is fresh: the run
+    # may be alive. It learns how long to wait instead.
+    assert Action.claim(action.pk, task_id="t-1") is None
+    assert 100 < Action.lease_remaining(action.pk, task_id="t-1") <= 120
+    # Once the lease has run out (its worker died), the redelivery takes it over, counted.
+    Action.objects.filter(pk=action.pk).update(lease_expires_at=now() - timedelta(seconds=1))
     again = Action.claim(action.pk, task_id="t-1")
     assert again is not None and again.lease_token != claimed.lease_token
+    assert again.reclaims == 1
     with pytest.raises(LeaseLostError):
         claimed.mark_succeeded("too late: the redelivery owns it now")
+
+
+def test_a_retry_message_takes_over_the_action_its_run_handed_over_uncounted(account):
+    action, _ = end_request(account)
+    run = Action.claim(action.pk, task_id="t-1")
+    run.schedule_retry(30, "retry-1")
+
+    # neither a redelivery of the first message nor another takes it; its retry does, at once
+    assert Action.claim(action.pk, task_id="t-1") is None
+    assert Action.claim(action.pk, task_id="t-2") is None
+    retry = Action.claim(action.pk, task_id="retry-1")
+    assert retry is not None and retry.reclaims == 0
+    # and a redelivery of the retry message, while that run's lease is fresh, does not
+    assert Action.claim(action.pk, task_id="retry-1") is None
+    with pytest.raises(LeaseLostError):
+        run.renew_lease()
+
+
+def test_a_message_redelivered_while_its_run_s_lease_is_fresh_asks_again_when_it_runs_out(
+    account,
+):
+    # given a run in progress (its worker may be alive, or just died) under message t-1
+    purge_broker()
+    action, _ = end_request(account)
+    Action.claim(action.pk, task_id="t-1").start_attempt("meetingStatus")
+
+    # when t-1 is delivered again
+    assert execute(action.pk, task_id="t-1") is None
+
+    # then it did not run, and sent itself again to arrive when the lease has run out
+    action.refresh_from_db()
+    assert action.state == ActionState.RUNNING and action.reclaims == 0
+    assert action.attempts.count() == 1
+    assert actions.broker_queue_length() == 1
+    purge_broker()
+
+
+def test_a_run_whose_retry_could_not_be_sent_keeps_the_action(account):
+    action, _ = end_request(account)
+    run = Action.claim(action.pk, task_id="t-1")
+    run.schedule_retry(30, "retry-1")
+
+    run.keep()  # the broker refused the retry message: this run waits and retries itself
+
+    run.renew_lease()
+    assert Action.claim(action.pk, task_id="retry-1") is None
+
+
+@pytest.mark.parametrize("skew", [-300, 300], ids=["host 5 min behind", "host 5 min ahead"])
+def test_leases_are_written_and_judged_by_the_database_clock_not_a_skewed_host_s(
+    account, monkeypatch, skew
+):
+    from meetings.models import actions as action_models
+
+    def skewed():
+        return now() + timedelta(seconds=skew)
+
+    action, _ = end_request(account)
+    first = Action.claim(action.pk, task_id="t-1")
+    first.start_attempt("meetingStatus")
+
+    # when the sweeper and a redelivered message run on a host whose clock is 5 minutes off
+    monkeypatch.setattr(actions, "now", skewed)
+    monkeypatch.setattr(action_models, "now", skewed)
+    swept = sweep()
+    again = Action.claim(action.pk, task_id="t-1")
+
+    # then the fresh lease is nobody's to take: no premature takeover ahead, none missed behind
+    assert swept["reclaimed"] == 0 and again is None
+    # and a lease such a host writes lasts ACTION_LEASE_SECONDS by the database's clock
+    first.renew_lease()
+    assert 100 < Action.lease_remaining(action.pk, task_id="t-1") <= 120
+
+
+def test_an_action_whose_worker_keeps_dying_fails_after_three_stops_counting_redeliveries(
+    account,
+):
+    # given the default limit, and an action whose run kills its worker every time
+    action, _ = end_request(account)
+    calls = 0
+    first = Action.claim(action.pk, task_id="t-1")
+    first.start_attempt("meetingStatus")
+    calls += 1
+    for _ in range(10):  # its message redelivered after each death (acks_late), lease run out
+        Action.objects.filter(pk=action.pk).update(lease_expires_at=now() - timedelta(seconds=1))
+        run = Action.claim(action.pk, task_id="t-1")
+        if run is None:
+            break
+        run.start_attempt("meetingStatus")
+        calls += 1
+
+    # then it failed when its worker had stopped 3 times: 3 calls to Zoom, not 9 or 14
+    action.refresh_from_db()
+    assert action.state == ActionState.FAILED
+    assert calls == 3 and action.reclaims == 3
+    assert action.result_summary.startswith("Its worker stopped 3 times while running it")
+    assert [a.outcome for a in action.attempts.all()] == ["interrupted"] * 3
 
 
 def test_a_finished_action_never_changes_again(account):
@@ -563,7 +666,8 @@ def test_a_run_that_died_after_zoom_accepted_does_not_call_again(
     dead.complete_attempt(attempt, outcome="ok", http_status=204, message="OK (HTTP 204)")
     before = zoom_sandbox.state.counters["requests"]
 
-    # the redelivered message takes it over
+    # the redelivered message takes it over once the dead run's lease has run out
+    Action.objects.filter(pk=action.pk).update(lease_expires_at=now() - timedelta(seconds=1))
     assert execute(action.pk, task_id="task-1") == ActionState.SUCCEEDED
 
     action.refresh_from_db()
@@ -582,7 +686,7 @@ def test_a_worker_that_keeps_dying_fails_the_action_in_the_end(account, settings
         sweep()
     action.refresh_from_db()
     assert action.state == ActionState.FAILED
-    assert action.result_summary.startswith("The worker running this action stopped 2 times")
+    assert action.result_summary.startswith("Its worker stopped 2 times while running it")
     assert [a.outcome for a in action.attempts.all()] == ["interrupted", "interrupted"]
     purge_broker()
 
@@ -611,6 +715,70 @@ def test_a_sent_message_nobody_claimed_is_sent_again(account):
     assert sweep()["sent"] == 1
     action.refresh_from_db()
     assert action.celery_task_id != "lost"
+    purge_broker()
+
+
+def queued_backlog(account, size):
+    """SIZE queued end actions, their messages sent (as a bulk end leaves them)."""
+    Action.objects.bulk_create(
+        Action(
+            account=account,
+            kind=ActionKind.END_MEETING,
+            target_type="meeting",
+            target_id=82000000000 + n,
+            source=ActionSource.BULK,
+        )
+        for n in range(size)
+    )
+    pks = list(Action.objects.filter(state=ActionState.QUEUED).values_list("pk", flat=True))
+    assert actions.enqueue_actions(pks) == size
+    return pks
+
+
+def test_the_sweeper_does_not_copy_a_slowly_draining_backlog_into_the_queue(account):
+    # given 2,000 actions whose messages wait in the broker behind a slow worker, all past
+    # their dispatch deadline
+    purge_broker()
+    queued_backlog(account, 2000)
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+    assert actions.broker_queue_length() == 2000
+
+    # when the sweeper runs again and again
+    sent = [sweep()["sent"] for _ in range(5)]
+
+    # then it sends nothing: no message was lost, the queue holds the backlog and no more
+    assert sent == [0] * 5
+    assert actions.broker_queue_length() == 2000
+    purge_broker()
+
+
+def test_the_sweeper_sends_again_what_the_broker_lost_and_only_that(account):
+    # given a backlog of 300 overdue actions whose broker lost 120 of their messages
+    purge_broker()
+    pks = queued_backlog(account, 300)
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+    purge_broker()
+    actions.enqueue_actions(pks[:180])
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+
+    # when the sweeper runs twice
+    first, second = sweep()["sent"], sweep()["sent"]
+
+    # then the 120 lost are sent once, and the queue again holds one message per action
+    assert (first, second) == (120, 0)
+    assert actions.broker_queue_length() == 300
+    purge_broker()
+
+
+def test_when_the_broker_cannot_say_what_it_holds_every_overdue_action_is_sent_again(
+    account, monkeypatch
+):
+    purge_broker()
+    queued_backlog(account, 3)
+    Action.objects.update(lease_expires_at=now() - timedelta(seconds=1))
+    monkeypatch.setattr(actions, "broker_queue_length", lambda: None)
+
+    assert sweep()["sent"] == 3  # a duplicate message is harmless, a lost click is not
     purge_broker()
 
 

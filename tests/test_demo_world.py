@@ -73,6 +73,11 @@ def test_announcing_the_world_sends_one_event_per_state_only_webhooks_carry():
         m["id"] for m in state.meetings.values() if m["status"] == "deleted"
     }
     assert by_event["meeting.ended"] == recently_ended(state)
+    # every live meeting: no list shows instant and PMI ones, and Pro's shows none live
+    assert by_event["meeting.started"] == {
+        m["id"] for m in state.meetings.values() if m["status"] == "started"
+    }
+    assert any(state.meetings[i]["type"] in (1, 4) for i in by_event["meeting.started"])
     assert counts == {event: len(ids) for event, ids in by_event.items()}
     # the ended event names the instance that ended, so its details can be fetched
     for body in sent:
@@ -124,7 +129,9 @@ def test_after_the_demos_sync_and_announcement_the_dashboard_shows_what_the_sand
     streaming = {m["id"] for m in zoom.meetings.values() if m["livestreaming"]}
     deleted = {m["id"] for m in zoom.meetings.values() if m["status"] == "deleted"}
     ended = recently_ended(zoom)
+    live = {m["id"] for m in zoom.meetings.values() if m["status"] == "started"}
     assert sent == {
+        "meeting.started": len(live),
         "webinar.started": len(live_webinars),
         "meeting.live_streaming_started": len(streaming),
         "meeting.deleted": len(deleted),
@@ -140,6 +147,7 @@ def test_after_the_demos_sync_and_announcement_the_dashboard_shows_what_the_sand
             and ids(Meeting.objects.filter(livestream_status=LiveStreamStatus.LIVE)) == streaming
             and ids(Meeting.objects.filter(status=MeetingStatus.DELETED)) == deleted
             and ids(Meeting.objects.filter(status=MeetingStatus.ENDED)) == ended
+            and ids(Meeting.objects.filter(status=MeetingStatus.STARTED)) == live
         ),
         "the announced events applied",
     )

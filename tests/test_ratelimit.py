@@ -15,6 +15,7 @@ from meetings.models import ZoomAccount
 from meetings.ratelimit import (
     DatabaseBackend,
     RedisBackend,
+    Throttle,
     ThrottleWaitError,
     _redis_client,
     backend,
@@ -280,12 +281,14 @@ def test_an_unreachable_redis_hands_the_limit_to_the_database_instead_of_failing
     unreachable = _redis_client(f"redis://127.0.0.1:{free_port()}/0")
     chosen = RedisBackend(unreachable, fallback=DatabaseBackend())
 
-    # when slots are reserved and the account backs off
-    waits = [chosen.reserve(account.pk, "light", 0.5, 0.0, 5.0) for _ in range(2)]
+    # when slots are reserved (0.5 s apart in Redis, at the default 96 % of the limit) and the
+    # account backs off
+    waits = [chosen.reserve(account.pk, "light", 0.5, 0.0, 60.0) for _ in range(2)]
     chosen.back_off(account.pk, 3)
 
-    # then the database held the limit meanwhile
-    assert waits[0] == 0 and 0.4 < waits[1] <= 0.5
+    # then the database held the limit meanwhile, at the 4 % Redis's bookings leave:
+    # 0.5 s x 0.96 / 0.04 = 12 s apart
+    assert waits[0] == 0 and 11.9 < waits[1] <= 12
     assert 2 < chosen.backoff_remaining(account.pk) <= 3
     assert 2 < DatabaseBackend().backoff_remaining(account.pk) <= 3
     # and without a fallback the failure is raised as before
@@ -293,3 +296,54 @@ def test_an_unreachable_redis_hands_the_limit_to_the_database_instead_of_failing
 
     with pytest.raises(RedisConnectionError):
         RedisBackend(unreachable).reserve(account.pk, "light", 0.5, 0.0, 5.0)
+
+
+@pytest.mark.skipif(
+    not django_settings.REDIS_URL, reason="a partial Redis outage needs Redis: service profile"
+)
+def test_a_process_cut_off_from_redis_books_only_what_the_others_leave(transactional_db, settings):
+    # given a limit of 10/s booked at 80 %, one process on Redis and one that cannot reach it
+    from tests.faults.services import free_port
+
+    settings.ZOOM_RATE_LIMIT_LIGHT = 10
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 0.8
+    account = ZoomAccount.objects.create(name="Split", kind="oauth", client_id="p")
+    healthy = RedisBackend(_redis_client(settings.REDIS_URL), fallback=DatabaseBackend())
+    cut_off = RedisBackend(
+        _redis_client(f"redis://127.0.0.1:{free_port()}/0"), fallback=DatabaseBackend()
+    )
+    healthy.reset(account.pk)
+    granted = {"healthy": [], "cut off": []}
+    deadline = time.monotonic() + 4
+
+    def process(name, chosen):
+        from django.db import connection
+
+        throttle = Throttle(account, chosen)
+        try:
+            while time.monotonic() < deadline:
+                throttle("light")
+                granted[name].append(time.monotonic())
+        finally:
+            connection.close()
+
+    # when both call Zoom as fast as their limiter lets them for 4 s
+    threads = [
+        threading.Thread(target=process, args=item)
+        for item in (("healthy", healthy), ("cut off", cut_off))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    # then together they stayed at Zoom's 10/s: 8/s through Redis and the 2/s it leaves through
+    # the database (at the full share each, as before: 16/s, 64 in 4 s). Each bucket grants its
+    # first slot at once, and a thread wakes a little after its slot (the jitter the headroom
+    # is for), so a window may catch one slot of the next second
+    every = sorted(granted["healthy"] + granted["cut off"])
+    busiest = max(sum(1 for t in every[i:] if t < start + 1.0) for i, start in enumerate(every))
+    assert len(every) <= 4 * 10 + 2, len(every)
+    assert busiest <= 11, busiest
+    assert 7 <= len(granted["cut off"]) <= 9  # 2/s: slowed, not stopped
+    healthy.reset(account.pk)

@@ -28,6 +28,7 @@ from meetings.zoom.sandbox import (
     DEFAULT_S2S_CLIENT_SECRET,
     USER_SCOPES,
     Sandbox,
+    seed,
     seed_world,
 )
 
@@ -748,8 +749,10 @@ def test_users_and_meetings_page_with_next_page_token(zoom_sandbox, token, owner
 
     assert pages == 3
     assert len(seen) == len(set(seen)) == 7
+    # nor in "live": an instant meeting is in no list (and the default plan, Pro, lists nothing
+    # live at all; tests/test_sandbox_listings.py tries Business)
     live = api(zoom_sandbox, "GET", "/users/me/meetings", token, params={"type": "live"}).json()
-    assert live["total_records"] == 1
+    assert live["total_records"] == 0
 
 
 def test_page_size_is_capped_at_300(zoom_sandbox, token):
@@ -1258,10 +1261,12 @@ def test_control_api_reset_and_seed(zoom_sandbox):
         zoom_sandbox, "POST", "/reset", json={"seed": 7, "meetings": 30, "webinars": 4}
     ).json()
 
-    assert summary["meetings"] == 30
+    # 30 meetings, and the personal meeting rooms and instant meetings every world has
+    unlisted = seed.PMI_ROOMS + seed.LIVE_INSTANT
+    assert summary["meetings"] == 30 + unlisted
     assert summary["webinars"] == 4
     assert summary["seed"] == 7
-    assert control(zoom_sandbox, "GET", "/state").json()["meetings"] == 30
+    assert control(zoom_sandbox, "GET", "/state").json()["meetings"] == 30 + unlisted
 
 
 def test_control_api_refuses_a_refusing_outage_without_an_end(zoom_sandbox):
@@ -1382,7 +1387,7 @@ def test_the_zoom_sandbox_command_serves_until_stopped(tmp_path):
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=20)
 
-    assert state["meetings"] == 12
+    assert state["meetings"] == 12 + seed.PMI_ROOMS + seed.LIVE_INSTANT
     assert state["webinars"] == 2
     assert token.status_code == 200
     assert DEFAULT_S2S_CLIENT_ID in output

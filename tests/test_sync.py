@@ -39,6 +39,14 @@ def zoom(zoom_sandbox):
     return zoom_sandbox.state
 
 
+def on_business(account, zoom):
+    """The account on a Business plan, in Zoom and in the dashboard: the Dashboard lists what is
+    live (the sandbox's default, Pro, lists nothing live: zoom/api#76)."""
+    zoom.set_plan("business")
+    account.plan = "business"
+    account.save(update_fields=["plan"])
+
+
 @pytest.fixture
 def client(zoom_sandbox, zoom_sandbox_session):
     return ZoomClient(zoom_sandbox_session, zoom_sandbox.api_url, timeout=5)
@@ -58,7 +66,9 @@ def mirror_writes(queries):
 
 
 def test_a_sync_mirrors_every_meeting_across_several_pages(account, zoom, client, zoom_sandbox):
-    # given a host with 700 meetings (three pages of 300), a few of them live, and a webinar
+    # given a Business account's host with 700 meetings (three pages of 300), a few of them
+    # live, a live instant meeting (in no list: the Dashboard names it) and a webinar
+    on_business(account, zoom)
     host = zoom.add_user(email="big.host@sandbox.example", first_name="Big", last_name="Host")
     ids = [zoom.add_meeting(host["id"], f"Meeting {n}")["id"] for n in range(700)]
     live = [zoom.add_meeting(host["id"], f"Live {n}", status="started")["id"] for n in range(3)]
@@ -72,13 +82,14 @@ def test_a_sync_mirrors_every_meeting_across_several_pages(account, zoom, client
     # then every meeting is mirrored, with its host's email from the user list
     assert result.complete
     assert Meeting.objects.filter(account=account).count() == 704
-    assert result.meetings == 704
+    assert result.meetings == 703  # listed; the instant meeting was fetched
+    assert (result.fetched, result.live_source) == (1, "dashboard")
     assert result.webinars == 1
     assert result.created == 705
     assert (result.updated, result.deleted) == (0, 0)
     assert result.users == 2  # the owner and the big host
-    # users: 1 page; owner: scheduled, live, webinars (1 each); host: 3 + 1 + 1 pages
-    assert result.pages == 1 + 3 + 5
+    # users, the Dashboard: 1 page each; owner: scheduled, webinars; host: 3 + 1 pages
+    assert result.pages == 1 + 1 + 2 + 4
     meeting = Meeting.objects.get(zoom_id=ids[123])
     assert meeting.topic == "Meeting 123"
     assert meeting.host_email == "big.host@sandbox.example"
@@ -94,7 +105,10 @@ def test_a_sync_mirrors_every_meeting_across_several_pages(account, zoom, client
     # and progress was reported up to the last user
     assert progress[-1]["users_done"] == progress[-1]["users_total"] == 2
     assert progress[-1]["pages"] == result.pages
-    assert progress[-1]["meetings"] == 704
+    assert progress[-1]["meetings"] == 703
+    instant_row = Meeting.objects.get(zoom_id=instant)
+    assert (instant_row.type, instant_row.topic) == (1, "Instant")
+    assert instant_row.host_email == "big.host@sandbox.example"
     assert account.__class__.objects.get(pk=account.pk).last_sync_at is not None
     # and every request to Zoom asked for the largest page and went to a medium-label list
     meeting_lists = [r for r in zoom.requests if r.template == "/users/{userId}/meetings"]
@@ -117,6 +131,7 @@ def test_users_are_listed_across_several_pages(account, zoom, client):
 
 
 def test_a_resync_with_nothing_changed_writes_nothing(account, zoom, client):
+    on_business(account, zoom)
     host = zoom.add_user()
     for n in range(40):
         zoom.add_meeting(host["id"], f"Meeting {n}", status="started" if n < 3 else "waiting")
@@ -129,10 +144,12 @@ def test_a_resync_with_nothing_changed_writes_nothing(account, zoom, client):
 
     assert mirror_writes(queries.captured_queries) == []
     assert (result.created, result.updated, result.deleted) == (0, 0, 0)
-    assert result.meetings == 41
+    assert result.meetings == 40  # listed: the instant meeting is in no list
+    assert result.verified == 0  # nothing was absent: nothing to ask about
 
 
 def test_a_change_on_zoom_updates_that_row_in_one_bulk_statement(account, zoom, client):
+    on_business(account, zoom)
     host = zoom.add_user()
     meetings = [zoom.add_meeting(host["id"], f"Meeting {n}") for n in range(50)]
     sync_account(account, client)
@@ -153,17 +170,26 @@ def test_a_change_on_zoom_updates_that_row_in_one_bulk_statement(account, zoom, 
     assert Meeting.objects.get(zoom_id=meetings[7]["id"]).last_synced_at is not None
 
 
-def test_a_meeting_no_longer_live_is_marked_ended(account, zoom, client):
+def test_a_meeting_no_longer_live_is_marked_ended_once_zoom_says_so(account, zoom, client):
+    # given a Business account whose Dashboard stopped naming a meeting the mirror has live
+    on_business(account, zoom)
     host = zoom.add_user()
     meeting = zoom.add_meeting(host["id"], "Running", status="started")
     sync_account(account, client)
     zoom.end_meeting(meeting["id"])
+    zoom.advance_clock(60)  # long enough ago for Zoom's status to follow an end
+    before = zoom.request_seq
 
-    sync_account(account, client)
+    result = sync_account(account, client)
 
+    # then the sync asked Zoom about it (Get a meeting: "waiting") and only then ended it
     row = Meeting.objects.get(zoom_id=meeting["id"])
     assert row.status == MeetingStatus.ENDED
     assert row.livestream_status == LiveStreamStatus.STOPPED
+    asked = [r for r in zoom.requests_since(before) if r.template == "/meetings/{meetingId}"]
+    assert [r.path for r in asked] == [f"/v2/meetings/{meeting['id']}"]
+    assert result.verified == 1
+    assert "verified 1 absent meetings" in result.summary()
 
 
 def test_a_meeting_that_vanished_from_zoom_is_marked_deleted(account, zoom, client):
@@ -188,14 +214,20 @@ def test_a_meeting_that_vanished_from_zoom_is_marked_deleted(account, zoom, clie
     assert Meeting.objects.get(zoom_id=gone["id"]).status == MeetingStatus.WAITING
 
 
-def test_the_meetings_of_a_user_who_left_are_marked_deleted(account, zoom, client):
+def test_the_meetings_of_a_deactivated_user_stay_while_zoom_answers_for_them(account, zoom, client):
+    # A deactivated user is in no list of active users, so neither are their meetings; Zoom
+    # still answers for them, so they are not called deleted until it no longer does.
     host = zoom.add_user()
     meeting = zoom.add_meeting(host["id"], "Theirs")
     sync_account(account, client)
     zoom.users[host["id"]]["status"] = "inactive"
 
-    sync_account(account, client)
+    kept = sync_account(account, client)
+    del zoom.users[host["id"]]  # then deleted from the account, their meetings with them
+    gone = sync_account(account, client)
 
+    assert (kept.verified, kept.deleted) == (1, 0)
+    assert (gone.verified, gone.deleted) == (1, 1)
     assert Meeting.objects.get(zoom_id=meeting["id"]).status == MeetingStatus.DELETED
 
 
@@ -221,11 +253,7 @@ def test_a_user_removed_during_the_sync_has_their_meetings_deleted(
     result = sync_account(account, session_client)
 
     assert result.complete
-    assert [s["list"] for s in result.skipped] == [
-        "scheduled meetings",
-        "live meetings",
-        "webinars",
-    ]
+    assert [s["list"] for s in result.skipped] == ["scheduled meetings", "webinars"]
     assert "does not exist" in result.skipped[0]["reason"]
     assert Meeting.objects.get(zoom_id=meeting["id"]).status == MeetingStatus.DELETED
     assert Meeting.objects.get(zoom_id=kept["id"]).status == MeetingStatus.WAITING
@@ -233,11 +261,13 @@ def test_a_user_removed_during_the_sync_has_their_meetings_deleted(
 
 def test_an_instant_meeting_that_ended_is_not_called_deleted(account, zoom, client):
     # Zoom never lists instant meetings; one that ran and ended simply isn't there any more.
+    on_business(account, zoom)
     host = zoom.add_user()
     instant = zoom.add_meeting(host["id"], "Quick call", type=1, status="started")
     sync_account(account, client)
     assert Meeting.objects.get(zoom_id=instant["id"]).status == MeetingStatus.STARTED
     zoom.end_meeting(instant["id"])
+    zoom.advance_clock(60)  # long enough ago for Zoom's status to follow an end
 
     sync_account(account, client)
     sync_account(account, client)
@@ -377,7 +407,8 @@ def test_each_list_goes_through_the_throttle_as_medium(
 
     api_requests = [r for r in zoom.requests if r.path.startswith("/v2/")]
     assert labels == ["medium"] * len(api_requests)
-    assert len(labels) == 1 + 2 * 3  # users; two users x (scheduled, live, webinars)
+    # users; two users x (scheduled, webinars): below Business `live` lists nothing (#76)
+    assert len(labels) == 1 + 2 * 2
 
 
 # --- One sync at a time -----------------------------------------------------------------------
@@ -515,7 +546,7 @@ def test_the_sync_keeps_to_the_medium_rate_limit_through_the_shared_limiter(
 
     elapsed = time.monotonic() - started
     lists = [r for r in zoom.requests if r.path.startswith("/v2/users")]
-    assert len(lists) == 1 + 6 * 3
+    assert len(lists) == 1 + 6 * 2  # users; 6 users x (scheduled, webinars) on Pro
     assert zoom.counters["status_429"] == 0  # Zoom never had to say no
     # 19 requests at 8/s less headroom: the limiter spaced them out (the first ones may burst)
     assert elapsed >= (len(lists) - settings.ZOOM_RATE_LIMIT_BURST - 1) / 8

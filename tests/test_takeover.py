@@ -9,6 +9,7 @@ way."""
 
 import itertools
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -65,8 +66,15 @@ def died_mid_call(action, operation):
     return dead
 
 
+def lease_runs_out(action):
+    """The lease of a dead run passes: only then may its redelivered message take it over."""
+    Action.objects.filter(pk=action.pk).update(lease_expires_at=now() - timedelta(seconds=1))
+
+
 def take_over(action):
-    """The task message comes back (Celery redelivers it when its worker died) and runs."""
+    """The task message comes back (Celery redelivers it when its worker died) and runs, once
+    the dead run's lease has run out."""
+    lease_runs_out(action)
     return execute(action.pk, task_id="task-1")
 
 
@@ -278,7 +286,8 @@ def test_a_takeover_then_a_server_error_then_zoom_s_refusal_is_still_confirmed(
         received(sandbox_account, "webinar.ended", {"id": webinar["id"]}, at=now())
         time.sleep(seconds)
 
-    # when it is taken over and retried inline
+    # when it is taken over once the dead run's lease ran out, and retried inline
+    lease_runs_out(action)
     assert execute(action.pk, task_id="task-1", inline=True, sleep=sleep) == (ActionState.SUCCEEDED)
 
     # then the refusal after the retry (not right after the takeover) was checked too
@@ -391,6 +400,7 @@ def test_starting_a_stream_again_after_a_takeover_waits_out_zoom_s_429_and_succe
     client_for_account(sandbox_account).start_livestream(meeting["id"])  # what the dead run sent
 
     # when it is taken over
+    lease_runs_out(action)
     assert execute(action.pk, task_id="task-1", inline=True) == ActionState.SUCCEEDED
 
     # then the repeat was rate-limited, waited for, and answered 204: the stream is running

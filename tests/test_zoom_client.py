@@ -1033,12 +1033,46 @@ def test_700_meetings_come_in_three_pages_of_at_most_300(zoom, zoom_sandbox, wor
 
 
 def test_live_meetings_are_listed_by_the_users_email(zoom, world, host):
+    world.set_plan("business")  # below Business `type=live` is always empty (zoom/api#76)
     live = world.add_meeting(host["id"], status="started")
     world.add_meeting(host["id"])
 
     meetings = list(zoom.list_meetings("host@sandbox.example", type="live"))
 
     assert [m.id for m in meetings] == [live["id"]]
+
+
+def test_the_dashboard_lists_live_meetings_from_two_days_back_to_today(
+    zoom, zoom_sandbox, world, host
+):
+    # given a Business account with a live instant meeting, and the client's clock at 00:30 UTC
+    world.set_plan("business")
+    instant = world.add_meeting(host["id"], "Quick call", type=1, status="started")
+    today = datetime.fromtimestamp(world.now(), UTC).replace(hour=0, minute=30)
+    zoom.clock = lambda: today
+    began = today - timedelta(days=1, hours=1, minutes=30)  # 23:00 the day before yesterday
+    world.meetings[instant["id"]]["instance_started_at"] = began.timestamp()
+
+    pages = list(zoom.iter_pages_dashboard_live_meetings())
+
+    # then the instant meeting that began the day before yesterday is found, with its host
+    (item,) = [m for page in pages for m in page.items]
+    assert (item.id, item.topic, item.email) == (instant["id"], "Quick call", host["email"])
+    (request,) = logged(zoom_sandbox)
+    assert request.query == {
+        "type": "live",
+        "from": str((today - timedelta(days=2)).date()),
+        "to": str(today.date()),
+        "page_size": "300",
+    }
+
+
+def test_the_dashboard_refuses_a_pro_account_with_code_200(zoom, world):
+    with pytest.raises(ZoomBadRequest) as refused:
+        list(zoom.iter_pages_dashboard_live_meetings())
+
+    assert (refused.value.status, refused.value.code) == (400, 200)
+    assert refused.value.permanent
 
 
 def test_users_and_webinars_are_listed_across_pages(zoom, world, host):
@@ -1182,6 +1216,21 @@ def test_a_429_carries_retry_after_from_zooms_iso_date_and_the_rate_limit_header
     # Zoom's Retry-After is a whole-second ISO date-time, at most a second or two away.
     assert 0 <= error.retry_after <= 2
     assert error.describe().startswith("Zoom is rate limiting this account; retrying after")
+
+
+@pytest.mark.parametrize("skew", [-300, 300], ids=["worker 5 min behind", "worker 5 min ahead"])
+def test_a_429_waits_as_long_as_zoom_asks_whatever_the_workers_clock(zoom, world, skew):
+    # given a worker whose clock is five minutes off Zoom's
+    world.set_rate_limit("light", 1)
+    zoom.clock = lambda: datetime.fromtimestamp(world.now() + skew, UTC)
+    zoom.get_me()
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        zoom.get_me()
+
+    # then the wait is Zoom's (a second or two, from the Date of the same answer): not zero,
+    # which would hammer Zoom, and not five minutes, which would stall every click
+    assert 0 < caught.value.retry_after <= 2
 
 
 def test_a_daily_limit_says_so(zoom, world):

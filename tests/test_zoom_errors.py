@@ -209,6 +209,37 @@ def test_a_429_reads_retry_after_as_an_iso_date_time_and_the_rate_limit_headers(
     assert error.permanent is False
 
 
+@pytest.mark.parametrize("skew", [-300, -1.5, 0, 1.5, 300], ids=lambda s: f"worker {s:+}s")
+def test_a_retry_after_date_is_a_wait_by_zooms_clock_whatever_the_workers_clock_says(skew):
+    # given Zoom's answer at 12:00:00 by its clock, asking to come back at 12:00:02
+    answer = headers(
+        Date="Fri, 31 May 2024 12:00:00 GMT",
+        Retry_After="2024-05-31T12:00:02Z",
+        X_RateLimit_Type="QPS",
+    )
+
+    # when a worker whose clock is SKEW seconds off reads it
+    error = error_from_response(429, None, answer, now=NOW + timedelta(seconds=skew))
+
+    # then it waits Zoom's two seconds: not 0 (and hammering) when ahead, not minutes when behind
+    assert error.retry_after == 2
+
+
+def test_a_retry_after_date_falls_back_to_our_clock_when_zoom_sends_no_readable_date():
+    for date in (None, "", "yesterday"):
+        answer = headers(Retry_After="2024-05-31T12:00:05Z")
+        if date is not None:
+            answer["Date"] = date
+
+        assert error_from_response(429, None, answer, now=NOW).retry_after == 5
+
+
+def test_a_retry_after_in_seconds_needs_no_clock_at_all():
+    answer = headers(Date="Fri, 31 May 2024 11:00:00 GMT", Retry_After="3")
+
+    assert error_from_response(429, None, answer, now=NOW).retry_after == 3
+
+
 def test_a_429_without_any_headers_still_is_a_rate_limit():
     error = error_from_response(429, None, headers(), now=NOW)
 

@@ -127,6 +127,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "meetings.middleware.KeyRingMiddleware",
 ]
 
 ROOT_URLCONF = "zoomadmin.urls"
@@ -209,7 +210,10 @@ elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # acks_late tasks whose whole worker vanished come back after this; the action sweeper
         # reclaims them sooner through the action's lease, so this is only the broker's backstop.
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=30),
+        # It must exceed every task's hard time limit (the longest: an action, 31 min), or Redis
+        # hands a running task's message to a second worker: system check zoomadmin.E003, which
+        # a worker checks at start-up (zoomadmin/celery.py) and refuses to start on.
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=30),
     }
 # The Action row is the result: no result backend to fill or expire.
 CELERY_TASK_IGNORE_RESULT = True
@@ -223,7 +227,21 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# How often beat asks whether a sync is due, and the shortest interval between an account's
+# scheduled syncs; the budget (meetings.budget) makes it longer for an account with daily caps.
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# The share of a daily cap the scheduled syncs may spend; the rest is for ends, live streams,
+# Sync now and other apps of the account, which Zoom counts against the same caps.
+SYNC_DAILY_BUDGET_SHARE = env_float("SYNC_DAILY_BUDGET_SHARE", 0.5, minimum=0.01)
+if SYNC_DAILY_BUDGET_SHARE > 1:
+    raise ImproperlyConfigured("SYNC_DAILY_BUDGET_SHARE must be at most 1")
+# While webhooks flow (an event of the account received within SYNC_WEBHOOKS_FLOWING_SECONDS),
+# the mirror is kept current by them and full syncs only catch what they missed: at most this
+# often.
+SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS = env_int(
+    "SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS", 3600, minimum=10
+)
+SYNC_WEBHOOKS_FLOWING_SECONDS = env_int("SYNC_WEBHOOKS_FLOWING_SECONDS", 3600, minimum=60)
 # After meeting.ended, Zoom's past-meeting details answer "not found or not ended" (3001) for a
 # while: the automatic fetch of the instance waits this long before asking.
 PAST_MEETING_FETCH_DELAY_SECONDS = env_int("PAST_MEETING_FETCH_DELAY_SECONDS", 30, minimum=0)
@@ -243,8 +261,10 @@ ACTION_MAX_RATE_LIMITED_ATTEMPTS = env_int("ACTION_MAX_RATE_LIMITED_ATTEMPTS", 3
 # after this grace; one sent but not claimed by a worker in the dispatch timeout is sent again.
 ACTION_REQUEUE_AFTER_SECONDS = env_int("ACTION_REQUEUE_AFTER_SECONDS", 10, minimum=1)
 ACTION_DISPATCH_TIMEOUT_SECONDS = env_int("ACTION_DISPATCH_TIMEOUT_SECONDS", 120, minimum=5)
-# An action whose worker died this many times is failed rather than handed to the next worker.
-ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 5, minimum=1)
+# An action whose worker stopped this many times while running it is failed rather than handed
+# to the next worker: each takeover may repeat its call to Zoom (3: at most 3 calls), and an
+# action that kills its worker must not take every worker down in turn.
+ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 3, minimum=1)
 # Confirming an end: GET /meetings/{id} this many times, this far apart (NOTES.md: a 204 to end
 # has been seen without the meeting ending).
 ACTION_CONFIRM_CHECKS = env_int("ACTION_CONFIRM_CHECKS", 3, minimum=1)
@@ -255,6 +275,11 @@ ACTION_RETENTION_DAYS = env_int("ACTION_RETENTION_DAYS", 730, minimum=1)
 ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
 ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
 ZOOM_RATE_LIMIT_HEAVY = env_float("ZOOM_RATE_LIMIT_HEAVY", 0.0)
+# A Free account's daily caps, requests per label and UTC day (the figures commonly quoted;
+# Zoom answers 429 with X-RateLimit-Type: Daily-limit past them). The sync's budget reads them.
+ZOOM_DAILY_LIMIT_LIGHT = env_int("ZOOM_DAILY_LIMIT_LIGHT", 6000, minimum=1)
+ZOOM_DAILY_LIMIT_MEDIUM = env_int("ZOOM_DAILY_LIMIT_MEDIUM", 2000, minimum=1)
+ZOOM_DAILY_LIMIT_HEAVY = env_int("ZOOM_DAILY_LIMIT_HEAVY", 1000, minimum=1)
 # The share of the limit the dashboard books. Requests sent evenly spaced arrive bunched by
 # network and scheduling jitter: at a share h, a request may arrive up to 1/h - 1 seconds later
 # than the one Zoom's limit counts it against (42 ms at 0.96, 250 ms at 0.8) without two landing
@@ -396,6 +421,12 @@ METRICS_TOKEN = env("METRICS_TOKEN", "").strip()
 PROMETHEUS_MULTIPROC_DIR = Path(env("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus")))
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# A worker host's own /metrics: its processes' Zoom requests, latency and 429s, which the web's
+# /metrics cannot read from another host (the multiprocess files are per host). 0 = off. Served
+# by each worker's main process on WORKER_METRICS_ADDRESS, with METRICS_TOKEN as its bearer token;
+# without a token it listens on 127.0.0.1 only.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_ADDRESS = env("WORKER_METRICS_ADDRESS", "0.0.0.0").strip()  # noqa: S104
 # Each worker writes a heartbeat this often; /healthz fails when none is fresher than STALE.
 WORKER_HEARTBEAT_INTERVAL_SECONDS = env_int("WORKER_HEARTBEAT_INTERVAL_SECONDS", 10, minimum=1)
 WORKER_HEARTBEAT_STALE_SECONDS = env_int("WORKER_HEARTBEAT_STALE_SECONDS", 60, minimum=2)

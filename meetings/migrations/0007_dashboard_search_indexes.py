@@ -8,6 +8,9 @@ trigram indexes on exactly those expressions answer it in 1–15 ms.
 pg_trgm ships with PostgreSQL, but creating an extension needs the right privilege: without it
 the indexes are skipped with a warning and search still works, only slower. SQLite (the embedded
 profile) has no such index type and needs none at its sizes.
+
+The indexes are built CONCURRENTLY, outside a transaction (atomic = False): a plain build would
+hold every write to the meetings table for as long as it takes (meetings/migration_operations.py).
 """
 
 import logging
@@ -33,7 +36,7 @@ def create(apps, schema_editor):
         return
     for name, expression in INDEXES.items():
         schema_editor.execute(
-            f"CREATE INDEX IF NOT EXISTS {name} ON meetings_meeting "
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON meetings_meeting "
             f"USING gin ({expression} gin_trgm_ops)"
         )
 
@@ -42,10 +45,11 @@ def drop(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     for name in INDEXES:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
 
 class Migration(migrations.Migration):
+    atomic = False
     dependencies = [("meetings", "0006_actions_roles")]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]

@@ -2,15 +2,19 @@
 
 from django.db import migrations, models
 
+from meetings.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # Built CONCURRENTLY on PostgreSQL, which a transaction does not allow: writes go on.
+    atomic = False
 
     dependencies = [
         ('meetings', '0007_dashboard_search_indexes'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='meeting',
             index=models.Index(fields=['topic', 'id'], name='meeting_topic_idx'),
         ),

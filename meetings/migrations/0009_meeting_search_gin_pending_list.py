@@ -42,6 +42,9 @@ def restore(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # Each statement commits at once: in one transaction, ALTER INDEX's lock was held through the
+    # pending list's merge, and writes to the meetings table waited for it.
+    atomic = False
     dependencies = [("meetings", "0008_dashboard_meeting_topic_index")]
 
     operations = [migrations.RunPython(shrink, restore, elidable=False)]

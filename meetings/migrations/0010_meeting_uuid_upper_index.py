@@ -3,15 +3,19 @@
 import django.db.models.functions.text
 from django.db import migrations, models
 
+from meetings.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # Built CONCURRENTLY on PostgreSQL, which a transaction does not allow: writes go on.
+    atomic = False
 
     dependencies = [
         ('meetings', '0009_meeting_search_gin_pending_list'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='meeting',
             index=models.Index(django.db.models.functions.text.Upper('uuid'), name='meeting_uuid_upper_idx'),
         ),

@@ -10,8 +10,9 @@ from .mirror import (
     PastMeeting,
     Webinar,
 )
-from .ops import WorkerHeartbeat
+from .ops import KeyHolder, WorkerHeartbeat
 from .ratelimit import RateLimitBucket
+from .users import ZoomUser
 from .webhooks import WebhookEvent
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ActionState",
     "Attempt",
     "Batch",
+    "KeyHolder",
     "LiveStreamStatus",
     "Meeting",
     "MeetingStatus",
@@ -32,4 +34,5 @@ __all__ = [
     "Webinar",
     "WorkerHeartbeat",
     "ZoomAccount",
+    "ZoomUser",
 ]

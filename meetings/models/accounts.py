@@ -8,10 +8,11 @@ from ..fields import EncryptedTextField, is_undecryptable
 from ..zoom import scopes as zoom_scopes
 
 # Requests per second for each rate-limit label, by plan (Zoom's published table; NOTES.md).
+# Resource-intensive ("resource") is published per minute: 10 a minute, 20 on Business.
 RATE_LIMITS = {
-    "free": {"light": 4, "medium": 2, "heavy": 1},
-    "pro": {"light": 30, "medium": 20, "heavy": 10},
-    "business": {"light": 80, "medium": 60, "heavy": 40},
+    "free": {"light": 4, "medium": 2, "heavy": 1, "resource": 10 / 60},
+    "pro": {"light": 30, "medium": 20, "heavy": 10, "resource": 10 / 60},
+    "business": {"light": 80, "medium": 60, "heavy": 40, "resource": 20 / 60},
 }
 
 # Access tokens are replaced this long before Zoom says they expire, so a request never leaves

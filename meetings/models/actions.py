@@ -4,11 +4,27 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Func, Q
-from django.db.models.functions import Coalesce
+from django.db.models import ExpressionWrapper, F, Func, Q
+from django.db.models.functions import Coalesce, Now
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField
+
+
+def db_time(seconds=0):
+    """The database's clock, SECONDS from now, as an expression for an update or a filter.
+
+    Leases are written by one host and judged by another (a worker renews, the beat's sweeper
+    or a redelivered message decides whether it expired): on the workers' own clocks, a worker
+    five minutes ahead would hold leases five minutes too long and one behind would see its
+    peers' live leases expired and take their actions over (issue 13). The one clock every
+    host shares is the database's.
+    """
+    if not seconds:
+        return Now()
+    return ExpressionWrapper(
+        Now() + timedelta(seconds=seconds), output_field=models.DateTimeField()
+    )
 
 
 class ActionKind(models.TextChoices):
@@ -226,6 +242,11 @@ class Action(models.Model):
             models.Index(fields=["target_id", "-requested_at"], name="action_target_idx"),
             # A batch's progress.
             models.Index(fields=["batch", "state"], name="action_batch_state_idx"),
+            # The sync schedule (meetings.budget), every beat for every account: the account's
+            # last sync, and its last complete one, among all of its ends and streams.
+            models.Index(
+                fields=["account", "kind", "-requested_at"], name="action_account_kind_idx"
+            ),
         ]
 
     def __str__(self):
@@ -300,37 +321,56 @@ class Action(models.Model):
     def claim(cls, pk, *, task_id="", lease_seconds=None):
         """Take the action for one run; return it (with its new `lease_token`) or None.
 
-        Rules: a queued action is claimed by a conditional update queued → running. A running
-        action is taken over only by the task message it is waiting for (`celery_task_id` equal
-        to this task's id): that is its scheduled retry, or Celery redelivering the message of a
-        run whose worker died (acks_late + reject_on_worker_lost). Anything else (finished,
-        cancelled, owned by another run, gone) is not ours: None, and the caller does nothing.
+        Rules:
+        - A queued action is claimed by a conditional update queued → running, by any message.
+        - A running action handed over by `schedule_retry` (no lease token: its run stopped on
+          purpose) is taken by the retry message it waits for (`celery_task_id`), uncounted.
+        - A running action whose run holds a lease token was being worked on when this
+          message came (again): Celery redelivering the message of a run whose worker died
+          (acks_late + reject_on_worker_lost), or the broker redelivering a long run's message.
+          It is taken over only once its lease has expired, by the database's clock: a run
+          with a fresh lease may be alive and is never taken over. Such a takeover counts
+          like the sweeper's (`reclaims`), and past ACTION_MAX_RECLAIMS the action fails
+          instead (`reclaim`): an action whose run kills its worker is not retried forever.
+        - Anything else (finished, cancelled, another message's, gone) is not ours: None.
+        `lease_remaining` tells a redelivered message how long to wait before asking again.
         """
         lease_seconds = lease_seconds or settings.ACTION_LEASE_SECONDS
         token = uuid.uuid4().hex
-        at = now()
         fields = {
             "state": ActionState.RUNNING,
             "lease_token": token,
-            "lease_expires_at": at + timedelta(seconds=lease_seconds),
-            "started_at": Coalesce(F("started_at"), at),
+            "lease_expires_at": db_time(lease_seconds),
+            "started_at": Coalesce(F("started_at"), now()),
         }
         if task_id:
             fields["celery_task_id"] = task_id
         claimed = cls.objects.filter(pk=pk, state=ActionState.QUEUED).update(**fields)
         if not claimed and task_id:
-            current = (
-                cls.objects.filter(pk=pk, state=ActionState.RUNNING, celery_task_id=task_id)
-                .values_list("lease_token", flat=True)
-                .first()
-            )
-            if current is not None:
-                claimed = cls.objects.filter(
-                    pk=pk, state=ActionState.RUNNING, celery_task_id=task_id, lease_token=current
-                ).update(**fields)
+            waiting = cls.objects.filter(pk=pk, state=ActionState.RUNNING, celery_task_id=task_id)
+            claimed = waiting.filter(lease_token="").update(**fields)
+            if not claimed:
+                dead = waiting.filter(lease_expires_at__lt=db_time()).first()
+                if dead is not None and dead.reclaim() == ActionState.QUEUED:
+                    claimed = cls.objects.filter(pk=pk, state=ActionState.QUEUED).update(**fields)
         if not claimed:
             return None
         return cls.objects.get(pk=pk)
+
+    @classmethod
+    def lease_remaining(cls, pk, *, task_id):
+        """Seconds until the lease of the run that TASK_ID's message started runs out, by the
+        database's clock; None when the action is not running under that message."""
+        row = (
+            cls.objects.filter(pk=pk, state=ActionState.RUNNING, celery_task_id=task_id)
+            .exclude(lease_token="")
+            .annotate(db_now=Now())
+            .values("lease_expires_at", "db_now")
+            .first()
+        )
+        if row is None or row["lease_expires_at"] is None:
+            return None
+        return max(0.0, (row["lease_expires_at"] - row["db_now"]).total_seconds())
 
     def _owned(self):
         return type(self).objects.filter(
@@ -348,7 +388,7 @@ class Action(models.Model):
     def renew_lease(self, seconds=None):
         """Push the lease forward while working (a long sync, a wait for the rate limiter)."""
         seconds = seconds or settings.ACTION_LEASE_SECONDS
-        self._update_owned(lease_expires_at=now() + timedelta(seconds=seconds))
+        self._update_owned(lease_expires_at=db_time(seconds))
 
     def start_attempt(self, operation, *, counts=True):
         """Write the attempt row before calling Zoom, so a worker killed mid-call leaves evidence.
@@ -369,7 +409,7 @@ class Action(models.Model):
                 operation=operation,
                 after_reclaim=last is not None and last.outcome == Attempt.Outcome.INTERRUPTED,
             )
-            fields = {"lease_expires_at": now() + timedelta(seconds=settings.ACTION_LEASE_SECONDS)}
+            fields = {"lease_expires_at": db_time(settings.ACTION_LEASE_SECONDS)}
             if counts:
                 fields["attempts_count"] = F("attempts_count") + 1
             self._update_owned(**fields)
@@ -406,21 +446,36 @@ class Action(models.Model):
         attempt.retry_after = retry_after
 
     def schedule_retry(self, delay, task_id):
-        """Keep the action running, owned by the task message that will retry it after DELAY
-        seconds; the lease covers the wait, so the sweeper only steps in if that message is
-        lost."""
+        """Hand the action over to the task message that will retry it after DELAY seconds:
+        it stays running, its lease token is given up (so that message, and no redelivery of
+        an earlier one, takes it uncounted: see `claim`), and the lease covers the wait, so the
+        sweeper only steps in if that message is lost. `keep` takes it back when the message
+        could not be sent."""
+        self._handed_over = (self.lease_token, task_id)
         self._update_owned(
             celery_task_id=task_id,
-            lease_expires_at=now() + timedelta(seconds=delay + settings.ACTION_LEASE_SECONDS),
+            lease_token="",
+            lease_expires_at=db_time(delay + settings.ACTION_LEASE_SECONDS),
         )
+
+    def keep(self):
+        """Take back an action `schedule_retry` handed over, whose retry message could not be
+        sent: this run waits and retries itself. Raises LeaseLostError if it moved on."""
+        token, task_id = self._handed_over
+        if (
+            not type(self)
+            .objects.filter(
+                pk=self.pk, state=ActionState.RUNNING, celery_task_id=task_id, lease_token=""
+            )
+            .update(lease_token=token)
+        ):
+            raise LeaseLostError(f"action {self.pk} is no longer owned by this run")
+        self.lease_token = token
 
     def set_progress(self, **progress):
         """Merge PROGRESS into `result` (a sync's pages so far) and renew the lease."""
         result = {**self.result, **progress}
-        self._update_owned(
-            result=result,
-            lease_expires_at=now() + timedelta(seconds=settings.ACTION_LEASE_SECONDS),
-        )
+        self._update_owned(result=result, lease_expires_at=db_time(settings.ACTION_LEASE_SECONDS))
 
     def mark_succeeded(self, summary, *, result=None):
         """running → succeeded, once: conditioned on this run's lease. Wipes the secrets."""
@@ -476,7 +531,7 @@ class Action(models.Model):
         an action's pk to its message's task id; see lease_expires_at), with one UPDATE per
         MARK_SENT_CHUNK actions. An action that has left the queue meanwhile (a worker claimed
         it already, or it was cancelled) is left as it is. Returns how many were marked."""
-        deadline = now() + timedelta(seconds=settings.ACTION_DISPATCH_TIMEOUT_SECONDS)
+        deadline = db_time(settings.ACTION_DISPATCH_TIMEOUT_SECONDS)
         pks = list(task_ids)
         marked = 0
         for start in range(0, len(pks), cls.MARK_SENT_CHUNK):
@@ -487,25 +542,30 @@ class Action(models.Model):
         return marked
 
     def reclaim(self):
-        """running with an expired lease (its worker died) → queued again, for a new run; or
-        failed once it has been reclaimed ACTION_MAX_RECLAIMS times (an action that kills its
-        worker must not kill every worker forever). Conditioned on the lease it had, so it
-        happens once. Returns the new state, or None if the action had moved on."""
+        """running with an expired lease, by the database's clock → queued again, for a new
+        run; or failed once its worker has stopped ACTION_MAX_RECLAIMS times while running it
+        (an action that kills its worker must not kill every worker forever). Every takeover
+        comes through here: the sweeper's, and a redelivered message's (`claim`). An action
+        handed over to a retry message that never came (no lease token: no run died) is
+        queued again uncounted. Conditioned on the lease it had, so it happens once. Returns
+        the new state, or None if the action had moved on."""
         base = type(self).objects.filter(
             pk=self.pk,
             state=ActionState.RUNNING,
             lease_token=self.lease_token,
-            lease_expires_at__lt=now(),
+            lease_expires_at__lt=db_time(),
         )
-        if self.reclaims + 1 >= settings.ACTION_MAX_RECLAIMS:
+        stopped = self.reclaims + 1
+        if self.lease_token and stopped >= settings.ACTION_MAX_RECLAIMS:
             with transaction.atomic():
                 done = base.update(
                     state=ActionState.FAILED,
                     finished_at=now(),
                     reclaims=F("reclaims") + 1,
                     result_summary=(
-                        f"The worker running this action stopped {self.reclaims + 1} times; "
-                        "gave up. See the worker logs."
+                        f"Its worker stopped {stopped} times while running it; gave up so as "
+                        "not to stop more. Zoom may have carried out an earlier try: check "
+                        "the meeting. The worker logs say why it stopped."
                     ),
                     secret_params="",
                     lease_token="",
@@ -518,7 +578,7 @@ class Action(models.Model):
             return ActionState.FAILED if done else None
         done = base.update(
             state=ActionState.QUEUED,
-            reclaims=F("reclaims") + 1,
+            reclaims=F("reclaims") + 1 if self.lease_token else F("reclaims"),
             lease_token="",
             lease_expires_at=None,
             celery_task_id="",

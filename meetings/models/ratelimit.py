@@ -6,7 +6,9 @@ class RateLimitBucket(models.Model):
 
     One row per account and label holds the label's "theoretical arrival time" (GCRA: the time,
     in epoch seconds, by which every request granted so far has been paid for); the row labelled
-    "backoff" holds the time until which the whole account waits after Zoom answered 429.
+    "backoff" holds the time until which the whole account waits after Zoom answered 429. Rows
+    labelled "daily:<label>" hold the time until which that label waits after Zoom said its daily
+    cap is used up (meetings.budget; kept here even with Redis, for the connection's page).
     """
 
     account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.CASCADE)

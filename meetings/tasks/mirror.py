@@ -22,15 +22,23 @@ WEBHOOK_SWEEP_BATCH = 500
 @shared_task(soft_time_limit=60, time_limit=90)
 def process_webhook_event(event_id):
     """Apply one stored Zoom event to the mirror, exactly once (a duplicate run does nothing)."""
+    from ..hosts import fill_in_host_email
     from ..webhooks import process_event, record_failure
 
     try:
-        return process_event(event_id)
+        processed = process_event(event_id)
     except Exception as e:
         # Recorded for the admin, then left for the sweeper: applying is idempotent.
         record_failure(event_id, e)
         log.exception("webhook event %s could not be applied", event_id)
         return False
+    if processed:
+        try:
+            fill_in_host_email(event_id)
+        except Exception:
+            # The event is applied; only the host's address is missing, and the sync brings it.
+            log.exception("webhook event %s: the host's address could not be filled in", event_id)
+    return processed
 
 
 # A sweep is bounded by WEBHOOK_SWEEP_BATCH events of a few queries each.
@@ -53,16 +61,58 @@ def process_pending_webhook_events():
     return len(ids)
 
 
+# How many times a meeting's fetch is tried again when Zoom fails for a moment or the rate
+# limiter asks to wait; then the next sync (on Business) or the next event brings the rest.
+FETCH_MEETING_RETRIES = 5
+
+
+# One Zoom request (a few seconds at worst, ZOOM_TIMEOUT_SECONDS) and one row written.
+@shared_task(bind=True, soft_time_limit=60, time_limit=90)
+def fetch_meeting(self, account_id, zoom_id):
+    """Fill in a meeting an event brought that the mirror did not have (`GET /meetings/{id}`,
+    Light, through the account's rate limiter): an instant or PMI meeting is in no list."""
+    from ..actions import backoff_delay
+    from ..mirror import fetch_meeting as fetch
+    from ..models import ZoomAccount
+    from ..ratelimit import ThrottleWaitError, throttle_for
+    from ..zoom.client import ZoomClient
+    from ..zoom.errors import ZoomError, ZoomNotFound
+
+    account = ZoomAccount.objects.filter(pk=account_id).first()
+    if account is None or account.status != ZoomAccount.Status.CONNECTED:
+        return False
+    try:
+        client = ZoomClient.for_account(account, throttle=throttle_for(account))
+        fetch(account, client, zoom_id)
+    except ZoomNotFound:
+        log.info("meeting %s had ended before its details were fetched", zoom_id)
+        return False
+    except ThrottleWaitError as e:
+        raise self.retry(countdown=e.seconds, max_retries=FETCH_MEETING_RETRIES) from e
+    except ZoomError as e:
+        if e.permanent:
+            log.warning("meeting %s: its details could not be fetched: %s", zoom_id, e.describe())
+            return False
+        countdown = e.retry_after or backoff_delay(self.request.retries + 1)
+        raise self.retry(countdown=countdown, max_retries=FETCH_MEETING_RETRIES) from e
+    return True
+
+
 # Only creates one action row per account; the syncs themselves run as their own tasks.
 @shared_task(soft_time_limit=60, time_limit=90)
 def sync_all_accounts():
-    """Ask the action pipeline for a sync of every connected account (Celery beat runs this
-    every SYNC_INTERVAL_SECONDS). A sync still queued or running is not asked for twice."""
+    """Ask the action pipeline for a sync of every connected account whose sync is due (Celery
+    beat runs this every SYNC_INTERVAL_SECONDS; meetings.budget spaces an account's syncs to
+    fit its daily caps, and waits out a daily limit Zoom said is used up). A sync still queued
+    or running is not asked for twice."""
     from ..actions import request_action
+    from ..budget import sync_due
     from ..models import ActionKind, ActionSource, ZoomAccount
 
     requested = 0
     for account in ZoomAccount.objects.filter(status=ZoomAccount.Status.CONNECTED):
+        if not sync_due(account):
+            continue
         _, created = request_action(
             account=account,
             kind=ActionKind.SYNC,

@@ -29,8 +29,9 @@ from celery.signals import (
 )
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
-from django.utils.timezone import now
+from django.db.models.functions import Now
 
+from .. import keyring
 from ..logging import bind_action, unbind_action
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ def beat(hostname, pid=None):
     """Record that worker `hostname` is alive now."""
     from ..models import WorkerHeartbeat
 
+    # The database's clock: /healthz on another host judges staleness by it too (issue 13).
     WorkerHeartbeat.objects.update_or_create(
-        hostname=hostname[:255], defaults={"pid": pid, "last_seen": now()}
+        hostname=hostname[:255], defaults={"pid": pid, "last_seen": Now()}
     )
 
 
@@ -82,6 +84,7 @@ class Heartbeat(threading.Thread):
                 try:
                     close_old_connections()
                     beat(self.hostname, os.getpid())
+                    keyring.report_now_and_then("worker")
                 except DatabaseError as e:
                     failed = e
                 finally:
@@ -109,7 +112,7 @@ def start_heartbeat(sender=None, **kwargs):
 
     hostname = getattr(sender, "hostname", None) or f"worker@{os.uname().nodename}"
     try:
-        WorkerHeartbeat.objects.filter(last_seen__lt=now() - FORGET_WORKERS_AFTER).delete()
+        WorkerHeartbeat.objects.filter(last_seen__lt=Now() - FORGET_WORKERS_AFTER).delete()
     except DatabaseError:
         log.warning("worker heartbeat: could not prune old rows", exc_info=True)
     finally:
@@ -118,6 +121,22 @@ def start_heartbeat(sender=None, **kwargs):
     _heartbeat = Heartbeat(hostname, settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
     _heartbeat.start()
     log.info("worker heartbeat started for %s every %s s", hostname, _heartbeat.interval)
+
+
+_metrics_server = None
+
+
+@worker_ready.connect
+def serve_metrics(sender=None, **kwargs):
+    """WORKER_METRICS_PORT: this worker host's /metrics, for a Prometheus that cannot read the
+    host's multiprocess files through a web process (none may run on this host)."""
+    global _metrics_server
+    from ..metrics import serve_worker_metrics
+
+    if settings.WORKER_METRICS_PORT and _metrics_server is None:
+        _metrics_server = serve_worker_metrics(
+            settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_ADDRESS, settings.METRICS_TOKEN
+        )
 
 
 @worker_shutdown.connect

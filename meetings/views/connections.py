@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import ratelimit, webhooks
+from .. import budget, ratelimit, webhooks
 from ..fields import decrypt, encrypt
 from ..forms import DashboardForm, FullLengthCharField
 from ..models import Plan, ZoomAccount
@@ -196,6 +196,7 @@ def _detail_context(request, account, **extra):
     return {
         "account": account,
         "limiter": ratelimit.status(account),
+        "sync_budget": budget.page_status(account),
         "webhook_url": request.build_absolute_uri(reverse("zoom-webhook")),
         "webhook_events": webhooks.subscription_events(),
         "default_webhook_secret": bool(settings.ZOOM_WEBHOOK_SECRET_TOKEN),
@@ -430,7 +431,12 @@ def test(request, pk):
         return render(
             request,
             "meetings/connections/detail.html#health",
-            {"account": account, "test_outcome": outcome, "limiter": ratelimit.status(account)},
+            {
+                "account": account,
+                "test_outcome": outcome,
+                "limiter": ratelimit.status(account),
+                "sync_budget": budget.page_status(account),
+            },
         )
     getattr(messages, outcome[0])(request, outcome[1])
     return redirect("connection", pk=account.pk)

@@ -300,6 +300,25 @@ def parse_retry_after(value, *, now=None):
     return max(0.0, (when - now).total_seconds())
 
 
+def zoom_now(headers, fallback=None):
+    """The time by Zoom's clock when it answered: its `Date` header, else FALLBACK (ours).
+
+    A Retry-After date is a moment on Zoom's clock; turned into a wait by a worker's clock it is
+    off by that worker's skew: one 1.5 s ahead read a 1 s Retry-After as "now" and retried every
+    50 ms (issue 13). Measured against the Date header of the same answer, the wait is Zoom's
+    own; Date has one-second resolution, so the wait may be up to a second long, never short.
+    """
+    value = (headers.get("Date") or "").strip()
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return fallback
+
+
 def _int_header(headers, name):
     value = (headers.get(name) or "").strip()
     return int(value) if value.isascii() and value.isdigit() else None
@@ -325,7 +344,7 @@ def error_from_response(status, body, headers, *, now=None, operation=""):
     common = {"status": status, "code": code, "errors": errors, "operation": operation}
 
     if status == 429:
-        retry_after = parse_retry_after(headers.get("Retry-After"), now=now)
+        retry_after = parse_retry_after(headers.get("Retry-After"), now=zoom_now(headers, now))
         if retry_after is None and message:
             # Starting a live stream too often: "retry making a new request after 30 seconds".
             found = _RETRY_AFTER_IN_MESSAGE.search(message)

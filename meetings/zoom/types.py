@@ -162,6 +162,31 @@ class ZoomWebinar(_Scheduled):
 
 
 @dataclass(frozen=True)
+class DashboardMeeting:
+    """A live meeting as the Dashboard lists it (`GET /metrics/meetings?type=live`): the
+    Dashboard names the host by display name and email, not by id, and gives no meeting type."""
+
+    id: int
+    uuid: str
+    topic: str
+    host: str
+    email: str
+    start_time: datetime | None
+
+    @classmethod
+    def from_json(cls, data):
+        data = _object(data, "dashboard meeting")
+        return cls(
+            id=zoom_id(data, "id"),
+            uuid=_str(data, "uuid"),
+            topic=_str(data, "topic"),
+            host=_str(data, "host"),
+            email=_str(data, "email"),
+            start_time=_datetime(data, "start_time"),
+        )
+
+
+@dataclass(frozen=True)
 class PastWebinarInstance:
     """One ended instance of a webinar, as `GET /past_webinars/{webinarId}/instances` lists it:
     its UUID and when it started (Zoom gives nothing more)."""

@@ -39,6 +39,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...zoom import sandbox as sbx
 
+# The sandbox account's plan in the demo (the sandbox's own default is Pro, the stricter one).
+DEMO_PLAN = "business"
+
 STOP_GRACE_SECONDS = 10  # a worker finishing its current Zoom call; runserver exits at once
 READY_TIMEOUT_SECONDS = 90  # cold starts on a busy 2-core machine take a while; fail clearly
 
@@ -232,6 +235,10 @@ class Command(BaseCommand):
             str(seed),
             "--latency-ms",
             str(latency_ms),
+            # Business: the plan whose Dashboard lists every live meeting, instant and PMI ones
+            # included, so the demo shows them live; the tests try Pro (no live list) apart.
+            "--plan",
+            DEMO_PLAN,
             "--webhook-url",
             f"{self.base_url}/webhooks/zoom/",
         )
@@ -253,6 +260,8 @@ class Command(BaseCommand):
                     "--server-to-server",
                     "--name",
                     "Sandbox (demo)",
+                    "--plan",
+                    DEMO_PLAN,
                     name="Connecting",
                 )
             )

@@ -1,8 +1,12 @@
-"""`manage.py rotate_encryption_key [--dry-run]`: re-encrypt every stored secret under the first
-key of FIELD_ENCRYPTION_KEY.
+"""`manage.py rotate_encryption_key [--dry-run | --status]`: re-encrypt every stored secret under
+the first key of FIELD_ENCRYPTION_KEY, or say which step of a rotation is safe now.
 
-Rotation: put the new key first (`FIELD_ENCRYPTION_KEY=new,old`), restart, run this, then drop
-the old key. Secrets are re-encrypted as ciphertext (MultiFernet.rotate): they are never decrypted
+Rotation, in four steps each deployed everywhere before the next (meetings/keyring.py): accept
+the new key for reading (`old,new`), encrypt with it (`new,old`), run this, drop the old key.
+`--status` reads which keys the live web and worker processes hold and names the next safe step;
+the re-encryption refuses while a live process cannot read the key it would use.
+
+Secrets are re-encrypted as ciphertext (MultiFernet.rotate): they are never decrypted
 into a variable that outlives one row, and rows already under the new key are left alone. A secret
 no configured key can read is reported and left as it is; the command then exits with an error.
 """
@@ -21,8 +25,33 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="count, change nothing")
+        parser.add_argument(
+            "--status",
+            action="store_true",
+            help="say which keys the running processes hold and which rotation step is safe now",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="re-encrypt even though a live process cannot read the key (it will fail to "
+            "read those secrets until it gets the key)",
+        )
 
-    def handle(self, *args, dry_run=False, **options):
+    def handle(self, *args, dry_run=False, status=False, force=False, **options):
+        from ...keyring import plan
+
+        current_plan = plan()
+        if status:
+            for line in current_plan.lines():
+                self.stdout.write(line)
+            return
+        if current_plan.blocked and not dry_run and not force:
+            raise CommandError(
+                f"{len(current_plan.blocked)} live process(es) cannot read the key this would "
+                f"encrypt with ({current_plan.keys[0]}): {', '.join(current_plan.blocked)}. "
+                "Re-encrypting now would make the secrets unreadable to them. Deploy the key to "
+                "every process first (`--status` says which step is safe)."
+            )
         current, rotating = primary_fernet(), fernet()
         totals = {"rotated": 0, "current": 0, "unreadable": 0}
         for model, fields in encrypted_fields():

@@ -58,6 +58,13 @@ class Command(BaseCommand):
                 webhook_secret=secret,
                 contract=options["contract"],
                 spec_path=settings.ZOOM_OPENAPI_SPEC if options["contract"] else None,
+                # A Free account's daily caps: the figures the dashboard budgets with.
+                daily_limits={
+                    "free": {
+                        label: getattr(settings, f"ZOOM_DAILY_LIMIT_{label.upper()}")
+                        for label in ("light", "medium", "heavy")
+                    }
+                },
             )
         except SpecMissing as exc:
             raise CommandError(str(exc)) from None

@@ -10,6 +10,7 @@ import logging
 import time
 from xml.sax.saxutils import escape
 
+from werkzeug.http import http_date
 from werkzeug.wrappers import Request, Response
 
 from . import api, control, oauth
@@ -93,6 +94,9 @@ class SandboxApp:
             return response(environ, start_response)
         started = time.monotonic()
         response, template = self.answer(request, raw_path)
+        # Zoom's Date is Zoom's clock, the one its Retry-After dates are on: the sandbox's
+        # (which tests move with advance_clock), not the machine's that werkzeug would send.
+        response.headers["Date"] = http_date(self.state.now())
         self._record(request, raw_path, response, template, started)
         return response(environ, start_response)
 

@@ -5,7 +5,7 @@ trimmed to the paths we use (`meetings/zoom/spec/zoom-meetings-api.json`; `trim.
 says where it comes from and makes it again).
 
 Zoom's whole 2.7 MB spec does not pass openapi-spec-validator, so we extract the operations we use
-(they reference no shared components) into a small valid document, and change five things,
+(they reference no shared components) into a small valid document, and change six things,
 each because the published spec is silent or wrong where Zoom is not:
 - The server is "/v2" (relative), so the sandbox's own host and port match.
 - The "OAuth" security scheme (oauth2, which openapi-core cannot check) becomes HTTP bearer:
@@ -13,6 +13,10 @@ each because the published spec is silent or wrong where Zoom is not:
 - Path parameters declared with overlapping `oneOf` alternatives ("me" is both a string and
   the enum ["me"]) are read as `anyOf`, which is what the spec means.
 - The status operations' `action` is required (the spec forgets to say so).
+- An integer enum in an answer takes the values its own description lists: Get a meeting's
+  `type` is described as "`1` instant, `2` scheduled, `3` recurring with no fixed time, `4` PMI
+  Meeting, `8` recurring with a fixed time" but enumerated [1, 2, 3, 8], and Zoom does answer
+  type 4 for a personal meeting ID meeting.
 - Error answers get a schema: Zoom's `{"code": int, "message": str, "errors"?: [...]}` for the
   statuses the operation documents without a body (400, 404), plus the ones every operation can
   give but the spec lists only in its general docs: 400 (code 4711, a token without the scope;
@@ -27,6 +31,7 @@ import copy
 import functools
 import json
 import os
+import re
 from pathlib import Path
 
 # (path template, method) of every operation the client and the sandbox speak.
@@ -44,6 +49,7 @@ OPERATIONS = (
     ("/users/{userId}", "get"),
     ("/users/{userId}/meetings", "get"),
     ("/users/{userId}/webinars", "get"),
+    ("/metrics/meetings", "get"),
 )
 
 ERROR_SCHEMA = {
@@ -99,12 +105,31 @@ def default_spec_path():
     return SPEC_PATH
 
 
+_DESCRIBED_VALUE = re.compile(r"`(\d+)`\s*-")
+
+
+def _complete_enums(node):
+    """Add to each integer enum the values its description names (see the module doc)."""
+    if isinstance(node, dict):
+        enum = node.get("enum")
+        if node.get("type") == "integer" and isinstance(enum, list) and node.get("description"):
+            for value in map(int, _DESCRIBED_VALUE.findall(node["description"])):
+                if value not in enum:
+                    enum.append(value)
+        for value in node.values():
+            _complete_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            _complete_enums(value)
+
+
 def extract_subset(spec):
     """The operations in OPERATIONS, as a small OpenAPI 3.0 document (see the module doc)."""
     paths = {}
     for template, method in OPERATIONS:
         operation = copy.deepcopy(spec["paths"][template][method])
         responses = operation.setdefault("responses", {})
+        _complete_enums(responses)
         for status, response in responses.items():
             if status.startswith(("4", "5")) and "content" not in response:
                 response["content"] = copy.deepcopy(ERROR_CONTENT)

@@ -22,7 +22,8 @@ ENDPOINTS = {
     "POST /_sandbox/announce": "send the events that tell a receiver the world's state "
     "(meetings deleted or just ended, webinars live, live streams running); Zoom has no such "
     "call",
-    "POST /_sandbox/users": "{email, first_name?, last_name?, role_name?, status?}",
+    "POST /_sandbox/users": "{email, first_name?, last_name?, role_name?, status?, "
+    "webinar_licence?}",
     "GET /_sandbox/users": "every user (id, email, role)",
     "POST /_sandbox/meetings": "{user_id, topic?, type?, status?, host_locked?, on_premise?, "
     "livestream?, livestreaming?}",
@@ -38,7 +39,10 @@ ENDPOINTS = {
     "down, down_mode: refuse|503, down_for (seconds; required for refuse over HTTP), "
     "silent_end_rate, html_errors, first_try_errors}",
     "POST /_sandbox/rate_limits": "{label: light|medium|heavy, per_second (null: the plan's), "
-    "account_id?} or {plan: free|pro|business, account_id?}",
+    "account_id?} or {plan: free|pro|business, account_id?} or {label, per_day (null: no cap), "
+    "plan?: free}: the plan's daily cap",
+    "POST /_sandbox/plan": "{plan: free|pro|business, account_id?}: the account's plan (rate "
+    "limits; `type=live` lists live meetings and the Dashboard answers on business only)",
     "POST /_sandbox/revoke": "{account_id?, client_id?, user_id?}: revoke matching grants",
     "POST /_sandbox/apps": "{client_id, client_secret, account_id?, kind?, redirect_uris?, "
     "scopes? (granular by default; classic ones for an older app), webhook_url?, "
@@ -185,7 +189,15 @@ def _handle(app, request, raw_path):
     if path == "/announce":
         return _json({"sent": state.announce_world()})
     if path == "/users":
-        allowed = ("first_name", "last_name", "role_name", "status", "dept", "account_id")
+        allowed = (
+            "first_name",
+            "last_name",
+            "role_name",
+            "status",
+            "dept",
+            "account_id",
+            "webinar_licence",
+        )
         user = state.add_user(body.get("email"), **{k: body[k] for k in allowed if k in body})
         return _json(state.user_json(user), status=201)
     if path == "/meetings":
@@ -277,7 +289,14 @@ def _handle(app, request, raw_path):
         account_id = body.get("account_id")
         if "plan" in body:
             state.set_plan(body["plan"], account_id or "sandbox-account")
-        if "label" in body:
+        if "label" in body and "per_day" in body:
+            per_day = body["per_day"]
+            state.set_daily_limit(
+                body["label"],
+                None if per_day is None else _number(per_day, "per_day"),
+                body.get("plan", "free"),
+            )
+        if "label" in body and ("per_second" in body or "per_day" not in body):
             per_second = body.get("per_second")
             state.set_rate_limit(
                 body["label"],
@@ -285,6 +304,12 @@ def _handle(app, request, raw_path):
                 account_id,
             )
         return _json({"ok": True})
+    if path == "/plan":
+        account_id = body.get("account_id") or "sandbox-account"
+        if account_id not in state.accounts:
+            raise ControlError(f"no such account: {account_id}", status=404)
+        state.set_plan(body.get("plan"), account_id)
+        return _json({"account_id": account_id, "plan": state.accounts[account_id]["plan"]})
     if path == "/revoke":
         count = state.revoke_tokens(
             account_id=body.get("account_id"),

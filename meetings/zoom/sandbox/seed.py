@@ -30,6 +30,12 @@ THINGS = [
 # Meetings whose latest instance ended in the last hours, and webinars live, in every world.
 RECENT_ENDS = 3
 LIVE_WEBINARS = 2
+# Personal meeting ID rooms (type 4), the first of them live, and live instant meetings (type 1)
+# in every world: Zoom's lists never show either, so the dashboard knows them only from events
+# and the Dashboard API, and the demo and tests must meet them.
+PMI_ROOMS = 3
+LIVE_PMI_ROOMS = 2
+LIVE_INSTANT = 2
 
 
 def seed_world(
@@ -43,12 +49,15 @@ def seed_world(
     live_share=0.1,
     account_id=DEFAULT_ACCOUNT_ID,
 ):
-    """Add users (the account's owner plus an admin and members), meetings across them (about
+    """Add users (the account's owner plus an admin and members, every third member without a
+    webinar licence), meetings across them (about
     `live_share` of them live, some of those with a custom live stream configured and some of
     those streaming, at least one when any is configured; a few deleted), webinars (some live,
     at least two) and past instances (some with UUIDs that start with "/" or contain "//", a
-    few of meetings that ended in the last hours). Sends no webhooks: `state.announce_world()`
-    sends what a receiver needs to know of it. Returns a summary dict."""
+    few of meetings that ended in the last hours), and meetings no list shows: personal meeting
+    ID rooms (PMI_ROOMS, LIVE_PMI_ROOMS of them live) and live instant meetings (LIVE_INSTANT).
+    Sends no webhooks: `state.announce_world()` sends what a receiver needs to know of it.
+    Returns a summary dict."""
     rng = random.Random(f"zoom-sandbox-{seed}")
     past_instances = meetings // 3 if past_instances is None else past_instances
     with state.lock:
@@ -63,6 +72,9 @@ def seed_world(
                     role_name="Admin" if n == 0 else "Member",
                     dept=rng.choice(TEAMS),
                     account_id=account_id,
+                    # Every third member has no webinar licence, as in most organisations
+                    # (webinars are a paid add-on per user): Zoom refuses their webinar list.
+                    webinar_licence=n % 3 != 1,
                 )
             )
         created = []
@@ -111,6 +123,9 @@ def seed_world(
                 meeting["instance_started_at"] = start_time
             created.append(meeting)
 
+        # Drawn from their own generator, after the rest: the listed world stays as it was.
+        unlisted = _add_unlisted(state, hosts, random.Random(f"zoom-sandbox-{seed}-unlisted"))
+
         candidates = [m for m in created if m["type"] != 1]
         recent_left = RECENT_ENDS
         for n in range(min(past_instances, len(candidates) * 3)):
@@ -135,8 +150,13 @@ def seed_world(
                 slash=slash,
             )
 
+        licensed = [h for h in hosts if h.get("webinar_licence", True)] or hosts
         for n in range(webinars):
             host = rng.choice(hosts)
+            if host not in licensed:
+                # Only a licensed user hosts webinars; the next licensed one, without another
+                # draw, so the rest of the world is what the seed always gave.
+                host = licensed[(hosts.index(host)) % len(licensed)]
             # The first two always live, so every world has webinars to end.
             live = rng.random() < max(live_share, 0.15) or n < LIVE_WEBINARS
             state.add_webinar(
@@ -153,4 +173,37 @@ def seed_world(
             "meetings": len(created),
             "webinars": webinars,
             "past_instances": min(past_instances, len(candidates) * 3),
+            "unlisted_meetings": len(unlisted),
         }
+
+
+def _add_unlisted(state, hosts, rng):
+    """The PMI rooms and instant meetings of seed_world (see there)."""
+    added = []
+    now = state.now()
+    for n, host in enumerate(hosts[:PMI_ROOMS]):
+        if host["pmi"] in state.meetings:
+            continue  # seeded twice into one world: a user has one personal room
+        live = n < LIVE_PMI_ROOMS
+        meeting = state.add_meeting(
+            host["id"],
+            f"{host['first_name']} {host['last_name']}'s Personal Meeting Room",
+            type=4,
+            meeting_id=host["pmi"],
+            status="started" if live else "waiting",
+        )
+        if live:
+            meeting["instance_started_at"] = now - rng.randint(60, 3600)
+        added.append(meeting)
+    for n in range(LIVE_INSTANT):
+        host = hosts[(n + 1) % len(hosts)]
+        meeting = state.add_meeting(
+            host["id"],
+            f"{host['first_name']}'s instant meeting {rng.randint(1, 99)}",
+            type=1,
+            status="started",
+            duration=60,
+        )
+        meeting["instance_started_at"] = now - rng.randint(60, 1800)
+        added.append(meeting)
+    return added

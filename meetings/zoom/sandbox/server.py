@@ -88,8 +88,17 @@ class Sandbox:
         *,
         contract=False,
         spec_path=None,
+        clock=None,
+        daily_limits=None,
     ):
-        self.state = SandboxState(seed=seed, plan=plan, token_ttl=token_ttl, latency_ms=latency_ms)
+        self.state = SandboxState(
+            seed=seed,
+            plan=plan,
+            token_ttl=token_ttl,
+            latency_ms=latency_ms,
+            clock=clock,
+            daily_limits=daily_limits,
+        )
         self.webhooks = WebhookSender(self.state)
         self.state.webhook_sender = self.webhooks
         self.state.on_down_change = self._on_down_change

@@ -42,6 +42,7 @@ ADMIN_SCOPES = (
     "webinar:read:admin",
     "webinar:write:admin",
     "user:read:admin",
+    # The Dashboard's live meetings (GET /metrics/meetings), which a sync on Business uses.
     "dashboard_meetings:read:admin",
 )
 CLASSIC_ADMIN_SCOPES = ADMIN_SCOPES
@@ -71,15 +72,32 @@ GRANULAR_USER_SCOPES = tuple(
     if s not in ("user:read:list_users:admin", "dashboard:read:list_meetings:admin")
 )
 
-# Requests per second and per day for each rate-limit label, by plan (Zoom's published table,
-# NOTES.md). None: no daily cap. "resource" is Zoom's Resource-intensive label, per minute there;
-# none of the operations the sandbox serves carries it.
+# Requests per window for each rate-limit label, by plan (Zoom's published table, NOTES.md); the
+# per-day figures are DAILY_LIMITS below (None here). The window is a second, except for
+# "resource" (Zoom's Resource-intensive label, the Dashboard's), which Zoom counts per minute
+# (LABEL_WINDOWS).
 RATE_LIMITS = {
-    "free": {"light": (4, 6000), "medium": (2, 2000), "heavy": (1, 1000)},
-    "pro": {"light": (30, None), "medium": (20, None), "heavy": (10, None)},
-    "business": {"light": (80, None), "medium": (60, None), "heavy": (40, None)},
+    "free": {"light": (4, None), "medium": (2, None), "heavy": (1, None), "resource": (10, None)},
+    "pro": {"light": (30, None), "medium": (20, None), "heavy": (10, None), "resource": (10, None)},
+    "business": {
+        "light": (80, None),
+        "medium": (60, None),
+        "heavy": (40, None),
+        "resource": (20, None),
+    },
 }
-LABEL_NAMES = {"light": "Light", "medium": "Medium", "heavy": "Heavy"}
+LABEL_NAMES = {
+    "light": "Light",
+    "medium": "Medium",
+    "heavy": "Heavy",
+    "resource": "Resource-intensive",
+}
+LABEL_WINDOWS = {"resource": 60.0}
+# The daily caps of the plans that have them, requests per label and UTC day: "the figures
+# commonly quoted" (issue 11; NOTES.md's table). A setting of the sandbox (`daily_limits=`,
+# `set_daily_limit`, POST /_sandbox/rate_limits {label, per_day}), so a test can run a Free
+# account's whole day in seconds with small caps.
+DAILY_LIMITS = {"free": {"light": 6000, "medium": 2000, "heavy": 1000, "resource": 30000}}
 
 ACCESS_CODE_TTL = 300  # Zoom's authorization codes live five minutes.
 PAGE_TOKEN_TTL = 15 * 60  # next_page_token expires after 15 minutes (Zoom's List meetings docs).
@@ -252,9 +270,17 @@ class SandboxError(Exception):
 class SandboxState:
     """The whole emulated Zoom. Construct, then `reset()` to get the default apps and account."""
 
-    def __init__(self, *, seed=None, plan="pro", token_ttl=3600, latency_ms=0):
+    def __init__(
+        self, *, seed=None, plan="pro", token_ttl=3600, latency_ms=0, clock=None, daily_limits=None
+    ):
         self.lock = threading.RLock()
+        # The wall clock the sandbox's time runs on (time.time unless a test injects one);
+        # `advance_clock` moves it on from there.
+        self.clock = clock or time.time
         self.clock_offset = 0.0
+        self.configured_daily_limits = {
+            plan_name: dict(caps) for plan_name, caps in (daily_limits or DAILY_LIMITS).items()
+        }
         self.default_plan = plan
         self.token_ttl = token_ttl
         self.base_latency_ms = latency_ms
@@ -268,7 +294,7 @@ class SandboxState:
 
     # --- time ------------------------------------------------------------------------------
     def now(self):
-        return time.time() + self.clock_offset
+        return self.clock() + self.clock_offset
 
     def advance_clock(self, seconds):
         """Jump the sandbox's clock forward: tokens, codes and page tokens age without sleeping."""
@@ -312,6 +338,7 @@ class SandboxState:
             self.rate_windows = collections.defaultdict(deque)
             self.daily_counts = Counter()
             self.rate_overrides = {}
+            self.daily_limits = {p: dict(c) for p, c in self.configured_daily_limits.items()}
             self.livestream_start_interval = LIVESTREAM_START_INTERVAL
             self.livestream_starts = {}
             self.faults = Faults()
@@ -576,7 +603,10 @@ class SandboxState:
         dept="Operations",
         timezone="Europe/London",
         user_id=None,
+        webinar_licence=True,
     ):
+        """A user of the account. `webinar_licence`: whether a Webinar add-on licence is
+        assigned to them; without one Zoom refuses their webinar list (api.list_webinars)."""
         with self.lock:
             user_id = user_id or new_user_id(self.rng)
             email = email or f"user{len(self.users) + 1}@sandbox.example"
@@ -594,6 +624,7 @@ class SandboxState:
                 "created_at": self.now() - 86400 * 30,
                 "pmi": self._new_id(),
                 "verified": 1,
+                "webinar_licence": bool(webinar_licence),
             }
             self.users[user_id] = user
             self.users_by_email[email.lower()] = user_id
@@ -764,13 +795,17 @@ class SandboxState:
     def update_meeting(self, meeting_id, **changes):
         """Change a meeting's settings as its host does in Zoom's web portal (topic, start_time
         as epoch seconds, duration, timezone, agenda): meeting.updated is sent, its object the
-        changed fields (with id and uuid), old_object what they were."""
-        allowed = {"topic", "start_time", "duration", "timezone", "agenda"}
+        changed fields (with id and uuid), old_object what they were. `host_id` hands the
+        meeting to another user of the account (Zoom's "schedule for"/transfer): the event
+        names the new host by id only, as Zoom's events do."""
+        allowed = {"topic", "start_time", "duration", "timezone", "agenda", "host_id"}
         if not set(changes) <= allowed:
             raise ValueError(f"cannot update {sorted(set(changes) - allowed)}")
         with self.lock:
             meeting = self.meetings[int(meeting_id)]
             old = {name: meeting[name] for name in changes}
+            if "host_id" in changes and changes["host_id"] != meeting["host_id"]:
+                self._move_meeting(meeting, self._host(changes["host_id"]))
             meeting.update(changes)
 
             def shown(values):
@@ -789,6 +824,12 @@ class SandboxState:
                 },
             )
             return meeting
+
+    def _move_meeting(self, meeting, new_host):
+        if new_host["account_id"] != meeting["account_id"]:
+            raise ValueError("the new host must be a user of the meeting's account")
+        self.meetings_by_host[meeting["host_id"]].pop(meeting["id"], None)
+        self.meetings_by_host[new_host["id"]][meeting["id"]] = None
 
     def delete_meeting(self, meeting_id):
         """Deleted in the web portal: recoverable for 7 days; meeting.deleted is sent."""
@@ -1095,7 +1136,8 @@ class SandboxState:
 
     # --- rate limits -----------------------------------------------------------------------
     def set_rate_limit(self, label, per_second, account_id=None):
-        """Override a label's per-second limit (for every account, or one). None: the plan's."""
+        """Override a label's limit per window (a second; a minute for "resource"), for every
+        account or one. None: the plan's."""
         label = label.lower()
         if label not in LABEL_NAMES:
             raise ValueError(f"label must be one of {sorted(LABEL_NAMES)}, not {label!r}")
@@ -1106,9 +1148,32 @@ class SandboxState:
             else:
                 self.rate_overrides[key] = float(per_second)
 
+    def set_daily_limit(self, label, per_day, plan="free"):
+        """Set a plan's daily cap for a label (requests per UTC day; None: no cap)."""
+        label = label.lower()
+        if label not in LABEL_NAMES:
+            raise ValueError(f"label must be one of {sorted(LABEL_NAMES)}, not {label!r}")
+        if plan not in RATE_LIMITS:
+            raise ValueError(f"plan must be one of {sorted(RATE_LIMITS)}, not {plan!r}")
+        if per_day is not None and (int(per_day) != per_day or per_day < 0):
+            raise ValueError("per_day must be a whole number of requests, 0 or more")
+        with self.lock:
+            caps = self.daily_limits.setdefault(plan, {})
+            if per_day is None:
+                caps.pop(label, None)
+            else:
+                caps[label] = int(per_day)
+
+    def daily_count(self, account_id, label, at=None):
+        """Requests of `label` the account made on the UTC day of `at` (default: now)."""
+        with self.lock:
+            day = int((self.now() if at is None else at) // 86400)
+            return self.daily_counts[(account_id, label, day)]
+
     def rate_limit_for(self, account_id, label):
         account = self.accounts.get(account_id) or {"plan": self.default_plan}
         per_second, per_day = RATE_LIMITS[account["plan"]][label]
+        per_day = self.daily_limits.get(account["plan"], {}).get(label, per_day)
         override = self.rate_overrides.get(
             (account_id, label), self.rate_overrides.get((None, label))
         )
@@ -1117,10 +1182,12 @@ class SandboxState:
         return per_second, per_day
 
     def check_rate_limit(self, account_id, label):
-        """Count one request against the account's label in a sliding one-second window (and
-        the day, on the Free plan). Raises SandboxError 429 with Zoom's headers when over."""
+        """Count one request against the account's label in a sliding window of one second (a
+        minute for Resource-intensive) and the day, on the Free plan. Raises SandboxError 429
+        with Zoom's headers when over."""
         with self.lock:
             now = self.now()
+            span = LABEL_WINDOWS.get(label, 1.0)
             per_second, per_day = self.rate_limit_for(account_id, label)
             category = LABEL_NAMES[label]
             day = int(now // 86400)
@@ -1136,7 +1203,7 @@ class SandboxState:
                     reset,
                 )
             window = self.rate_windows[(account_id, label)]
-            while window and window[0] <= now - 1.0:
+            while window and window[0] <= now - span:
                 window.popleft()
             if len(window) >= per_second:
                 raise self._too_many(
@@ -1145,7 +1212,7 @@ class SandboxState:
                     category,
                     "QPS",
                     per_second,
-                    window[0] + 1.0,
+                    window[0] + span,
                 )
             window.append(now)
             if per_day is not None:
@@ -1296,7 +1363,8 @@ class SandboxState:
 
     def announce_world(self, *, ended_within=RECENT_END_SECONDS):
         """Send the events a receiver subscribed all along would have had for the world as it
-        is now: meeting.deleted for each deleted meeting, meeting.ended for each meeting (not
+        is now: meeting.started for each live meeting, meeting.deleted for each deleted
+        meeting, meeting.ended for each meeting (not
         live again) whose latest instance ended in the last `ended_within` seconds,
         webinar.started for each live webinar, meeting.live_streaming_started for each
         streaming meeting. Returns {event: count}.
@@ -1305,12 +1373,18 @@ class SandboxState:
         built), and a dashboard that connects to a world already running learns these states
         only from events: Zoom's lists never show deleted meetings, its webinar API has no
         status, and no list says a live stream is running. The demo calls this once its
-        dashboard is up, so what the seed made live shows live. Live meetings need no event:
-        the `live` list shows them to the first sync."""
+        dashboard is up, so what the seed made live shows live. Live meetings get
+        meeting.started too: below Business no list shows them live (zoom/api#76), and no list
+        at all shows instant and personal meeting ID meetings."""
         sent = Counter()
         with self.lock:
             now = self.now()
             for meeting in self.meetings.values():
+                if meeting["status"] == "started":
+                    self.emit(
+                        "meeting.started", self._meeting_event_object(meeting, id_as_string=True)
+                    )
+                    sent["meeting.started"] += 1
                 if meeting["status"] == "deleted":
                     self.emit("meeting.deleted", self._meeting_event_object(meeting))
                     sent["meeting.deleted"] += 1
@@ -1380,4 +1454,5 @@ class SandboxState:
                 "webhook_url": self.webhook_url,
                 "token_ttl": self.token_ttl,
                 "clock_offset": self.clock_offset,
+                "daily_limits": {p: dict(c) for p, c in self.daily_limits.items()},
             }
