@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('meetings', '0011_mirror_details_event_at'),
+        ('meetings', '0018_key_holders'),
     ]
 
     operations = [
