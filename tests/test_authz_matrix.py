@@ -165,6 +165,9 @@ MATRIX = {
     ),
     "connection-disconnect": Rule(get=ADMINS, post=ADMINS, kwargs=pk_of("account"), zoom=True),
     "connection-reconnect": Rule(get=ADMINS, post=ADMINS, kwargs=pk_of("account"), zoom=True),
+    "connection-webhook-secret": Rule(
+        get=SIGNED_IN_WRONG_METHOD, post=ADMINS, kwargs=pk_of("account")
+    ),
 }
 
 

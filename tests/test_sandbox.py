@@ -129,7 +129,7 @@ def test_authorization_code_with_pkce_gives_tokens_that_work(zoom_sandbox, owner
     body = answer.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 3600
-    assert "meeting:write:admin" in body["scope"].split()
+    assert "meeting:update:status:admin" in body["scope"].split()  # granular: a new app
     me = api(zoom_sandbox, "GET", "/users/me", body["access_token"])
     assert me.status_code == 200
     assert me.json()["email"] == owner["email"]
@@ -1345,7 +1345,7 @@ def test_webhook_url_validation_checks_the_receivers_answer(zoom_sandbox):
         server.shutdown()
         server.server_close()
 
-    assert good == {"url": url, "validated": True}
+    assert good == {"url": url, "client_id": "sandbox-s2s-client", "validated": True}
     assert wrong["validated"] is False
 
 

@@ -17,7 +17,13 @@ from .jobs import ActionRefused, announce, answer, start_action
 
 TEMPLATE = "meetings/overview.html"
 PARTS = ("accounts", "live")
-SECRETS = ("client_secret", "access_token", "refresh_token")
+SECRETS = (
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "webhook_secret_token",
+    "previous_webhook_secret_token",
+)
 LIVE_SHOWN = 12
 FAILURES_WINDOW = timedelta(hours=24)
 

@@ -35,6 +35,7 @@ DEFAULT_S2S_CLIENT_ID = "sandbox-s2s-client"
 DEFAULT_S2S_CLIENT_SECRET = "sandbox-s2s-secret"
 DEFAULT_WEBHOOK_SECRET = "sandbox-webhook-secret"
 
+# Classic scopes: what apps made before granular scopes (2024) were granted.
 ADMIN_SCOPES = (
     "meeting:read:admin",
     "meeting:write:admin",
@@ -44,7 +45,32 @@ ADMIN_SCOPES = (
     # The Dashboard's live meetings (GET /metrics/meetings), which a sync on Business uses.
     "dashboard_meetings:read:admin",
 )
+CLASSIC_ADMIN_SCOPES = ADMIN_SCOPES
 USER_SCOPES = ("meeting:read", "meeting:write", "webinar:read", "webinar:write", "user:read")
+# Granular scopes, one per operation: what an app made on today's Marketplace gets (every new
+# Server-to-Server app among them; Zoom's "OAuth scopes" overview). The sandbox's default apps
+# have these; `add_app(scopes=ADMIN_SCOPES)` makes an older app.
+GRANULAR_ADMIN_SCOPES = (
+    "meeting:update:status:admin",
+    "meeting:read:meeting:admin",
+    "meeting:read:list_meetings:admin",
+    "meeting:read:past_meeting:admin",
+    "meeting:read:livestream:admin",
+    "meeting:update:livestream:admin",
+    "meeting:update:livestream_status:admin",
+    "webinar:update:status:admin",
+    "webinar:read:webinar:admin",
+    "webinar:read:list_webinars:admin",
+    "webinar:read:list_past_instances:admin",
+    "user:read:list_users:admin",
+    "user:read:user:admin",
+    "dashboard:read:list_meetings:admin",
+)
+GRANULAR_USER_SCOPES = tuple(
+    s.removesuffix(":admin")
+    for s in GRANULAR_ADMIN_SCOPES
+    if s not in ("user:read:list_users:admin", "dashboard:read:list_meetings:admin")
+)
 
 # Requests per window for each rate-limit label, by plan (Zoom's published table, NOTES.md); the
 # per-day figures are DAILY_LIMITS below (None here). The window is a second, except for
@@ -165,6 +191,12 @@ class App:
     redirect_uris: list | None
     scopes: tuple
     name: str = "Sandbox app"
+    # The app's event subscription: where its events go, and the secret token it signs them
+    # with. Each Zoom app has its own secret token (Marketplace → Feature → Event
+    # subscriptions), so an organisation with two apps gets each app's events signed with that
+    # app's token.
+    webhook_url: str | None = None
+    webhook_secret: str = ""
 
 
 @dataclass
@@ -260,8 +292,6 @@ class SandboxState:
         self.seed = seed
         self.contract_checking = False
         self.contract_violations = []
-        self.webhook_url = None
-        self.webhook_secret = DEFAULT_WEBHOOK_SECRET
         self.webhook_deliveries = []
         self.webhook_sender = None  # set by Sandbox: has .send(url, secret, body_dict)
         self.on_down_change = None  # set by Sandbox: called with (down, mode, down_for)
@@ -278,8 +308,13 @@ class SandboxState:
 
     # --- lifecycle -------------------------------------------------------------------------
     def reset(self, *, seed=None, plan=None, token_ttl=None):
-        """Forget everything but configuration; register the default account and apps."""
+        """Forget everything but configuration; register the default account and apps (the
+        default Server-to-Server app keeps its event subscription)."""
         with self.lock:
+            default_app = getattr(self, "apps", {}).get(DEFAULT_S2S_CLIENT_ID)
+            subscription = (
+                (default_app.webhook_url, default_app.webhook_secret) if default_app else None
+            )
             self.rng = random.Random(seed)
             self.seed = seed
             if plan is not None:
@@ -337,7 +372,11 @@ class SandboxState:
                 DEFAULT_ACCOUNT_ID,
                 kind="server_to_server",
                 name="zoomadmin (sandbox Server-to-Server app)",
+                webhook_secret=DEFAULT_WEBHOOK_SECRET,
             )
+            if subscription is not None:
+                self.apps[DEFAULT_S2S_CLIENT_ID].webhook_url = subscription[0]
+                self.apps[DEFAULT_S2S_CLIENT_ID].webhook_secret = subscription[1]
             # Zoom has no account without its owner: the S2S "me" and the consent page need one.
             self.add_user(
                 email="owner@sandbox.example",
@@ -369,20 +408,34 @@ class SandboxState:
         account_id=DEFAULT_ACCOUNT_ID,
         kind="oauth",
         redirect_uris=None,
-        scopes=ADMIN_SCOPES,
+        scopes=None,
         name="Sandbox app",
+        webhook_url=None,
+        webhook_secret=None,
     ):
         """Register an OAuth or Server-to-Server app. redirect_uris=None accepts any http(s) URI
-        (the demo's callback port varies); a list is Zoom's exact-match allow list."""
+        (the demo's callback port varies); a list is Zoom's exact-match allow list. `scopes`:
+        granular ones by default (today's Marketplace), or e.g. ADMIN_SCOPES for an older app.
+        `webhook_secret`: the app's own secret token (a random one by default)."""
         if kind not in ("oauth", "server_to_server"):
             raise ValueError("kind must be 'oauth' or 'server_to_server'")
         with self.lock:
             if account_id not in self.accounts:
                 self.add_account(account_id)
+            if scopes is None:
+                scopes = GRANULAR_ADMIN_SCOPES
             if isinstance(scopes, str):
                 scopes = tuple(scopes.split())
             app = App(
-                client_id, client_secret, account_id, kind, redirect_uris, tuple(scopes), name
+                client_id,
+                client_secret,
+                account_id,
+                kind,
+                redirect_uris,
+                tuple(scopes),
+                name,
+                webhook_url=webhook_url or None,
+                webhook_secret=webhook_secret or "sbx_whs_" + secrets.token_urlsafe(16),
             )
             self.apps[client_id] = app
             return app
@@ -1347,20 +1400,36 @@ class SandboxState:
             return self.fault_rng.random() < rate
 
     # --- webhooks --------------------------------------------------------------------------
-    def set_webhook(self, url, secret=None):
+    @property
+    def webhook_url(self):
+        """The default Server-to-Server app's event subscription URL (None: not subscribed)."""
+        app = self.apps.get(DEFAULT_S2S_CLIENT_ID)
+        return app.webhook_url if app else None
+
+    @property
+    def webhook_secret(self):
+        app = self.apps.get(DEFAULT_S2S_CLIENT_ID)
+        return app.webhook_secret if app else DEFAULT_WEBHOOK_SECRET
+
+    def set_webhook(self, url, secret=None, client_id=DEFAULT_S2S_CLIENT_ID):
+        """Subscribe an app (the default Server-to-Server app unless `client_id` says) to events:
+        its account's events are sent to `url`, signed with its secret token (`secret` replaces
+        it, as regenerating the token in the Marketplace does)."""
         with self.lock:
-            self.webhook_url = url or None
+            app = self.apps[client_id]
+            app.webhook_url = url or None
             if secret:
-                self.webhook_secret = secret
+                app.webhook_secret = secret
 
     def emit(self, event, obj, payload=None):
-        """Queue a webhook event (a no-op without a webhook URL). Sent in order, in the
-        background, after the state change that caused it. `payload`: more of the payload
-        beside account_id and object (e.g. an update's old_object)."""
+        """Queue a webhook event to every app of the account subscribed to events, each copy
+        signed with that app's secret token (a no-op when none is). Sent in the background,
+        after the state change that caused it. `payload`: more of the payload beside
+        account_id and object (e.g. an update's old_object)."""
         with self.lock:
             self.counters[f"event:{event}"] += 1
             obj = dict(obj)
-            if not self.webhook_url or self.webhook_sender is None:
+            if self.webhook_sender is None:
                 return
             now = self.now()
             account_id = obj.pop("account_id", None) or DEFAULT_ACCOUNT_ID
@@ -1369,7 +1438,11 @@ class SandboxState:
                 "event_ts": int(now * 1000),
                 "payload": {"account_id": account_id, "object": obj, **(payload or {})},
             }
-            self.webhook_sender.send(self.webhook_url, self.webhook_secret, body)
+            for app in self.apps.values():
+                if app.account_id == account_id and app.webhook_url:
+                    self.webhook_sender.send(
+                        app.webhook_url, app.webhook_secret, body, client_id=app.client_id
+                    )
 
     def announce_world(self, *, ended_within=RECENT_END_SECONDS):
         """Send the events a receiver subscribed all along would have had for the world as it
