@@ -85,6 +85,12 @@ SCOPE_NEEDS = {
             "meeting:read:past_meeting",
         ),
         _need(
+            "pastMeetingParticipants",
+            "list who joined an ended meeting",
+            "meeting:read",
+            "meeting:read:list_past_participants",
+        ),
+        _need(
             "getMeetingLiveStreamDetails",
             "read a meeting's live stream settings",
             "meeting:read",

@@ -83,6 +83,7 @@ GRANULAR_SCOPES = {
     ("PUT", "/meetings/{meetingId}/status"): "meeting:update:status",
     ("PUT", "/webinars/{webinarId}/status"): "webinar:update:status",
     ("GET", "/past_meetings/{meetingId}"): "meeting:read:past_meeting",
+    ("GET", "/past_meetings/{meetingId}/participants"): "meeting:read:list_past_participants",
     ("GET", "/meetings/{meetingId}/livestream"): "meeting:read:livestream",
     ("PATCH", "/meetings/{meetingId}/livestream"): "meeting:update:livestream",
     ("PATCH", "/meetings/{meetingId}/livestream/status"): "meeting:update:livestream_status",

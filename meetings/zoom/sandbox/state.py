@@ -55,6 +55,7 @@ GRANULAR_ADMIN_SCOPES = (
     "meeting:read:meeting:admin",
     "meeting:read:list_meetings:admin",
     "meeting:read:past_meeting:admin",
+    "meeting:read:list_past_participants:admin",
     "meeting:read:livestream:admin",
     "meeting:update:livestream:admin",
     "meeting:update:livestream_status:admin",
