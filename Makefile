@@ -23,7 +23,7 @@ install: $(STAMP)
 # DEBUG is off unless set (production's default); the demo, the tests and the benchmarks are
 # development, and say so. (The demo's own processes then run with DEBUG off, as in production.)
 demo: $(STAMP)
-	DEBUG=true $(BIN)/python manage.py demo
+	DEBUG=true $(BIN)/python manage.py demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,5 +18,13 @@ what would be deployed.
 """
 
 # The default set, in the order `make bench` runs them. `load` runs only when named.
-BENCHMARKS = ("bulk_end", "meetings_list", "sync", "click_to_zoom", "webhooks", "bulk_post")
+BENCHMARKS = (
+    "bulk_end",
+    "meetings_list",
+    "sync",
+    "click_to_zoom",
+    "webhooks",
+    "bulk_post",
+    "sweeper",
+)
 EXTRA = ("load",)

@@ -49,6 +49,7 @@ TARGET_TYPES = {
     ActionKind.START_LIVESTREAM: "meeting",
     ActionKind.STOP_LIVESTREAM: "meeting",
     ActionKind.FETCH_PAST_MEETING: "meeting",
+    ActionKind.FETCH_PARTICIPANTS: "meeting",
     ActionKind.END_WEBINAR: "webinar",
     ActionKind.SYNC: "account",
 }
@@ -215,7 +216,10 @@ def _clean_target(kind, target_type, target_id, target_uuid):
         if target_id is not None or target_uuid:
             raise ValueError("a sync acts on the whole account, not on one meeting")
         return expected, None, ""
-    if kind == ActionKind.FETCH_PAST_MEETING and target_uuid:
+    if kind == ActionKind.FETCH_PARTICIPANTS and not target_uuid:
+        # The participants of one instance: "the latest" would change under a list already shown.
+        raise ValueError(f"{ActionKind(kind).label} needs an instance UUID")
+    if kind in (ActionKind.FETCH_PAST_MEETING, ActionKind.FETCH_PARTICIPANTS) and target_uuid:
         encode_uuid(target_uuid)  # ValueError for anything that is not a Zoom UUID
         if target_id is not None and target_id != "":
             target_id = validate_zoom_id(target_id, f"{expected} id")
@@ -677,11 +681,18 @@ class Run:
     def call(self, operation, fn, *, counts=False):
         """Make one Zoom call FN(client) as one attempt row named OPERATION; return its value.
         Follow-up calls (confirming an end) pass counts=False: they do not spend retries."""
+        from .zoom.errors import ZoomError
+
         self._pending = (operation, counts)
         self._attempt = None
         try:
             value = fn(self.client)
         except Exception as e:
+            if self._attempt is None and isinstance(e, ZoomError):
+                # Refused before any request left (the connection needs reconnecting): still a
+                # row saying what was tried and why it stopped, as for the main call (_fail).
+                self._attempt = self.action.start_attempt(operation, counts=counts)
+                self._attempt_started = time.monotonic()
             self._close_attempt(e, outcome=Attempt.Outcome.ERROR)
             raise
         self._close_attempt(None, outcome=Attempt.Outcome.OK)
@@ -816,6 +827,8 @@ class Run:
                 log.exception("action %s: unexpected error", action.pk)
                 return self._fail(e, f"Unexpected error ({type(e).__name__}); see logs")
             self._close_attempt(None, outcome=Attempt.Outcome.OK)
+        from .confirmations import Later
+
         try:
             outcome = executor.finish(self, value)
         except (LeaseLostError, *DATABASE_GONE):
@@ -828,6 +841,11 @@ class Run:
                 f"{executor.success_text} (the dashboard's copy was not updated: "
                 f"{type(e).__name__}; the next sync will)",
             )
+        if isinstance(outcome, Later):
+            # Zoom accepted it; its evidence is awaited without holding the worker
+            # (meetings.confirmations): run again later, as a retry is.
+            action.await_confirmation(outcome.summary, outcome.confirming, seconds=outcome.seconds)
+            return max(outcome.seconds, 0.0)
         if outcome.succeeded:
             action.mark_succeeded(outcome.summary, result=outcome.result)
         else:

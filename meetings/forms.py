@@ -7,11 +7,13 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import ActionKind, ActionState, MeetingStatus
 from .models.actions import ActionSource
 from .models.mirror import Resolution
+from .timezones import zone_names
 
 # PATCH /meetings/{meetingId}/livestream: stream_url <= 1024, stream_key <= 512, page_url a
 # "uri" <= 1024; PATCH .../livestream/status: settings.display_name 1..50 characters.
@@ -267,13 +269,43 @@ class ListFilterForm(DashboardForm):
         )
 
 
-class MeetingFilterForm(ListFilterForm):
+# "Live first": the live ones (newest first), then the others (newest first). A list's parts
+# (meetings/views/pagination.py); each is one range of the (status, start time) or start time
+# index.
+LIVE_FIRST = [Q(status=MeetingStatus.STARTED), ~Q(status=MeetingStatus.STARTED)]
+
+
+class SortedByStartForm(ListFilterForm):
+    """A list of meetings or webinars, live first unless another order is chosen: what is live
+    is what an operator comes for, and newest first put meetings scheduled months ahead on top."""
+
     SORTS = {
+        "live": ("start_time", True),
         "newest": ("start_time", True),
         "oldest": ("start_time", False),
         "topic": ("topic", False),
     }
 
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        choices=[
+            ("live", "Live first, then newest"),
+            ("newest", "Start time, newest first"),
+            ("oldest", "Start time, oldest first"),
+            ("topic", "Topic, A–Z"),
+        ],
+    )
+
+    def ordering(self):
+        return self.SORTS[self.value("sort") or "live"]
+
+    def parts(self):
+        """The list's parts (LIVE_FIRST) for the chosen sort, or None (one part)."""
+        return LIVE_FIRST if (self.value("sort") or "live") == "live" else None
+
+
+class MeetingFilterForm(SortedByStartForm):
     status = forms.ChoiceField(
         label="Status", required=False, choices=[("", "Any"), *MeetingStatus.choices]
     )
@@ -290,24 +322,18 @@ class MeetingFilterForm(ListFilterForm):
             (1, "Instant"),
         ],
     )
-    sort = forms.ChoiceField(
-        label="Sort",
-        required=False,
-        choices=[
-            ("newest", "Start time, newest first"),
-            ("oldest", "Start time, oldest first"),
-            ("topic", "Topic, A–Z"),
-        ],
-    )
-
-    def ordering(self):
-        return self.SORTS[self.value("sort") or "newest"]
+    field_order = ["q", "status", "type", "account", "start_from", "start_to", "sort"]
 
 
-class WebinarFilterForm(ListFilterForm):
+class WebinarFilterForm(SortedByStartForm):
     status = forms.ChoiceField(
         label="Status", required=False, choices=[("", "Any"), *MeetingStatus.choices]
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # By start time only: webinars have no (topic, id) index to page by topic along.
+        self.fields["sort"].choices = [c for c in self.fields["sort"].choices if c[0] != "topic"]
 
 
 class ActivityFilterForm(ListFilterForm):
@@ -355,3 +381,18 @@ class BulkForm(DashboardForm):
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
         self.fields["ids"].choices = [(v, v) for v in raw]
         super().full_clean()
+
+
+class PreferencesForm(DashboardForm):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Times on every page are shown in this zone, with UTC when you point at them.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [
+            ("", "Your browser's time zone"),
+            *((name, name) for name in zone_names()),
+        ]

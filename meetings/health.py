@@ -9,9 +9,10 @@ Each check returns a `Check`: `ok`, a `summary` anyone may see (booleans and cou
 `details` for staff and monitoring-token holders only (worker host names, account names, error
 text). Neither ever holds a token, a secret or a broker URL (which can carry a password).
 
-Accounts: an account whose secrets FIELD_ENCRYPTION_KEY cannot decrypt ("undecryptable") or whose
-refresh was refused ("needs_reconnect") fails the check: every action on it would fail. One an
-admin disconnected on purpose does not.
+Accounts: an account whose secrets FIELD_ENCRYPTION_KEY cannot decrypt ("undecryptable"), whose
+refresh was refused ("needs_reconnect"), or for which Zoom refused an operation for want of a
+scope ("missing_scope", code 4711: the details name the scope in both of Zoom's naming schemes)
+fails the check: actions on it would fail. One an admin disconnected on purpose does not.
 """
 
 import dataclasses
@@ -183,23 +184,39 @@ def check_worker():
 
 
 def account_health(account):
-    """One word for an account's connection: connected, needs_reconnect, undecryptable or
-    disconnected."""
+    """One word for an account's connection: connected, needs_reconnect, undecryptable,
+    missing_scope (Zoom refused an operation with code 4711) or disconnected."""
     from .fields import is_undecryptable
 
     if account.status == account.Status.DISCONNECTED:
         return "disconnected"
     if any(
         is_undecryptable(getattr(account, f))
-        for f in ("client_secret", "access_token", "refresh_token")
+        for f in ("client_secret", "access_token", "refresh_token", "webhook_secret_token")
     ):
         return "undecryptable"
     if account.status == account.Status.NEEDS_RECONNECT:
         return "needs_reconnect"
+    if account.refused_scopes:
+        return "missing_scope"
     return "connected"
 
 
-FAILING_ACCOUNT_STATES = ("needs_reconnect", "undecryptable")
+FAILING_ACCOUNT_STATES = ("needs_reconnect", "undecryptable", "missing_scope")
+
+
+def _refused(account):
+    """What Zoom refused the account for want of a scope, in words and both schemes' names."""
+    return [
+        {
+            "operation": need.operation_id,
+            "cannot": need.what,
+            "add_granular": list(need.granular),
+            "add_classic": list(need.classic),
+            "refused_at": at,
+        }
+        for need, at in account.refused_scopes
+    ]
 
 
 def check_zoom_accounts():
@@ -209,23 +226,31 @@ def check_zoom_accounts():
         accounts = list(ZoomAccount.objects.order_by("name"))
     except DatabaseError as e:
         return Check(False, {"error": "the database cannot be reached"}, {"detail": _error_text(e)})
-    counts = dict.fromkeys(("connected", "needs_reconnect", "undecryptable", "disconnected"), 0)
+    counts = dict.fromkeys(
+        ("connected", "needs_reconnect", "undecryptable", "missing_scope", "disconnected"), 0
+    )
     listed = []
     for account in accounts:
         state = account_health(account)
         counts[state] += 1
         token_state = getattr(account, "token_state", None)
-        listed.append(
-            {
-                "id": account.pk,
-                "name": account.name,
-                "kind": account.kind,
-                "status": state,
-                # valid / expiring / expired / none / unreadable: never the token itself.
-                "token": token_state if isinstance(token_state, str) else None,
-            }
-        )
-    failing = counts["needs_reconnect"] + counts["undecryptable"]
+        entry = {
+            "id": account.pk,
+            "name": account.name,
+            "kind": account.kind,
+            "status": state,
+            # valid / expiring / expired / none / unreadable: never the token itself.
+            "token": token_state if isinstance(token_state, str) else None,
+        }
+        if state == "missing_scope":
+            entry["missing_scopes"] = _refused(account)
+            entry["error"] = "; ".join(
+                f"Zoom refused to let it {need.what}: add {need.granular[0]} (granular) "
+                f"or {need.classic[0]} (classic)"
+                for need, _ in account.refused_scopes
+            )
+        listed.append(entry)
+    failing = sum(counts[s] for s in FAILING_ACCOUNT_STATES)
     summary = dict(counts)
     if counts["undecryptable"]:
         summary["error"] = (
@@ -234,6 +259,11 @@ def check_zoom_accounts():
         )
     elif counts["needs_reconnect"]:
         summary["error"] = f"{counts['needs_reconnect']} Zoom account(s) need reconnecting"
+    elif counts["missing_scope"]:
+        summary["error"] = (
+            f"Zoom refused {counts['missing_scope']} account(s) an operation for want of a "
+            "permission (scope) of the Zoom app: add it in Zoom's App Marketplace"
+        )
     return Check(failing == 0, summary, {"accounts": listed})
 
 

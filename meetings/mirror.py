@@ -18,7 +18,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
 
-from .models import LiveStreamStatus, Meeting, MeetingStatus, PastMeeting, Webinar
+from .models import (
+    LiveStreamStatus,
+    Meeting,
+    MeetingStatus,
+    PastMeeting,
+    PastParticipant,
+    Webinar,
+)
+from .timefmt import in_words
 from .zoom.types import parse_datetime
 from .zoom.types import zoom_id as _zoom_id_field
 
@@ -233,8 +241,8 @@ def record_details(model, account, zoom_id, details, *, at=None):
             return None
         if at is not None and row.details_event_at is not None and at < row.details_event_at:
             raise StaleUpdate(
-                f"Zoom sent this update at {at.isoformat()}, before the one already applied "
-                f"({row.details_event_at.isoformat()}): nothing changed"
+                f"Zoom sent this update at {in_words(at, seconds=True)}, before the one already "
+                f"applied ({in_words(row.details_event_at, seconds=True)}): nothing changed"
             )
         if fields.get("host_id") and fields["host_id"] != row.host_id:
             # Handed to another host: the event names the new host by id only; the old host's
@@ -373,6 +381,30 @@ def fetch_meeting(account, client, zoom_id):
     ZoomError (ZoomNotFound: the meeting has ended and is gone)."""
     answer = client.get_meeting(zoom_id)
     return record_details(Meeting, account, answer.id, answer)
+
+
+def store_past_participants(account, uuid, people):
+    """Replace the stored participants of the instance UUID with PEOPLE (PastParticipant from
+    the client, in Zoom's order), clipped to the columns. Returns the PastMeeting, or None when
+    its details were never fetched (there is no page to show them on)."""
+    with transaction.atomic():
+        past = PastMeeting.objects.select_for_update().filter(account=account, uuid=uuid).first()
+        if past is None:
+            return None
+        past.participants.all().delete()
+        PastParticipant.objects.bulk_create(
+            PastParticipant(
+                past_meeting=past,
+                position=number,
+                zoom_user_id=person.id[:100],
+                name=person.name[:300],
+                user_email=person.user_email[:254],
+            )
+            for number, person in enumerate(people)
+        )
+        past.participants_fetched_at = now()
+        past.save(update_fields=["participants_fetched_at"])
+    return past
 
 
 def fetch_past_meeting(account, client, *, meeting_id=None, uuid=""):

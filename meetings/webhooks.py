@@ -3,8 +3,11 @@ Zoom's webhooks: `POST /webhooks/zoom/` receives them, `apply_event` applies the
 
 The receiver does as little as it can in the request, so Zoom gets its answer in milliseconds:
 verify the signature, store the event (stream keys removed), enqueue its processing after the
-commit. Zoom delivers at least once, so a delivery is stored under a dedupe key and a second
-copy is answered 200 and dropped. Events are applied in the order Zoom says they happened
+commit. Each Zoom app signs with its own secret token, so an event is verified with the token of
+the connection whose Zoom account id the event names (`payload.account_id`); the server's
+ZOOM_WEBHOOK_SECRET_TOKEN is the token of a connection that has none of its own. Zoom delivers
+at least once, so a delivery is stored under a dedupe key and a second copy is answered 200 and
+dropped. Events are applied in the order Zoom says they happened
 (`event_ts`): the mirror's writers ignore a report older than the last one applied to a row.
 """
 
@@ -25,11 +28,19 @@ from django.views.decorators.http import require_POST
 
 from . import mirror
 from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar, ZoomAccount
+from .models.accounts import WEBHOOK_RETRY_WINDOW
 
 log = logging.getLogger(__name__)
 
-# Zoom signs the request time; older or newer than this is a replay (or a badly wrong clock).
-TIMESTAMP_TOLERANCE_SECONDS = 300
+# How old a signed request time may be. Zoom retries a delivery that was not answered 2xx 5, 25
+# and 85 minutes after the first attempt (developers.zoom.us/blog/webhook-delays), and nothing
+# says it signs a retry afresh: assume it keeps the first timestamp, as NangoHQ/nango#7484 did
+# when it widened its window to 90 minutes. 90 minutes plus 5 for clocks that differ, so the last
+# retry is never refused; a replay inside the window stays harmless, because deliveries are
+# stored once (dedupe_key) and applied in Zoom's event_ts order.
+TIMESTAMP_MAX_AGE_SECONDS = int(WEBHOOK_RETRY_WINDOW.total_seconds())
+# A request time ahead of ours: only clock skew explains it.
+TIMESTAMP_MAX_AHEAD_SECONDS = 300
 # Zoom's events are a few kilobytes; anything far larger is not Zoom.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -78,25 +89,87 @@ def sign(secret, timestamp, body):
     return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret, timestamp, signature, body, *, at=None):
-    """None when the delivery is Zoom's, else why not (for the log; never the secret).
+def check_timestamp(timestamp, signature, *, at=None):
+    """None when the signed request time is one Zoom could send now, else why not.
 
-    Refuses a missing secret (fail closed), a missing or non-numeric timestamp, one more than
-    TIMESTAMP_TOLERANCE_SECONDS away from `at` (default now) in either direction, and a missing
-    or wrong signature (compared in constant time).
+    Refuses missing headers, a timestamp that is not a number of seconds, one older than
+    TIMESTAMP_MAX_AGE_SECONDS (Zoom's last retry, plus skew) or more than
+    TIMESTAMP_MAX_AHEAD_SECONDS ahead of `at` (default now).
     """
-    if not secret:
-        return "no webhook secret token is configured"
     if not timestamp or not signature:
         return "signature headers missing"
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         return "timestamp is not a number of seconds"
     at = time.time() if at is None else at
-    if abs(at - int(timestamp)) > TIMESTAMP_TOLERANCE_SECONDS:
-        return "timestamp outside the 5 minute window"
+    age = at - int(timestamp)
+    if age > TIMESTAMP_MAX_AGE_SECONDS or -age > TIMESTAMP_MAX_AHEAD_SECONDS:
+        return "timestamp outside Zoom's retry window (95 minutes old to 5 minutes ahead)"
+    return None
+
+
+def signature_matches(secret, timestamp, signature, body):
     expected = sign(secret, timestamp, body)
-    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+
+def verify_signature(secret, timestamp, signature, body, *, at=None):
+    """None when the delivery was signed with `secret`, else why not (for the log; never the
+    secret). Refuses a missing secret (fail closed), what `check_timestamp` refuses, and a
+    missing or wrong signature (compared in constant time)."""
+    if not secret:
+        return "no webhook secret token is configured"
+    refused = check_timestamp(timestamp, signature, at=at)
+    if refused:
+        return refused
+    if not signature_matches(secret, timestamp, signature, body):
         return "signature does not match"
+    return None
+
+
+def secrets_for(envelope):
+    """The secret tokens that may have signed this event, as [(secret, latest request time it
+    may sign or None)].
+
+    An event naming a Zoom account connected here: the secrets of each connection to that
+    account (its own, else the server's default; and for a while after a rotation the token it
+    replaced), so another app's secret is refused. One naming no account
+    (`endpoint.url_validation`, or a body that is not an event): every connection's and the
+    default, and the signature tells which app sent it. One naming an account not connected
+    here: the default only (it is stored and ignored).
+    """
+    default = settings.ZOOM_WEBHOOK_SECRET_TOKEN or ""
+    account_id = None
+    if isinstance(envelope, dict) and envelope.get("event") != "endpoint.url_validation":
+        payload, _ = _object(envelope)
+        account_id = payload.get("account_id")
+        account_id = account_id if isinstance(account_id, str) and account_id else None
+    accounts = ZoomAccount.objects.only(
+        "pk", "name", "zoom_account_id", *ZoomAccount.WEBHOOK_SECRET_FIELDS
+    )
+    if account_id is not None:
+        connections = list(accounts.filter(zoom_account_id=account_id))
+        if not connections:
+            return [(default, None)] if default else []
+    else:
+        connections = list(accounts)
+    found, seen = [], set()
+    for connection in connections:
+        for secret, not_after in connection.webhook_secrets():
+            if secret not in seen:
+                seen.add(secret)
+                found.append((secret, not_after))
+    if account_id is None and default and default not in seen:
+        found.append((default, None))
+    return found
+
+
+def _verified_with(candidates, timestamp, signature, body):
+    """The candidate secret that signed this request, or None."""
+    for secret, not_after in candidates:
+        if not_after is not None and int(timestamp) > not_after:
+            continue  # a replaced token signs nothing sent after its replacement
+        if signature_matches(secret, timestamp, signature, body):
+            return secret
     return None
 
 
@@ -216,11 +289,19 @@ def _storable(envelope):
     return True
 
 
+def subscription_events():
+    """The events to subscribe a Zoom app to, grouped as the Marketplace lists them."""
+    return [
+        ("Meeting", sorted(e for e in HANDLED_EVENTS if e.startswith("meeting."))),
+        ("Webinar", sorted(e for e in HANDLED_EVENTS if e.startswith("webinar."))),
+    ]
+
+
 @csrf_exempt
 @require_POST
 def zoom_webhook(request):
-    """Zoom's webhook endpoint. 401 and nothing stored unless signed by Zoom within 5 minutes."""
-    secret = settings.ZOOM_WEBHOOK_SECRET_TOKEN
+    """Zoom's webhook endpoint. 401 and nothing stored unless signed with the secret token of
+    the connection the event is for, at a time inside Zoom's retry window."""
     try:
         length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
@@ -231,18 +312,27 @@ def zoom_webhook(request):
     body = request.body
     if len(body) > MAX_BODY_BYTES:
         return JsonResponse({"error": "request body too large"}, status=413)
-    refused = verify_signature(
-        secret,
-        request.headers.get("x-zm-request-timestamp", ""),
-        request.headers.get("x-zm-signature", ""),
-        body,
-    )
+    timestamp = request.headers.get("x-zm-request-timestamp", "")
+    signature = request.headers.get("x-zm-signature", "")
+    refused = check_timestamp(timestamp, signature)
     if refused:
         log.warning("webhook refused: %s", refused)
         return JsonResponse({"error": "invalid signature"}, status=401)
     try:
         envelope = json.loads(body, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError, RecursionError):
+        envelope = None  # refused below; 401 first unless it was signed
+    candidates = secrets_for(envelope)
+    secret = _verified_with(candidates, timestamp, signature, body)
+    if secret is None:
+        log.warning(
+            "webhook refused: %s",
+            "signature does not match"
+            if candidates
+            else "no webhook secret token is configured for the account it names",
+        )
+        return JsonResponse({"error": "invalid signature"}, status=401)
+    if envelope is None:
         return JsonResponse({"error": "body is not JSON"}, status=400)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), str):
         return JsonResponse({"error": "not a Zoom event"}, status=400)
@@ -346,6 +436,8 @@ def apply_event(event):
                 continue
             mirror.record_webinar_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
 
+    if event.event in ("meeting.ended", "webinar.ended"):
+        _confirm_waiting_ends(event, accounts, zoom_id)
     if event.event == "meeting.ended" and uuid:
         _request_past_meeting_fetch(accounts, zoom_id, uuid, obj.get("topic"))
 
@@ -367,6 +459,14 @@ def _request_meeting_fetch(account, zoom_id):
             log.warning("meeting %s: its details fetch could not be queued", zoom_id)
 
     transaction.on_commit(enqueue_fetch)
+
+
+def _confirm_waiting_ends(event, accounts, zoom_id):
+    """Zoom's *.ended event is the evidence an end action waits for after Zoom's 204: finish
+    those waiting for it now, so no `GET` is spent confirming them (meetings.confirmations)."""
+    from .confirmations import confirm_by_event
+
+    confirm_by_event(event, accounts, zoom_id)
 
 
 def _livestream_config(obj):

@@ -170,6 +170,24 @@ def test_nothing_can_be_changed_or_deleted_even_by_a_superuser(client, admin_use
     assert trail["failed"].result_summary == "Zoom: you are not the host of this meeting (3003)"
 
 
+def test_deleting_an_audit_record_says_they_are_never_deleted_in_the_admin_s_page(
+    client, admin_user, trail, account, operator
+):
+    client.force_login(admin_user)
+    batch = Batch.objects.create(kind="end_meeting", account=account, requested_by=operator)
+    for url in (
+        reverse("admin:meetings_action_delete", args=[trail["failed"].pk]),
+        reverse("admin:meetings_batch_delete", args=[batch.pk]),
+    ):
+        response = client.get(url)
+        page = response.content.decode()
+        assert response.status_code == 403
+        assert "Audit records are never deleted" in page
+        assert 'id="site-name"' in page  # the admin's header, not the dashboard's
+        assert "ask an administrator" not in page
+    assert Action.objects.filter(pk=trail["failed"].pk).exists()
+
+
 def test_filters_and_search_narrow_the_list(client, admin_user, trail):
     client.force_login(admin_user)
     failed_only = client.get(CHANGELIST, {"state__exact": "failed"}).content.decode()

@@ -3,6 +3,7 @@
 crash recovery, secrets). The same pipeline with a real worker is in test_action_pipeline.py."""
 
 import json
+import re
 import threading
 import time
 from datetime import timedelta
@@ -42,7 +43,10 @@ STREAM_KEY = "sk-live-7f3a9c1e5b2d4f60"
 
 @pytest.fixture(autouse=True)
 def fast(settings):
-    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.05
+    # No webhooks here: an end is confirmed by looks, which outlast the sandbox's status lag
+    settings.ACTION_CONFIRM_EVENT_WAIT_SECONDS = 0.05
+    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.25
+    settings.ACTION_CONFIRM_CHECKS = 20
     settings.ACTION_RETRY_BASE_SECONDS = 0.05
     settings.ACTION_RETRY_MAX_SECONDS = 0.2
 
@@ -398,6 +402,8 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings):
 def test_ending_a_meeting_is_confirmed_before_the_mirror_says_ended(
     sandbox_account, sandbox_host, zoom_sandbox, operator
 ):
+    # Zoom's status lag (the sandbox's default) is the test after the next
+    zoom_sandbox.state.end_status_lag = 0
     meeting = live_meeting(zoom_sandbox, sandbox_host, topic="Town hall")
     Meeting.objects.create(
         account=sandbox_account, zoom_id=meeting["id"], status=MeetingStatus.STARTED
@@ -437,10 +443,42 @@ def test_an_end_zoom_accepts_but_does_not_carry_out_is_reported_as_such(
 
     action.refresh_from_db()
     assert action.state == ActionState.FAILED
-    assert action.result_summary == (
-        "Zoom accepted the end but the meeting is still running (checked 2 times since)"
+    assert re.fullmatch(
+        r"Zoom accepted the end but still shows the meeting in progress \(looked 2 times, "
+        r"the last \d+ s after Zoom's answer\)",
+        action.result_summary,
     )
+    assert action.result["confirmed_by"] is None
     assert Meeting.objects.get(zoom_id=meeting["id"]).status == MeetingStatus.STARTED
+
+
+def test_an_end_zoom_still_shows_in_progress_at_the_first_look_succeeds_at_a_later_one(
+    sandbox_account, sandbox_host, zoom_sandbox, settings
+):
+    # given Zoom's status lags 2 s behind its 204, and the dashboard looks after 0.05 s, then
+    # every 0.5 s, up to 8 times
+    zoom_sandbox.state.end_status_lag = 2.0
+    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.5
+    settings.ACTION_CONFIRM_CHECKS = 8
+    meeting = live_meeting(zoom_sandbox, sandbox_host)
+    Meeting.objects.create(
+        account=sandbox_account, zoom_id=meeting["id"], status=MeetingStatus.STARTED
+    )
+    action, _ = end_request(sandbox_account, target_id=meeting["id"])
+
+    # when it is run
+    assert execute(action.pk) == ActionState.SUCCEEDED
+
+    # then the looks while Zoom still said started were not failures: a later one confirmed it
+    action.refresh_from_db()
+    assert action.result_summary == "Meeting ended (confirmed: Zoom no longer shows it in progress)"
+    assert action.result["confirmed_by"] == "look"
+    assert action.result["looks"] >= 3  # 2 s of lag: at least the looks at 0.05, 0.55 and 1.05 s
+    looks = action.attempts.filter(operation="meeting (confirm end)")
+    assert looks.count() == action.result["looks"]
+    assert set(looks.values_list("outcome", "http_status")) == {("ok", 200)}
+    assert action.attempts_count == 1  # one end sent
+    assert Meeting.objects.get(zoom_id=meeting["id"]).status == MeetingStatus.ENDED
 
 
 def test_a_4xx_fails_at_once_with_zoom_s_code_and_message(

@@ -128,6 +128,9 @@ MATRIX = {
     "past-meetings": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
     "past-meeting": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("past_meeting")),
     "activity": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
+    "batches": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD),
+    # Each person's own preferences: anyone who may see the dashboard sets theirs.
+    "preferences": Rule(get=SCREEN, post=SCREEN),
     "action": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("action")),
     "bulk": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("batch")),
     # --- acting (each needs its kind's permission; GET, where taken, is the confirmation) ---
@@ -145,6 +148,9 @@ MATRIX = {
     ),
     "meeting-stream-stop": Rule(get=ACTS, post=ACTS, kwargs=pk_of("meeting")),
     "meeting-fetch-past": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("meeting")),
+    "past-meeting-participants": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("past_meeting")
+    ),
     "webinar-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("webinar")),
     "bulk-preview": Rule(get=ACTS, post=SCREEN_WRONG_METHOD, query=bulk_selection),
     "bulk-run": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, data=bulk_selection),
@@ -159,6 +165,9 @@ MATRIX = {
     ),
     "connection-disconnect": Rule(get=ADMINS, post=ADMINS, kwargs=pk_of("account"), zoom=True),
     "connection-reconnect": Rule(get=ADMINS, post=ADMINS, kwargs=pk_of("account"), zoom=True),
+    "connection-webhook-secret": Rule(
+        get=SIGNED_IN_WRONG_METHOD, post=ADMINS, kwargs=pk_of("account")
+    ),
 }
 
 

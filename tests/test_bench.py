@@ -73,6 +73,21 @@ def test_achieved_rate_counts_light_requests_only_after_the_mark():
     assert figures["slot_to_send"] == []
 
 
+def test_the_ends_share_of_the_limit_counts_the_ends_alone_and_sees_a_look_among_them():
+    # 29 ends over 1 s, with the looks after them; then one look sent among the ends
+    ends = [_entry(1 + n, 10.0 + n / 28) for n in range(29)]
+    looks = [_entry(40 + n, 11.5 + n / 28, 200, "GET", "/meetings/{meetingId}") for n in range(29)]
+    figures = bulk_end.measure(FakeSandbox([*ends, *looks]), since=0)
+    assert figures["ends_share"] == pytest.approx(28 / 1.0 / bulk_end.LIMIT)
+    assert figures["requests"] == 58
+    assert figures["gets"] == 29
+    assert figures["ends_first"] is True
+
+    early_look = _entry(99, 10.5, 200, "GET", "/meetings/{meetingId}")
+    figures = bulk_end.measure(FakeSandbox([*ends, early_look]), since=0)
+    assert figures["ends_first"] is False
+
+
 def test_traced_requests_split_into_slot_to_send_and_send_to_zoom():
     # a request booked at 10.000, sent at 10.004, that reached the sandbox's app at 10.006 and
     # was logged after the 100 ms the sandbox made it wait

@@ -167,3 +167,60 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
     assert "Stopped: " in rest, rest
     assert demo.returncode == 0, rest
     assert left == [], f"processes left running after Ctrl-C: {left}"
+
+
+def test_a_demo_killed_two_seconds_after_sigterm_leaves_no_process_behind(tmp_path):
+    # As a supervisor stops a service (or a closing terminal): SIGTERM, then SIGKILL two seconds
+    # later, to the demo alone. Its Celery worker, already in its warm shutdown, used to stay
+    # running, orphaned.
+    var_dir = str(tmp_path / "var")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "ZOOM_", "DJANGO_", "PYTEST_"))
+    }
+    env.update(ZOOMADMIN_VAR_DIR=var_dir, PYTHONUNBUFFERED="1", DEBUG="true")
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            *("manage.py", "demo", "--latency-ms", "0"),
+            *("--port", str(free_port()), "--sandbox-port", str(free_port())),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = []
+    reader = threading.Thread(target=lambda: output.extend(iter(demo.stdout.readline, "")))
+    reader.start()
+    left = []
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Press Ctrl-C" not in "".join(output):
+            assert demo.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "demo not up in time:\n" + "".join(output)
+            time.sleep(0.2)
+        started = processes_with(var_dir)
+        assert len(started) >= 6  # demo, watcher, sandbox, web, worker (+ pool), beat
+
+        # when it is stopped as a supervisor stops it
+        demo.send_signal(signal.SIGTERM)
+        time.sleep(2)
+        demo.kill()
+        demo.wait(timeout=10)
+
+        # then every process it started is gone within a few seconds, the worker too
+        deadline = time.monotonic() + 20
+        left = processes_with(var_dir)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = processes_with(var_dir)
+    finally:
+        for pid in processes_with(var_dir):  # never leave strays behind, even when failing
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        reader.join(timeout=10)
+    assert left == [], f"processes left running after SIGTERM and SIGKILL: {left}"

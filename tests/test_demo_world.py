@@ -52,7 +52,7 @@ def test_announcing_the_world_sends_one_event_per_state_only_webhooks_carry():
     sent = []
 
     class Recorder:  # the unit's edge: what would go over HTTP, kept instead
-        def send(self, url, secret, body):
+        def send(self, url, secret, body, **subscription):
             sent.append(body)
 
     state.set_webhook("http://receiver.invalid/")

@@ -351,6 +351,7 @@ OTHER_QUERIES = {
     "badges": ("/meetings/badges/", [("id", st.one_of(numbers, texts(20)))]),
     "healthz": ("/healthz", [("check", choice_or(["database"]))]),
     "login": ("/accounts/login/", [("next", texts())]),
+    "preferences": ("/preferences/", [("next", texts())]),
 }
 
 

@@ -27,12 +27,12 @@ from meetings.views.connections import SESSION_KEY
 from meetings.zoom import oauth
 from meetings.zoom.errors import ZoomNeedsReconnect, ZoomServerError
 from meetings.zoom.sandbox import (
-    ADMIN_SCOPES,
     DEFAULT_ACCOUNT_ID,
     DEFAULT_OAUTH_CLIENT_ID,
     DEFAULT_OAUTH_CLIENT_SECRET,
     DEFAULT_S2S_CLIENT_ID,
     DEFAULT_S2S_CLIENT_SECRET,
+    GRANULAR_ADMIN_SCOPES,
 )
 from tests.fixtures.worker import ROOT, database_url
 
@@ -142,7 +142,7 @@ def test_an_admin_connects_a_zoom_account_through_zoom_consent(client, admin_use
     assert account.connected_by == admin_user
     assert account.access_token.startswith("sbx_at_")
     assert account.refresh_token.startswith("sbx_rt_")
-    assert set(account.scopes.split()) == set(ADMIN_SCOPES)
+    assert set(account.scopes.split()) == set(GRANULAR_ADMIN_SCOPES)  # a new app: granular scopes
     assert account.missing_scopes == []
     assert timedelta(minutes=59) < account.token_expires_at - now() <= timedelta(hours=1)
     assert counter(sandbox, "token_requests:authorization_code") == 1

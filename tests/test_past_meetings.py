@@ -273,6 +273,12 @@ def test_a_meeting_ended_event_fetches_that_instance_through_the_pipeline(
     past = PastMeeting.objects.get(uuid=instance["uuid"])
     assert past.meeting == Meeting.objects.get(zoom_id=meeting["id"])
     assert past.topic == "All hands"
+    # the summary says the time as the pages do ("Sun 6 Dec 2026, 22:58"), not in ISO
+    action.refresh_from_db()
+    when = past.start_time.astimezone(UTC)
+    assert action.result_summary.startswith(
+        f"Past meeting of {when:%a} {when.day} {when:%b %Y, %H:%M} UTC fetched"
+    )
 
 
 @pytest.mark.parametrize(
@@ -307,3 +313,66 @@ def test_a_refused_fetch_is_recorded_in_plain_words(
     assert action.result_summary == words
     assert action.attempts_count == 1  # a 4xx is not retried
     assert not PastMeeting.objects.exists()
+
+
+# --- participants, on demand ------------------------------------------------------------------
+
+
+def test_participants_are_fetched_on_demand_as_an_audited_action_and_shown_paged(
+    sandbox_account, sandbox_host, zoom_sandbox, operator, settings
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    from meetings.actions import execute
+    from meetings.models import Action, ActionState
+
+    zoom = zoom_sandbox.state
+    meeting = zoom.add_meeting(sandbox_host["id"], "All hands")
+    instance = zoom.add_past_instance(meeting["id"], participants=55)
+    store_past_meeting(
+        sandbox_account,
+        PastMeetingDetails.from_json(
+            {**instance, "start_time": None, "end_time": None, "id": meeting["id"]}
+        ),
+    )
+    past = PastMeeting.objects.get(uuid=instance["uuid"])
+    browser = Client()
+    browser.force_login(operator)
+    assert (
+        "Not fetched yet" in browser.get(reverse("past-meeting", args=[past.pk])).content.decode()
+    )
+
+    # when the operator asks for them
+    browser.post(reverse("past-meeting-participants", args=[past.pk]))
+
+    # then it is an Action, like the details, and its run stores Zoom's list
+    action = Action.objects.get(kind="fetch_participants")
+    assert (action.requested_by, action.target_uuid) == (operator, instance["uuid"])
+    assert execute(action.pk) == ActionState.SUCCEEDED
+    action.refresh_from_db()
+    assert action.result_summary == "55 participants fetched"
+    assert action.attempts.get().operation == "pastMeetingParticipants"
+    assert past.participants.count() == 55
+
+    page = browser.get(reverse("past-meeting", args=[past.pk])).content.decode()
+    assert "1–50 of 55" in page
+    assert sandbox_host["email"].split("@")[0] in page  # the host, first in Zoom's list
+    assert "joined without signing in" in page
+    assert "Fetch the participants again" in page
+    assert zoom_sandbox.take_contract_violations() == []
+
+
+def test_participants_of_a_one_person_meeting_say_zoom_lists_none(account, zoom, client, host):
+    meeting = zoom.add_meeting(host["id"])
+    instance = zoom.add_past_instance(meeting["id"], participants=1)
+    past = fetch_past_meeting(account, client, uuid=instance["uuid"])
+
+    people = list(client.list_past_participants(instance["uuid"]))
+    from meetings.mirror import store_past_participants
+
+    store_past_participants(account, instance["uuid"], people)
+
+    past.refresh_from_db()
+    assert past.participants_fetched_at is not None
+    assert past.participants.count() == 0

@@ -40,7 +40,10 @@ STREAM = {
 
 @pytest.fixture(autouse=True)
 def fast(settings):
-    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.05
+    # An end is confirmed by looks here, which must outlast the sandbox's status lag (2 s)
+    settings.ACTION_CONFIRM_EVENT_WAIT_SECONDS = 0.05
+    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.25
+    settings.ACTION_CONFIRM_CHECKS = 20
     settings.ACTION_RETRY_BASE_SECONDS = 0.05
     settings.ACTION_RETRY_MAX_SECONDS = 0.2
 

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from meetings.models import Action, Batch
@@ -175,6 +176,44 @@ def test_a_cancel_while_some_run_says_those_finish(as_operator, account):
     # Polled again, as the page does every second, the panel keeps saying it.
     html = as_operator.get(reverse("bulk", args=[batch.pk]), **HTMX).content.decode()
     assert "1 already talking to Zoom finishes" in html
+
+
+def test_a_finished_batch_is_headed_with_what_happened_not_cancelled(as_operator, account):
+    meetings = [make_meeting(account, status="started") for _ in range(6)]
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings]})
+    batch = Batch.objects.get()
+    first, second, third, fourth, fifth, _last = batch.actions.order_by("pk")
+    # four had ended, one failed, when the operator cancelled the last one
+    Action.objects.filter(pk__in=[first.pk, second.pk, third.pk, fourth.pk]).update(
+        state="succeeded"
+    )
+    Action.objects.filter(pk=fifth.pk).update(state="failed")
+    as_operator.post(reverse("bulk-cancel", args=[batch.pk]), **HTMX)
+
+    html = as_operator.get(reverse("bulk", args=[batch.pk])).content.decode()
+
+    heading = re.search(r'<h2 id="progress-title">(.*?)<span', html, re.S).group(1).strip()
+    assert heading == "4 ended, 1 failed, 1 cancelled"
+
+
+def test_past_batches_are_listed_newest_first_with_what_they_did(client, viewer, operator, account):
+    meetings = [make_meeting(account, status="started") for _ in range(3)]
+    operator_client = Client()
+    operator_client.force_login(operator)
+    operator_client.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [meetings[0].pk]})
+    operator_client.post(
+        reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings[1:]]}
+    )
+    older, newer = Batch.objects.order_by("created", "pk")
+    older.actions.update(state="succeeded")
+    client.force_login(viewer)
+
+    page = client.get(reverse("batches")).content.decode()
+
+    assert page.index(f'href="/bulk/{newer.pk}/"') < page.index(f'href="/bulk/{older.pk}/"')
+    assert "End meeting × 1" in page and "1 ended" in page
+    assert "Running… 0 of 2 finished" in page
+    assert f'href="{reverse("batches")}"' in client.get(reverse("activity")).content.decode()
 
 
 def test_nothing_left_to_do_is_a_message_not_an_error(as_operator, account):

@@ -79,6 +79,25 @@ def test_search_finds_by_topic_words_by_id_with_spaces_and_by_host(signed_in):
         assert rows_of(signed_in.get(reverse("meetings"), {"q": q})) == [target], q
 
 
+def test_the_first_digits_of_a_meeting_id_find_it(signed_in):
+    account = make_account()
+    eleven = make_meeting(account, topic="Eleven", zoom_id=85123456789)
+    nine = make_meeting(account, topic="Nine", zoom_id=851234567)
+    make_meeting(account, topic="Other", zoom_id=96123456789)
+    numbered = make_meeting(account, topic="Room 851 retro", zoom_id=77123456789)
+
+    def found(q):
+        return {m.topic for m in rows_of(signed_in.get(reverse("meetings"), {"q": q}))}
+
+    assert found("8512 3456") == {"Eleven", "Nine"}
+    assert found("851-234-5678") == {"Eleven"}
+    assert found("85123456789") == {eleven.topic}
+    assert found("851234567") == {nine.topic, eleven.topic}
+    # three to five digits may be part of a topic too: both are found
+    assert found("851") == {"Eleven", "Nine", numbered.topic}
+    assert found("0851") == set()
+
+
 def test_a_search_of_one_or_two_characters_still_finds_its_meetings(signed_in):
     # No trigram index can serve such a term (PostgreSQL scans the table for it, see
     # tests/test_search_indexes.py), but "Q3" or "HR" is a real search: it is not refused.
@@ -115,10 +134,13 @@ def test_sorting_by_topic_and_oldest_first(signed_in):
     assert rows_of(signed_in.get(reverse("meetings"), {"sort": "newest"})) == [b, a]
 
 
-@pytest.mark.parametrize("sort", ["newest", "oldest", "topic"])
+@pytest.mark.parametrize("sort", ["live", "newest", "oldest", "topic"])
 def test_keyset_pages_cover_every_meeting_once_in_order_even_without_start_times(signed_in, sort):
     account = make_account()
     created = bulk_meetings(account, PER_PAGE * 2 + 7)
+    # Live ones spread over the list: "live first" reads them as a part of their own, and the
+    # pages cross from that part to the rest (60 live: the crossing is inside page 2).
+    Meeting.objects.filter(pk__in=[m.pk for m in created[::2][:60]]).update(status="started")
     # Meetings with no fixed time (and equal start times) are where naive keyset pagination
     # loses or repeats rows.
     undated = [make_meeting(account, start_time=None, topic=f"Undated {i}") for i in range(4)]
@@ -141,29 +163,68 @@ def test_keyset_pages_cover_every_meeting_once_in_order_even_without_start_times
     assert back == seen
 
 
+@pytest.mark.parametrize("sort", ["newest", "live"])
 def test_a_page_costs_the_same_few_queries_at_any_size_and_depth(
-    client, operator, django_assert_max_num_queries
+    client, operator, django_assert_max_num_queries, sort
 ):
     client.force_login(operator)
     account = make_account()
     bulk_meetings(account, 3)
     counts = []
     with django_assert_max_num_queries(10) as small:
-        client.get(reverse("meetings"))
+        client.get(reverse("meetings"), {"sort": sort})
     counts.append(len(small))
     bulk_meetings(account, 400, start=now() - timedelta(days=30), first_id=91_000_000_000)
     with django_assert_max_num_queries(10) as first:
-        response = client.get(reverse("meetings"), {"q": "Meeting", "status": "waiting"})
+        response = client.get(reverse("meetings"), {"q": "Meeting", "sort": sort})
     counts.append(len(first))
     cursor = response.context["page"].next_cursor
     for _ in range(5):
-        response = client.get(reverse("meetings"), {"q": "Meeting", "after": cursor})
+        response = client.get(reverse("meetings"), {"q": "Meeting", "after": cursor, "sort": sort})
         cursor = response.context["page"].next_cursor
     with django_assert_max_num_queries(10) as deep:
-        response = client.get(reverse("meetings"), {"q": "Meeting", "after": cursor})
+        response = client.get(reverse("meetings"), {"q": "Meeting", "after": cursor, "sort": sort})
     counts.append(len(deep))
     assert len(response.context["page"].rows) == PER_PAGE
-    assert counts[0] == counts[1] == counts[2], counts
+    if sort == "live":
+        # The first pages read the live part (none here) and then the others: one query more
+        # where a page crosses from one part to the next, and no more at any depth.
+        assert counts[0] == counts[1] == counts[2] + 1, counts
+    else:
+        assert counts[0] == counts[1] == counts[2], counts
+
+
+def test_live_meetings_come_first_by_default_then_the_others_newest_first(signed_in):
+    account = make_account()
+    months_ahead = make_meeting(
+        account, topic="Next quarter", start_time=now() + timedelta(days=90)
+    )
+    live = make_meeting(account, topic="On now", status="started", start_time=now())
+    earlier_live = make_meeting(
+        account, topic="Started earlier", status="started", start_time=now() - timedelta(hours=2)
+    )
+    yesterday = make_meeting(account, topic="Yesterday", start_time=now() - timedelta(days=1))
+
+    response = signed_in.get(reverse("meetings"))
+
+    assert rows_of(response) == [live, earlier_live, months_ahead, yesterday]
+    sort_box = response.content.decode().split('name="sort"')[1]
+    assert sort_box.index('value="live"') < sort_box.index('value="newest"')  # shown first
+
+
+def test_the_pager_says_which_rows_show_and_brings_the_next_page_to_its_top(signed_in):
+    bulk_meetings(make_account(), PER_PAGE * 2 + 7)
+    first = signed_in.get(reverse("meetings"))
+    assert "1–50 of 107" in first.content.decode()
+
+    second = signed_in.get(reverse("meetings"), {"after": first.context["page"].next_cursor})
+    third = signed_in.get(reverse("meetings"), {"after": second.context["page"].next_cursor})
+    back = signed_in.get(reverse("meetings"), {"before": third.context["page"].previous_cursor})
+
+    assert "51–100 of 107" in second.content.decode()
+    assert "101–107 of 107" in third.content.decode()
+    assert "51–100 of 107" in back.content.decode()
+    assert 'hx-swap="outerHTML show:#results:top"' in second.content.decode()
 
 
 def test_the_total_is_counted_with_a_cap(signed_in, monkeypatch):

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.timezone import now
 
-from meetings.models import Action, Attempt
+from meetings.models import Action, Attempt, Webinar
 
 from .dashboard_data import (
     make_account,
@@ -114,6 +114,27 @@ def test_overview_shows_accounts_health_live_meetings_jobs_and_failures(client, 
     assert "Too old to show" not in page
     # The live parts refresh themselves.
     assert 'hx-trigger="every 5s"' in page
+
+
+def test_overview_gives_the_day_of_a_time_not_today_and_lists_live_webinars_as_a_table(
+    client, viewer
+):
+    account = make_account()
+    today = now().replace(hour=9, minute=5, second=0, microsecond=0)
+    make_meeting(account, status="started", topic="Since this morning", start_time=today)
+    yesterday = today - timedelta(days=1)
+    make_meeting(account, status="started", topic="Since yesterday", start_time=yesterday)
+    make_webinar(account, status="started", topic="Launch webinar", start_time=yesterday)
+    client.force_login(viewer)
+
+    page = client.get(reverse("overview")).content.decode()
+
+    assert re.search(r'title="[^"]+">09:05</time>', page)
+    day = f"{yesterday:%a} {yesterday.day} {yesterday:%b}, 09:05"
+    assert page.count(f">{day}</time>") == 2  # the meeting's and the webinar's
+    webinars = page.split("Webinars live")[1]
+    assert "<table" in webinars.split("</section>")[0]
+    assert "Launch webinar" in webinars and "<li>" not in webinars.split("</section>")[0]
 
 
 def test_overview_fragments_for_htmx(client, viewer):
@@ -309,12 +330,63 @@ def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewe
         "87 ms",
         "3000",
         "rtmp://x.example/app",
-        "stream_key=(hidden)",
+        "<dt>Stream key</dt><dd>(hidden)</dd>",
+        "<dt>Live stream page URL</dt><dd>https://x.example</dd>",
     ):
         assert text in page, text
 
 
+def test_an_action_page_names_its_calls_and_parameters_in_plain_words(client, viewer, operator):
+    account = make_account()
+    meeting = make_meeting(account, status="started")
+    action = make_action(
+        account,
+        "start_livestream",
+        target=meeting,
+        state="succeeded",
+        attempts_count=1,
+        params={"active_speaker_name": True, "display_name": ""},
+    )
+    Attempt.objects.create(action=action, number=1, operation="meetingLiveStreamStatusUpdate")
+    ending = make_action(
+        account, "end_meeting", target=meeting, state="succeeded", attempts_count=1
+    )
+    Attempt.objects.create(action=ending, number=1, operation="meetingStatus", http_status=204)
+    Attempt.objects.create(action=ending, number=2, operation="meeting (confirm end)")
+    client.force_login(viewer)
+
+    page = client.get(reverse("action", args=[action.pk])).content.decode()
+    ended = client.get(reverse("action", args=[ending.pk])).content.decode()
+
+    assert "<dt>Show the active speaker&#x27;s name</dt><dd>yes</dd>" in page
+    assert "active_speaker_name" not in page
+    assert "<td>Start the live stream</td>" in page
+    assert "meetingLiveStreamStatusUpdate" not in page
+    # every call is counted, the check after the end too
+    assert "<dt>Calls to Zoom</dt><dd>2</dd>" in ended
+    assert "<td>End the meeting</td>" in ended
+    assert "<td>Check that Zoom ended the meeting</td>" in ended
+    # no link from the page to itself; the target links to the meeting
+    assert f'href="{reverse("action", args=[ending.pk])}"' not in ended
+    assert f'href="{reverse("meeting", args=[meeting.pk])}"' in ended
+
+
 # --- errors ------------------------------------------------------------------------------------
+
+
+def test_a_zoom_id_in_the_address_opens_its_meeting_or_webinar(client, viewer):
+    account, other = make_account(), make_account("Other")
+    meeting = make_meeting(account, zoom_id=85123456789)
+    webinar = Webinar.objects.create(account=account, zoom_id=91234567890, topic="Launch")
+    make_meeting(account, zoom_id=86000000001)
+    make_meeting(other, zoom_id=86000000001)
+    client.force_login(viewer)
+
+    assert client.get("/meetings/85123456789/").url == f"/meetings/{meeting.pk}/"
+    assert client.get("/webinars/91234567890/").url == f"/webinars/{webinar.pk}/"
+    # two accounts have it: the list, searched for it
+    assert client.get("/meetings/86000000001/").url == "/meetings/?q=86000000001"
+    assert client.get("/meetings/86000000002/").status_code == 404
 
 
 def test_unknown_pages_get_the_friendly_404(client, viewer):
@@ -343,7 +415,7 @@ def test_a_refused_action_still_says_the_action_was_refused(client, viewer):
     response = client.post(reverse("meeting-end", args=[meeting.pk]))
     assert response.status_code == 403
     page = response.content.decode()
-    assert "You are not allowed to end meeting." in page
+    assert "You are not allowed to end meetings." in page
     assert "not take this action" in page
 
 

@@ -812,6 +812,7 @@ def logged(sandbox, since=0):
 
 
 def test_ending_a_live_meeting_ends_it_in_the_sandbox(zoom, zoom_sandbox, world, host):
+    world.end_status_lag = 0  # Zoom's status lag: tests/test_sandbox.py, test_confirmations.py
     meeting = world.add_meeting(host["id"], "Town hall", status="started")
 
     zoom.end_meeting(meeting["id"])
@@ -839,6 +840,7 @@ def test_recovering_a_deleted_meeting_brings_it_back(zoom, world, host):
 
 
 def test_ending_a_live_webinar_ends_it(zoom, world, host):
+    world.end_status_lag = 0  # Zoom's status lag: tests/test_sandbox.py, test_confirmations.py
     webinar = world.add_webinar(host["id"], "Launch", status="started")
 
     zoom.end_webinar(webinar["id"])
@@ -847,6 +849,7 @@ def test_ending_a_live_webinar_ends_it(zoom, world, host):
 
 
 def test_an_ended_webinar_s_instance_is_listed_among_its_past_instances(zoom, world, host):
+    world.end_status_lag = 0  # Zoom's status lag: tests/test_sandbox.py, test_confirmations.py
     webinar = world.add_webinar(host["id"], "Launch", status="started")
     live_uuid = webinar["uuid"]
     assert zoom.list_past_webinar_instances(webinar["id"]) == ()
@@ -943,6 +946,39 @@ def test_a_uuid_with_slashes_encoded_only_once_is_not_found(
     assert answer.json()["code"] == 3001
     # Decoded once, the path has extra segments: no operation of the spec matches it.
     assert {v["kind"] for v in zoom_sandbox.take_contract_violations()} <= {"request", "response"}
+
+
+def test_a_past_instance_s_participants_are_listed_across_pages(zoom, zoom_sandbox, world, host):
+    meeting = world.add_meeting(host["id"], "All hands")
+    instance = world.add_past_instance(meeting["id"], participants=7, slash="double")
+    zoom.page_size = 3
+
+    people = list(zoom.list_past_participants(instance["uuid"]))
+
+    assert len(people) == 7
+    assert people[0].name == "Hana Host" and people[0].user_email == host["email"]
+    guests = [p for p in people if not p.id]
+    assert all(p.user_email == "" for p in guests)  # no email for someone not signed in
+    pages = [r for r in logged(zoom_sandbox) if r.path.endswith("/participants")]
+    assert [r.status for r in pages] == [200, 200, 200]
+    assert "%252F%252F" in pages[0].path  # a UUID with "//" is encoded twice
+    assert zoom_sandbox.take_contract_violations() == []
+
+
+def test_zoom_lists_nobody_for_an_instance_with_one_participant(zoom, world, host):
+    meeting = world.add_meeting(host["id"])
+    instance = world.add_past_instance(meeting["id"], participants=1)
+
+    assert list(zoom.list_past_participants(instance["uuid"])) == []
+
+
+def test_participants_of_an_instance_that_has_not_ended_are_not_found_3001(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="started")
+
+    with pytest.raises(ZoomNotFound) as caught:
+        list(zoom.list_past_participants(meeting["id"]))
+
+    assert caught.value.code == 3001
 
 
 def test_a_meeting_that_has_not_ended_has_no_past_details(zoom, world, host):
@@ -1118,6 +1154,31 @@ def test_ending_a_meeting_that_does_not_exist_is_not_found_3001(zoom):
     error = caught.value
     assert (error.status, error.code, error.permanent) == (404, 3001, True)
     assert error.message == f"Meeting does not exist: {2**63 - 1}."
+
+
+def test_ending_a_meeting_that_is_not_running_says_zoom_says_it_is_not_running(zoom, world, host):
+    # Zoom's 3000 means "cannot access meeting info"; on an end it is a meeting not running.
+    meeting = world.add_meeting(host["id"], status="waiting")
+    webinar = world.add_webinar(host["id"], status="waiting")
+
+    with pytest.raises(ZoomBadRequest) as ending_meeting:
+        zoom.end_meeting(meeting["id"])
+    with pytest.raises(ZoomBadRequest) as ending_webinar:
+        zoom.end_webinar(webinar["id"])
+
+    assert ending_meeting.value.code == 3000
+    assert ending_meeting.value.describe() == "Zoom says this meeting is not running (3000)"
+    assert ending_webinar.value.describe() == "Zoom says this webinar is not running (3000)"
+
+
+def test_recovering_a_meeting_that_is_not_deleted_is_not_called_not_running(zoom, world, host):
+    meeting = world.add_meeting(host["id"], status="waiting")
+
+    with pytest.raises(ZoomBadRequest) as caught:
+        zoom.recover_meeting(meeting["id"])
+
+    assert caught.value.code == 3000
+    assert "not running" not in caught.value.describe()
 
 
 def test_ending_a_meeting_one_is_not_the_host_of_is_not_host_3003(zoom, world, host):

@@ -34,7 +34,10 @@ def zoomctl(*args, stdin=None):
 
 @pytest.fixture(autouse=True)
 def fast(settings):
-    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.05
+    # An end is confirmed by looks here, which must outlast the sandbox's status lag (2 s)
+    settings.ACTION_CONFIRM_EVENT_WAIT_SECONDS = 0.05
+    settings.ACTION_CONFIRM_INTERVAL_SECONDS = 0.25
+    settings.ACTION_CONFIRM_CHECKS = 20
 
 
 def test_the_user_is_required_and_must_hold_the_permission(sandbox_account, viewer):

@@ -272,10 +272,15 @@ ACTION_DISPATCH_TIMEOUT_SECONDS = env_int("ACTION_DISPATCH_TIMEOUT_SECONDS", 120
 # to the next worker: each takeover may repeat its call to Zoom (3: at most 3 calls), and an
 # action that kills its worker must not take every worker down in turn.
 ACTION_MAX_RECLAIMS = env_int("ACTION_MAX_RECLAIMS", 3, minimum=1)
-# Confirming an end: GET /meetings/{id} this many times, this far apart (NOTES.md: a 204 to end
-# has been seen without the meeting ending).
-ACTION_CONFIRM_CHECKS = env_int("ACTION_CONFIRM_CHECKS", 3, minimum=1)
-ACTION_CONFIRM_INTERVAL_SECONDS = env_float("ACTION_CONFIRM_INTERVAL_SECONDS", 1.0)
+# Confirming an end (meetings.confirmations; NOTES.md: a 204 to end has been seen without the
+# meeting ending, and Zoom's status lags behind a real end). Zoom's *.ended event confirms it
+# where webhooks flow; when none came this long after the 204, the dashboard looks itself
+# (GET /meetings/{id}), up to ACTION_CONFIRM_CHECKS times this far apart, before it says Zoom
+# still shows the meeting in progress. Zoom publishes no figure for the lag: by default the
+# last look is 20 s after the 204.
+ACTION_CONFIRM_EVENT_WAIT_SECONDS = env_float("ACTION_CONFIRM_EVENT_WAIT_SECONDS", 5.0)
+ACTION_CONFIRM_CHECKS = env_int("ACTION_CONFIRM_CHECKS", 4, minimum=1)
+ACTION_CONFIRM_INTERVAL_SECONDS = env_float("ACTION_CONFIRM_INTERVAL_SECONDS", 5.0)
 # Retention of the audit trail, for `manage.py prune_actions` (the only thing that deletes it).
 ACTION_RETENTION_DAYS = env_int("ACTION_RETENTION_DAYS", 730, minimum=1)
 # Per-label overrides of the plan's Zoom rate limits, requests per second ("" = the plan's).

@@ -37,6 +37,16 @@ class ZoomAccountForm(forms.ModelForm):
         "It is checked with Zoom (a token is fetched) before anything is saved.",
     )
 
+    new_webhook_secret_token = forms.CharField(
+        label="Webhook secret token",
+        required=False,
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only: the Zoom app's own secret token, which signs its events. Leave "
+        "empty to keep the stored one (or, with none, use ZOOM_WEBHOOK_SECRET_TOKEN).",
+    )
+
     class Meta:
         model = ZoomAccount
         fields = ["name", "zoom_account_id", "client_id", "plan"]
@@ -114,17 +124,22 @@ class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
         "created",
     ]
 
-    @method_decorator(sensitive_post_parameters("new_client_secret"))
+    @method_decorator(sensitive_post_parameters("new_client_secret", "new_webhook_secret_token"))
     def add_view(self, request, form_url="", extra_context=None):
         return super().add_view(request, form_url, extra_context)
 
-    @method_decorator(sensitive_post_parameters("new_client_secret"))
+    @method_decorator(sensitive_post_parameters("new_client_secret", "new_webhook_secret_token"))
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            credentials = ["zoom_account_id", "client_id", "new_client_secret"]
+            credentials = [
+                "zoom_account_id",
+                "client_id",
+                "new_client_secret",
+                "new_webhook_secret_token",
+            ]
             return [
                 (
                     "Server-to-Server app",
@@ -135,9 +150,10 @@ class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
                 )
             ]
         if obj.is_server_to_server:
-            main = ["name", "kind", "zoom_account_id", "client_id", "new_client_secret", "plan"]
+            main = ["name", "kind", "zoom_account_id", "client_id", "new_client_secret"]
         else:
-            main = ["name", "kind", "zoom_account_id", "client_id", "plan"]
+            main = ["name", "kind", "zoom_account_id", "client_id"]
+        main += ["new_webhook_secret_token", "plan"]
         return [(None, {"fields": main}), ("Health", {"fields": self.health_fields})]
 
     def get_readonly_fields(self, request, obj=None):
@@ -149,6 +165,8 @@ class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
         return readonly
 
     def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("new_webhook_secret_token"):
+            obj.set_webhook_secret_token(form.cleaned_data["new_webhook_secret_token"])
         if not change:
             obj.kind = ZoomAccount.Kind.SERVER_TO_SERVER
             obj.connected_by = request.user
@@ -204,7 +222,10 @@ class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
         missing = obj.missing_scopes
         if not missing:
             return "all granted"
-        return format_html("missing: <code>{}</code>", " ".join(missing))
+        return format_html(
+            "missing (granular or classic): <code>{}</code>",
+            ", ".join(f"{n.granular[0]} / {n.classic[0]}" for n in missing),
+        )
 
     @admin.display(description="last error")
     def short_last_error(self, obj):

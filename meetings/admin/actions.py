@@ -7,15 +7,16 @@ retention policy); the encrypted parameters and the lease token are never shown.
 
 import csv
 import json
+from datetime import UTC
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.timezone import localtime
 
 from ..models import Action, Attempt, Batch, ZoomAccount
 from .guards import SafeChangeList
@@ -49,7 +50,8 @@ CSV_COLUMNS = (
 
 
 def _iso(value):
-    return localtime(value).isoformat() if value else ""
+    # UTC whatever zone the reader's pages use: an export is read by other people and tools.
+    return value.astimezone(UTC).isoformat() if value else ""
 
 
 def _csv_cell(value):
@@ -114,8 +116,23 @@ class AttemptInline(ReadOnlyInline):
         return "—" if obj.retry_after is None else f"{obj.retry_after:.1f} s"
 
 
+class NeverDeleted:
+    """An audit model's delete page, as the admin's own page: audit records are never deleted.
+    (Django's 403 for a refused delete is the dashboard's "ask an administrator for the
+    permission", which no administrator can give.)"""
+
+    def delete_view(self, request, object_id, extra_context=None):
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "list_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        }
+        return TemplateResponse(request, "admin/meetings/never_deleted.html", context, status=403)
+
+
 @admin.register(Action)
-class ActionAdmin(SafeChangeList, admin.ModelAdmin):
+class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
     # What happened is one column (Zoom's answer with its HTTP status and code): the eleven
     # columns this list had ran past the right edge at 1280 px, and the answer was not among them.
     list_display = (
@@ -305,7 +322,7 @@ class BatchActionInline(ReadOnlyInline):
 
 
 @admin.register(Batch)
-class BatchAdmin(SafeChangeList, admin.ModelAdmin):
+class BatchAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
     list_display = (
         "created",
         "kind",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('meetings', '0013_webinar_licence_and_users'),
+        ('meetings', '0016_participants_and_preferences'),
     ]
 
     operations = [

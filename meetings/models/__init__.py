@@ -8,9 +8,11 @@ from .mirror import (
     MeetingStatus,
     MirrorLock,
     PastMeeting,
+    PastParticipant,
     Webinar,
 )
 from .ops import KeyHolder, WorkerHeartbeat
+from .preferences import UserPreferences
 from .ratelimit import RateLimitBucket
 from .users import ZoomUser
 from .webhooks import WebhookEvent
@@ -28,8 +30,10 @@ __all__ = [
     "MeetingStatus",
     "MirrorLock",
     "PastMeeting",
+    "PastParticipant",
     "Plan",
     "RateLimitBucket",
+    "UserPreferences",
     "WebhookEvent",
     "Webinar",
     "WorkerHeartbeat",

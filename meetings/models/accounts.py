@@ -5,6 +5,7 @@ from django.db import models
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField, is_undecryptable
+from ..zoom import scopes as zoom_scopes
 
 # Requests per second for each rate-limit label, by plan (Zoom's published table; NOTES.md).
 # Resource-intensive ("resource") is published per minute: 10 a minute, 20 on Business.
@@ -14,22 +15,23 @@ RATE_LIMITS = {
     "business": {"light": 80, "medium": 60, "heavy": 40, "resource": 20 / 60},
 }
 
-# What the dashboard needs granted, and the scopes that satisfy each: the :admin scope covers the
-# whole account, the plain one only the user who granted access. Listing the account's users
-# (the mirror) needs user:read:admin itself.
-REQUIRED_SCOPES = {
-    "meeting:read": ("meeting:read:admin", "meeting:read"),
-    "meeting:write": ("meeting:write:admin", "meeting:write"),
-    "webinar:read": ("webinar:read:admin", "webinar:read"),
-    "webinar:write": ("webinar:write:admin", "webinar:write"),
-    "user:read:admin": ("user:read:admin",),
-}
-
 # Access tokens are replaced this long before Zoom says they expire, so a request never leaves
 # with a token that dies on the way (clocks drift; Zoom's answer takes time).
 TOKEN_REFRESH_MARGIN = timedelta(seconds=60)
 
-SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
+SECRET_FIELDS = (
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "webhook_secret_token",
+    "previous_webhook_secret_token",
+)
+
+# How long Zoom may retry a delivery with its first timestamp: its retries come 5, 25 and 85
+# minutes after the first attempt (developers.zoom.us/blog/webhook-delays), plus 5 minutes for
+# clocks that differ. The webhook receiver's window, and how long a replaced secret token still
+# verifies the retries of deliveries Zoom signed with it before it was replaced.
+WEBHOOK_RETRY_WINDOW = timedelta(minutes=90 + 5)
 
 
 class Plan(models.TextChoices):
@@ -68,6 +70,16 @@ class ZoomAccount(models.Model):
     refresh_token = EncryptedTextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
     scopes = models.TextField("granted scopes", blank=True, help_text="space-separated")
+    # Operations Zoom refused for want of a scope (code 4711): {operationId: when, ISO 8601}.
+    # Cleared when that operation succeeds or a new token's scopes allow it.
+    scope_refusals = models.JSONField(default=dict, blank=True)
+    # The Zoom app's own secret token for its event subscription (each app has one); empty:
+    # settings.ZOOM_WEBHOOK_SECRET_TOKEN, the default for a single app.
+    webhook_secret_token = EncryptedTextField(blank=True)
+    # The token it replaced, and when: Zoom's retries of deliveries it signed before the token was
+    # regenerated still carry its signature (webhook_secrets()).
+    previous_webhook_secret_token = EncryptedTextField(blank=True)
+    webhook_secret_rotated_at = models.DateTimeField(null=True, blank=True)
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.PRO)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONNECTED)
     last_error = models.TextField(blank=True)
@@ -97,7 +109,10 @@ class ZoomAccount(models.Model):
         ciphertext that the right FIELD_ENCRYPTION_KEY could still read. So an unrelated change
         (a new display name, a status) saves every other field and keeps the stored ciphertext.
         """
-        unreadable = [f for f in SECRET_FIELDS if is_undecryptable(getattr(self, f))]
+        deferred = self.get_deferred_fields()
+        unreadable = [
+            f for f in SECRET_FIELDS if f not in deferred and is_undecryptable(getattr(self, f))
+        ]
         if unreadable and self.pk and not self._state.adding:
             update_fields = kwargs.get("update_fields")
             if update_fields is None:
@@ -128,7 +143,9 @@ class ZoomAccount(models.Model):
     @property
     def secrets_unreadable(self):
         """True when FIELD_ENCRYPTION_KEY cannot decrypt a stored secret of this account."""
-        return any(is_undecryptable(getattr(self, f)) for f in SECRET_FIELDS)
+        # Only the loaded fields: a check that ran before `migrate` loads the older ones only.
+        deferred = self.get_deferred_fields()
+        return any(is_undecryptable(getattr(self, f)) for f in SECRET_FIELDS if f not in deferred)
 
     @property
     def token_state(self):
@@ -149,16 +166,78 @@ class ZoomAccount(models.Model):
 
     @property
     def scope_report(self):
-        """[(needed scope, the granted scope that satisfies it or "")] in REQUIRED_SCOPES order."""
-        granted = self.granted_scopes
-        report = []
-        for needed, alternatives in REQUIRED_SCOPES.items():
-            report.append((needed, next((s for s in alternatives if s in granted), "")))
-        return report
+        """[(ScopeNeed, the granted scope that allows it or "")] for every operation the
+        dashboard performs, in the table's order (meetings/zoom/scopes.py)."""
+        return zoom_scopes.report(self.granted_scopes)
 
     @property
     def missing_scopes(self):
-        return [needed for needed, granted_as in self.scope_report if not granted_as]
+        """The needs no granted scope satisfies (as the token's answer listed them)."""
+        return zoom_scopes.missing(self.granted_scopes)
+
+    @property
+    def refused_scopes(self):
+        """[(ScopeNeed, refused at)] for each operation Zoom refused with code 4711."""
+        refusals = self.scope_refusals if isinstance(self.scope_refusals, dict) else {}
+        found = []
+        for operation_id, at in sorted(refusals.items()):
+            need = zoom_scopes.need_for(operation_id)
+            if need is not None:
+                found.append((need, at))
+        return found
+
+    @property
+    def webhook_secret_configured(self):
+        """Whether this connection has a webhook secret token of its own (never the token)."""
+        return bool(self.webhook_secret_token) or is_undecryptable(self.webhook_secret_token)
+
+    def webhook_secret(self):
+        """The secret token this connection's events are verified with: its own, else
+        settings.ZOOM_WEBHOOK_SECRET_TOKEN (the single app's default). "" when neither can
+        be used (an undecryptable one is not replaced by the default: that would accept
+        events signed by another app)."""
+        if is_undecryptable(self.webhook_secret_token):
+            return ""
+        return self.webhook_secret_token or settings.ZOOM_WEBHOOK_SECRET_TOKEN or ""
+
+    def webhook_secrets(self, *, at=None):
+        """[(secret token, latest request time it may sign or None)]: the current token, and
+        for WEBHOOK_RETRY_WINDOW after a rotation the replaced one, for requests Zoom signed
+        before the rotation (plus clock skew) and retries with their first timestamp."""
+        found = []
+        current = self.webhook_secret()
+        if current:
+            found.append((current, None))
+        previous = self.previous_webhook_secret_token
+        rotated = self.webhook_secret_rotated_at
+        at = at or now()
+        if (
+            previous
+            and not is_undecryptable(previous)
+            and rotated is not None
+            and at - rotated <= WEBHOOK_RETRY_WINDOW
+            and previous != current
+        ):
+            found.append((previous, (rotated + timedelta(minutes=5)).timestamp()))
+        return found
+
+    def set_webhook_secret_token(self, token, *, at=None):
+        """Replace the connection's own webhook secret token (not saved here). The token it
+        replaces is kept for WEBHOOK_RETRY_WINDOW: Zoom keeps retrying, with the old
+        signature, what it sent before the token was regenerated."""
+        current = self.webhook_secret_token
+        if token == current:
+            return
+        if current and not is_undecryptable(current):
+            self.previous_webhook_secret_token = current
+            self.webhook_secret_rotated_at = at or now()
+        self.webhook_secret_token = token
+
+    WEBHOOK_SECRET_FIELDS = (
+        "webhook_secret_token",
+        "previous_webhook_secret_token",
+        "webhook_secret_rotated_at",
+    )
 
     # --- state transitions ------------------------------------------------------------------
 
@@ -178,6 +257,15 @@ class ZoomAccount(models.Model):
         scope = token.get("scope")
         if scope:
             self.scopes = " ".join(scope) if isinstance(scope, list | tuple | set) else str(scope)
+            # A refusal the new grant answers is over (an admin added the scope); one it does
+            # not answer stays until that operation succeeds.
+            granted = self.granted_scopes
+            refusals = self.scope_refusals if isinstance(self.scope_refusals, dict) else {}
+            self.scope_refusals = {
+                op: when
+                for op, when in refusals.items()
+                if not (zoom_scopes.need_for(op) and zoom_scopes.need_for(op).granted_as(granted))
+            }
         self.last_refreshed_at = at
         self.status = self.Status.CONNECTED
         if self.pk:
@@ -187,6 +275,7 @@ class ZoomAccount(models.Model):
                     "refresh_token",
                     "token_expires_at",
                     "scopes",
+                    "scope_refusals",
                     "last_refreshed_at",
                     "status",
                 ]
@@ -227,6 +316,8 @@ class ZoomAccount(models.Model):
         self.access_token = ""
         self.refresh_token = ""
         self.client_secret = ""
+        self.webhook_secret_token = ""
+        self.previous_webhook_secret_token = ""
         self.token_expires_at = None
         self.save(
             update_fields=[
@@ -234,6 +325,8 @@ class ZoomAccount(models.Model):
                 "access_token",
                 "refresh_token",
                 "client_secret",
+                "webhook_secret_token",
+                "previous_webhook_secret_token",
                 "token_expires_at",
             ]
         )

@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce, Now
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField
+from ..timefmt import in_words
 
 
 def db_time(seconds=0):
@@ -35,6 +36,7 @@ class ActionKind(models.TextChoices):
     START_LIVESTREAM = "start_livestream", "Start live stream"
     STOP_LIVESTREAM = "stop_livestream", "Stop live stream"
     FETCH_PAST_MEETING = "fetch_past_meeting", "Fetch past meeting details"
+    FETCH_PARTICIPANTS = "fetch_participants", "Fetch past meeting participants"
     SYNC = "sync", "Sync account"
 
 
@@ -47,6 +49,8 @@ KIND_PERMISSIONS = {
     ActionKind.START_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.STOP_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.FETCH_PAST_MEETING: "meetings.fetch_past_meeting",
+    # Who took part is read with the same right as the rest of a past meeting's details.
+    ActionKind.FETCH_PARTICIPANTS: "meetings.fetch_past_meeting",
     ActionKind.SYNC: "meetings.sync_account",
 }
 
@@ -103,6 +107,14 @@ class _ValueByPk(Func):
         return f"CASE {pk_sql}{' WHEN %s THEN %s' * len(self.values)} END", params
 
 
+# What a succeeded action of a kind did, in a batch's outcome.
+DONE_WORDS = {
+    ActionKind.END_MEETING: "ended",
+    ActionKind.END_WEBINAR: "ended",
+    ActionKind.RECOVER_MEETING: "recovered",
+}
+
+
 class Batch(models.Model):
     """A bulk action: many actions of one kind, requested together, run at the rate limit."""
 
@@ -120,7 +132,7 @@ class Batch(models.Model):
         verbose_name_plural = "batches"
 
     def __str__(self):
-        return f"{self.get_kind_display()} x {self.total} ({self.created:%Y-%m-%d %H:%M})"
+        return f"{self.get_kind_display()} x {self.total} ({in_words(self.created)})"
 
     def progress(self):
         """Counts of the batch's actions by state, plus `total`, `done` and `finished`."""
@@ -136,6 +148,23 @@ class Batch(models.Model):
     @property
     def is_cancelled(self):
         return self.cancelled_at is not None
+
+    def outcome_words(self, progress):
+        """What a finished batch did, as its heading says it: "4 ended, 1 cancelled".
+
+        A batch cancelled after most of it ran is not headed "Cancelled": the count of each
+        outcome is what the operator needs (and "failed" is never hidden behind "Done")."""
+        done = DONE_WORDS.get(self.kind, "succeeded")
+        parts = [
+            f"{progress[state]} {word}"
+            for state, word in (
+                (ActionState.SUCCEEDED, done),
+                (ActionState.FAILED, "failed"),
+                (ActionState.CANCELLED, "cancelled"),
+            )
+            if progress[state]
+        ]
+        return ", ".join(parts) or "Nothing to do"
 
 
 class ActionQuerySet(models.QuerySet):
@@ -300,6 +329,26 @@ class Action(models.Model):
             .first()
         )
         return attempt.message if attempt else ""
+
+    @property
+    def publish_wait_seconds(self):
+        """Seconds a queued fetch of past meeting details waits on purpose, or 0.
+
+        The fetch a meeting.ended event asks for is sent with PAST_MEETING_FETCH_DELAY_SECONDS
+        of countdown (Zoom answers 3001 "not ended" for a while after the end): it is waiting
+        for Zoom, not for a worker. Once that time is past, a queued job is waiting for a worker.
+        """
+        delay = settings.PAST_MEETING_FETCH_DELAY_SECONDS
+        if (
+            self.kind != ActionKind.FETCH_PAST_MEETING
+            or self.source != ActionSource.WEBHOOK
+            or self.state != ActionState.QUEUED
+            or self.attempts_count
+            or not delay
+            or now() >= self.requested_at + timedelta(seconds=delay)
+        ):
+            return 0
+        return delay
 
     @property
     def target_label(self):
@@ -477,6 +526,49 @@ class Action(models.Model):
         result = {**self.result, **progress}
         self._update_owned(result=result, lease_expires_at=db_time(settings.ACTION_LEASE_SECONDS))
 
+    def await_confirmation(self, summary, confirming, *, seconds):
+        """running → running, confirming: Zoom accepted the call (an end) and the action waits
+        SECONDS for evidence that it took effect (meetings.confirmations). SUMMARY says so to
+        the operator ("Ended at Zoom, confirming…"); `result["confirming"]` keeps CONFIRMING,
+        where the confirmation stands, which also marks the action as one the webhook receiver
+        may finish (`confirm_waiting`). Conditioned on this run's lease, which covers the wait."""
+        self._update_owned(
+            result_summary=summary,
+            result={**self.result, "confirming": confirming},
+            lease_expires_at=db_time(seconds + settings.ACTION_LEASE_SECONDS),
+        )
+
+    def confirm_waiting(self, summary, *, result=None):
+        """running, confirming → succeeded, on evidence from outside any run (Zoom's *.ended
+        event, applied by the webhook receiver). Returns True if it finished the action.
+
+        Rules: only an action still running and waiting for its confirmation; not while a run
+        has a call to Zoom in flight (its attempt written, no answer yet: that run finishes the
+        action itself, and its attempt must not be left without an answer). The row is locked
+        and the update conditioned on the lease it holds, so a run that claimed the action
+        meanwhile finds it gone at its next write (LeaseLostError) and stops."""
+        with transaction.atomic():
+            row = (
+                type(self)
+                .objects.select_for_update()
+                .filter(pk=self.pk, state=ActionState.RUNNING)
+                .first()
+            )
+            if row is None or "confirming" not in row.result:
+                return False
+            if row.attempts.filter(outcome=Attempt.Outcome.PENDING).exists():
+                return False
+            if not row.lease_token:
+                # Handed over to the message of its next look (schedule_retry): no run holds
+                # it, so this finish takes it, under the row lock.
+                row.lease_token = uuid.uuid4().hex
+                type(self).objects.filter(pk=row.pk, lease_token="").update(
+                    lease_token=row.lease_token
+                )
+            row.mark_succeeded(summary, result=result)
+        self.refresh_from_db()
+        return True
+
     def mark_succeeded(self, summary, *, result=None):
         """running → succeeded, once: conditioned on this run's lease. Wipes the secrets."""
         self._finish(ActionState.SUCCEEDED, summary, result)
@@ -491,11 +583,13 @@ class Action(models.Model):
         self._finish(ActionState.FAILED, summary, result, **extra)
 
     def _finish(self, state, summary, result, **extra):
+        result = {**self.result, **(result or {})}
+        result.pop("confirming", None)  # finished: no longer waiting for a confirmation
         self._update_owned(
             state=state,
             finished_at=now(),
             result_summary=summary,
-            result={**self.result, **(result or {})},
+            result=result,
             secret_params="",
             lease_token="",
             lease_expires_at=None,

@@ -3,6 +3,7 @@ from django.db.models.functions import Upper
 from django.utils.timezone import now
 
 from ..fields import EncryptedTextField
+from ..timefmt import in_words
 
 
 class MeetingStatus(models.TextChoices):
@@ -153,6 +154,8 @@ class PastMeeting(models.Model):
     dept = models.CharField("department", max_length=200, blank=True)
     source = models.CharField(max_length=100, blank=True)
     fetched_at = models.DateTimeField(default=now)
+    # When its participants were last fetched (on demand: Zoom's list is paged and personal).
+    participants_fetched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-start_time"]
@@ -164,7 +167,7 @@ class PastMeeting(models.Model):
         ]
 
     def __str__(self):
-        when = f"{self.start_time:%Y-%m-%d %H:%M}" if self.start_time else "unknown start"
+        when = in_words(self.start_time) if self.start_time else "unknown start"
         return f"{self.topic or self.zoom_id} @ {when}"
 
 
@@ -182,3 +185,30 @@ class MirrorLock(models.Model):
 
     def __str__(self):
         return f"{self.name} until {self.expires_at:%H:%M:%S}"
+
+
+class PastParticipant(models.Model):
+    """One participant of an ended instance, as Zoom listed them when last fetched (in Zoom's
+    order). Fetched again, the list is replaced whole."""
+
+    past_meeting = models.ForeignKey(
+        PastMeeting, on_delete=models.CASCADE, related_name="participants"
+    )
+    position = models.PositiveIntegerField()
+    zoom_user_id = models.CharField(
+        "Zoom user id", max_length=100, blank=True, help_text="blank: joined without signing in"
+    )
+    name = models.CharField(max_length=300, blank=True)
+    user_email = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["past_meeting", "position"]
+        constraints = [
+            # The past meeting page's list pages along (past_meeting, position).
+            models.UniqueConstraint(
+                fields=["past_meeting", "position"], name="past_participant_position"
+            )
+        ]
+
+    def __str__(self):
+        return self.name or self.user_email or "(no name)"

@@ -1,5 +1,7 @@
 """Small template helpers for the dashboard: badges, Zoom's meeting types, query strings."""
 
+from datetime import UTC
+
 from django import template
 from django.utils.dateformat import format as date_format
 from django.utils.html import conditional_escape, format_html
@@ -7,6 +9,8 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.timezone import get_current_timezone_name, localtime, now
+
+from ..timefmt import in_words
 
 register = template.Library()
 
@@ -115,7 +119,56 @@ def email_breaks(value):
     return mark_safe("<wbr>@".join(parts))  # noqa: S308 - each piece escaped above
 
 
+# How `when` writes a moment, in the page's time zone (the user's: meetings/middleware.py).
+WHEN_FORMATS = {
+    "full": "D j M Y, H:i",
+    "zone": "D j M Y, H:i T",
+    "seconds": "D j M Y, H:i:s",
+    "seconds_zone": "D j M Y, H:i:s T",
+    "compact": "j M, H:i:s",
+    "time": "H:i:s",
+}
+
+
+@register.simple_tag
+def when(value, style="full"):
+    """A moment in a <time> element: in the page's time zone, with UTC on hover (its title) and
+    in its datetime attribute. "short" is the time alone for today, else the day too ("Sun 6
+    Dec, 22:58", with the year when it is not this year): a meeting live since yesterday must
+    not read as one that started this evening. "full", "seconds" and "time" as WHEN_FORMATS.
+    "—" for no value."""
+    if not value:
+        return "—"
+    local = localtime(value)
+    if style == "short":
+        today = localtime(now()).date()
+        if local.date() == today:
+            fmt = "H:i"
+        elif local.year == today.year:
+            fmt = "D j M, H:i"
+        else:
+            fmt = "j M Y, H:i"
+    else:
+        fmt = WHEN_FORMATS[style]
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.astimezone(UTC).isoformat(),
+        in_words(value, seconds=True),
+        date_format(local, fmt),
+    )
+
+
+@register.filter
+def name_breaks(value):
+    """A dotted or underscored name ("meeting.live_streaming_started") that may break only
+    after its dots and underscores, never mid-word (with .event-name's overflow-wrap: normal).
+    The value is escaped first."""
+    text = conditional_escape("" if value is None else str(value))
+    return mark_safe(text.replace(".", ".<wbr>").replace("_", "_<wbr>"))  # noqa: S308 - escaped
+
+
 @register.simple_tag
 def tz_label():
-    """The time zone the page's times are shown in (TIME_ZONE), for table headings."""
+    """The time zone the page's times are shown in (the person's: meetings/timezones.py), for
+    table headings."""
     return get_current_timezone_name()

@@ -13,10 +13,12 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render, resolve_url
+from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..middleware import client_address
-from ..models.actions import KIND_PERMISSIONS
+from ..models.actions import KIND_PERMISSIONS, ActionKind
+from ..timezones import zone_for
 
 VIEW_PERMISSION = "meetings.view_meeting"
 CONNECTIONS_PERMISSION = "meetings.manage_connections"
@@ -42,9 +44,24 @@ def allowed_kinds(user):
     return frozenset(kind for kind, perm in KIND_PERMISSIONS.items() if user.has_perm(perm))
 
 
+# What each kind allows, as the refusal says it ("You are not allowed to end meetings.").
+KIND_REFUSALS = {
+    ActionKind.END_MEETING: "end meetings",
+    ActionKind.RECOVER_MEETING: "recover deleted meetings",
+    ActionKind.END_WEBINAR: "end webinars",
+    ActionKind.UPDATE_LIVESTREAM: "change live stream settings",
+    ActionKind.START_LIVESTREAM: "start live streams",
+    ActionKind.STOP_LIVESTREAM: "stop live streams",
+    ActionKind.FETCH_PAST_MEETING: "fetch past meeting details",
+    ActionKind.FETCH_PARTICIPANTS: "fetch past meeting participants",
+    ActionKind.SYNC: "sync Zoom accounts",
+}
+
+
 def require_action_permission(user, kind):
     if not can_act(user, kind):
-        raise PermissionDenied(f"You are not allowed to {kind.label.lower()}.")
+        what = KIND_REFUSALS.get(kind, kind.label.lower())
+        raise PermissionDenied(f"You are not allowed to {what}.")
 
 
 def dashboard_view(view):
@@ -68,7 +85,12 @@ def dashboard_view(view):
     def checked(request, *args, **kwargs):
         if not can_view(request.user):
             return render(request, "meetings/no_access.html", status=403)
-        return view(request, *args, **kwargs)
+        # Every time on the page in this person's zone (the pages render here, not later).
+        zone, source = zone_for(request)
+        request.time_zone = zone
+        request.time_zone_source = source
+        with timezone.override(zone):
+            return view(request, *args, **kwargs)
 
     return signed_in_first
 

@@ -4,7 +4,7 @@ and one action's page, whose job fragment is what every in-flight job on the das
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
@@ -22,6 +22,7 @@ JOB_GROUPS = {
     ActionKind.START_LIVESTREAM: "stream",
     ActionKind.STOP_LIVESTREAM: "stream",
     ActionKind.FETCH_PAST_MEETING: "fetch",
+    ActionKind.FETCH_PARTICIPANTS: "participants",
     ActionKind.SYNC: "sync",
 }
 
@@ -123,23 +124,116 @@ def action_page(request, pk):
             response, f"{JOB_GROUPS.get(action.kind, 'other')}-job-finished", detail
         )
         return response
+    attempts = list(action.attempts.all())
+    for attempt in attempts:
+        attempt.label = operation_label(action, attempt.operation)
     return render(
         request,
         "meetings/action.html",
-        {"action": action, "attempts": action.attempts.all(), "params": shown_params(action)},
+        {
+            "action": action,
+            "attempts": attempts,
+            "params": shown_params(action),
+            "target_url": target_url(action),
+        },
     )
 
 
 SECRET_WORDS = ("key", "secret", "token", "password")
 
+# The parameters' names as the live stream forms label them.
+PARAM_LABELS = {
+    "stream_url": "Stream URL",
+    "stream_key": "Stream key",
+    "page_url": "Live stream page URL",
+    "resolution": "Resolution",
+    "active_speaker_name": "Show the active speaker's name",
+    "display_name": "Display name",
+}
+
+# Zoom's operations (the spec's operationId, what Attempt.operation records) in plain words.
+# meetingStatus both ends and recovers: the action's kind says which.
+OPERATION_LABELS = {
+    "meetingStatus": "Change the meeting's status",
+    "webinarStatus": "Change the webinar's status",
+    "meeting": "Read the meeting",
+    "webinar": "Read the webinar",
+    "meetingLiveStreamUpdate": "Save the live stream settings",
+    "meetingLiveStreamStatusUpdate": "Start or stop the live stream",
+    "getMeetingLiveStreamDetails": "Read the live stream settings",
+    "pastMeetingDetails": "Read the past meeting's details",
+    "pastMeetingParticipants": "Read the past meeting's participants",
+    "pastMeetings": "List the meeting's past instances",
+    "pastWebinars": "List the webinar's past instances",
+    "users": "List users",
+    "meetings": "List a user's meetings",
+    "webinars": "List a user's webinars",
+}
+KIND_OPERATION_LABELS = {
+    (ActionKind.END_MEETING, "meetingStatus"): "End the meeting",
+    (ActionKind.RECOVER_MEETING, "meetingStatus"): "Recover the meeting",
+    (ActionKind.END_WEBINAR, "webinarStatus"): "End the webinar",
+    (ActionKind.START_LIVESTREAM, "meetingLiveStreamStatusUpdate"): "Start the live stream",
+    (ActionKind.STOP_LIVESTREAM, "meetingLiveStreamStatusUpdate"): "Stop the live stream",
+}
+# The checks an executor makes after its call ("meeting (confirm end)", meetings/executors.py).
+CHECK_LABELS = {
+    "meeting (confirm end)": "Check that Zoom ended the meeting",
+    "meeting (confirm recover)": "Check that Zoom recovered the meeting",
+    "pastWebinars (confirm end)": "Check that Zoom ended the webinar",
+}
+
+
+def operation_label(action, operation):
+    return (
+        CHECK_LABELS.get(operation)
+        or KIND_OPERATION_LABELS.get((action.kind, operation))
+        or OPERATION_LABELS.get(operation)
+        or operation
+        or "—"
+    )
+
 
 def shown_params(action):
-    """The action's parameters as the page may show them. The pipeline stores stream keys
-    redacted already; this hides anything secret-sounding again, in case a kind forgets."""
-    return {
-        name: "(hidden)" if any(word in name.lower() for word in SECRET_WORDS) else value
-        for name, value in (action.params or {}).items()
-    }
+    """The action's parameters as the page may show them, labelled as the forms label them. The
+    pipeline stores stream keys redacted already; this hides anything secret-sounding again, in
+    case a kind forgets."""
+    shown = []
+    for name, value in (action.params or {}).items():
+        if any(word in name.lower() for word in SECRET_WORDS):
+            value = "(hidden)"
+        elif value is True or value is False:
+            value = "yes" if value else "no"
+        elif value in ("", None):
+            value = "—"
+        shown.append((PARAM_LABELS.get(name, name.replace("_", " ").capitalize()), value))
+    return shown
+
+
+def target_url(action):
+    """The page of the action's target in the dashboard, or "" when the mirror has none."""
+    from ..models import Meeting, PastMeeting, Webinar
+
+    if not action.target_id:
+        return ""
+    if (
+        action.kind in (ActionKind.FETCH_PAST_MEETING, ActionKind.FETCH_PARTICIPANTS)
+        and action.target_uuid
+    ):
+        past = PastMeeting.objects.filter(
+            account_id=action.account_id, uuid=action.target_uuid
+        ).first()
+        if past:
+            return reverse("past-meeting", args=[past.pk])
+    model = {"meeting": Meeting, "webinar": Webinar}.get(action.target_type)
+    if model is None:
+        return ""
+    row = (
+        model.objects.filter(account_id=action.account_id, zoom_id=action.target_id)
+        .only("pk")
+        .first()
+    )
+    return reverse(action.target_type, args=[row.pk]) if row else ""
 
 
 urlpatterns = [

@@ -14,6 +14,7 @@ from .. import actions
 from ..forms import BulkForm
 from ..models import ActionKind, ActionSource, Batch, Meeting
 from .access import can_act, client_ip, dashboard_view, require_action_permission, wants_fragment
+from .pagination import paginate
 
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
@@ -129,6 +130,7 @@ def batch_context(request, batch):
         "batch": batch,
         "progress": progress,
         "percent": round(100 * progress["done"] / total) if total else 100,
+        "outcome": batch.outcome_words(progress) if progress["finished"] else "",
         "rows": batch.actions.order_by("id").only(
             "pk",
             "kind",
@@ -174,7 +176,31 @@ def bulk_cancel(request, pk):
     return redirect(reverse("bulk", args=[batch.pk]))
 
 
+@dashboard_view
+@require_GET
+def batches_list(request):
+    """Past and running bulk batches, newest first, each with what it did. (One row per bulk
+    request an operator makes: few enough to page along `created` without an index of its own;
+    each row's counts are one small grouped query on the actions' batch index.)"""
+    page = paginate(
+        Batch.objects.select_related("requested_by", "account").defer(*SECRETS),
+        field="created",
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
+    for batch in page.rows:
+        batch.shown_progress = batch.progress()
+        batch.outcome = (
+            batch.outcome_words(batch.shown_progress) if batch.shown_progress["finished"] else ""
+        )
+    template = "meetings/batches.html"
+    if wants_fragment(request) and request.htmx.target == "results":
+        template += "#results"
+    return render(request, template, {"page": page})
+
+
 urlpatterns = [
+    path("bulk/batches/", batches_list, name="batches"),
     path("bulk/preview/", bulk_preview, name="bulk-preview"),
     path("bulk/", bulk_run, name="bulk-run"),
     path("bulk/<int:pk>/", bulk_page, name="bulk"),

@@ -18,12 +18,14 @@ from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import budget, ratelimit
+from .. import budget, ratelimit, webhooks
+from ..fields import decrypt, encrypt
 from ..forms import DashboardForm, FullLengthCharField
 from ..models import Plan, ZoomAccount
 from ..zoom import oauth
@@ -110,6 +112,31 @@ def _redirect_uri(request):
     )
 
 
+def webhook_secret_field(**kwargs):
+    """The app's webhook secret token: write-only (never rendered back), full length."""
+    return FullLengthCharField(
+        label="Webhook secret token",
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="From the Zoom app's page in the App Marketplace (Features → Access → Secret "
+        "token). Each Zoom app has its own; Zoom signs the app's events with it.",
+        **kwargs,
+    )
+
+
+class WebhookSecretForm(DashboardForm):
+    webhook_secret_token = webhook_secret_field(required=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["webhook_secret_token"].label = "New webhook secret token"
+        self.fields["webhook_secret_token"].help_text += (
+            " Saving replaces the stored one: after regenerating the token in Zoom, enter the "
+            "new one here."
+        )
+
+
 class ConnectForm(DashboardForm):
     # Without the HTML maxlength: a browser cut a pasted longer name at 190 without a word;
     # the form says how long it is instead, as the stream fields do.
@@ -124,6 +151,14 @@ class ConnectForm(DashboardForm):
         initial=Plan.PRO,
         help_text="The account's Zoom plan: it sets the rate limits the dashboard keeps to.",
     )
+    webhook_secret_token = webhook_secret_field(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["webhook_secret_token"].help_text += (
+            " Empty: the server's ZOOM_WEBHOOK_SECRET_TOKEN (right when only one Zoom app "
+            "sends events here)."
+        )
 
 
 class ServerToServerCredentialsForm(DashboardForm):
@@ -155,21 +190,60 @@ def connections(request):
     )
 
 
+def _detail_context(request, account, **extra):
+    from django.conf import settings
+
+    return {
+        "account": account,
+        "limiter": ratelimit.status(account),
+        "sync_budget": budget.page_status(account),
+        "webhook_url": request.build_absolute_uri(reverse("zoom-webhook")),
+        "webhook_events": webhooks.subscription_events(),
+        "default_webhook_secret": bool(settings.ZOOM_WEBHOOK_SECRET_TOKEN),
+        "webhook_form": WebhookSecretForm(),
+        **extra,
+    }
+
+
 @login_required
 @require_GET
 def connection(request, pk):
     account = _account_for(request, pk)
-    return render(
+    return render(request, "meetings/connections/detail.html", _detail_context(request, account))
+
+
+@sensitive_post_parameters("webhook_secret_token")
+@login_required
+@require_POST
+def webhook_secret(request, pk):
+    """Set (or rotate) the connection's webhook secret token. Never shown back or logged."""
+    account = _account_for(request, pk)
+    if account.status == ZoomAccount.Status.DISCONNECTED:
+        messages.error(request, "Reconnect the account before setting its webhook secret token.")
+        return redirect("connection", pk=account.pk)
+    form = WebhookSecretForm(request.POST)
+    if not form.is_valid():
+        context = _detail_context(request, account, webhook_form=form)
+        return render(request, "meetings/connections/detail.html", context, status=400)
+    replaced = account.webhook_secret_configured
+    with transaction.atomic():
+        account = ZoomAccount.objects.select_for_update().get(pk=account.pk)
+        account.set_webhook_secret_token(form.cleaned_data["webhook_secret_token"])
+        account.save(update_fields=list(ZoomAccount.WEBHOOK_SECRET_FIELDS))
+    _history(
         request,
-        "meetings/connections/detail.html",
-        {
-            "account": account,
-            "limiter": ratelimit.status(account),
-            "sync_budget": budget.page_status(account),
-        },
+        account,
+        CHANGE,
+        "Replaced the webhook secret token" if replaced else "Set the webhook secret token",
     )
+    messages.success(
+        request,
+        f"Saved the webhook secret token of “{account.name}”: its events are now verified with it.",
+    )
+    return redirect("connection", pk=account.pk)
 
 
+@sensitive_post_parameters("webhook_secret_token")
 @login_required
 @require_http_methods(["GET", "POST"])
 def connect(request):
@@ -188,16 +262,24 @@ def connect(request):
     form = ConnectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         return _start_authorization(
-            request, client_id, name=form.cleaned_data["name"], plan=form.cleaned_data["plan"]
+            request,
+            client_id,
+            name=form.cleaned_data["name"],
+            plan=form.cleaned_data["plan"],
+            webhook_secret_token=form.cleaned_data["webhook_secret_token"],
         )
     return _forms_may_go_to_zoom(
         render(request, "meetings/connections/connect.html", {"form": form})
     )
 
 
-def _start_authorization(request, client_id, *, name="", plan="", account=None):
+def _start_authorization(
+    request, client_id, *, name="", plan="", account=None, webhook_secret_token=""
+):
     auth = oauth.authorization_request(client_id, _redirect_uri(request))
     request.session[SESSION_KEY] = {
+        # Encrypted: sessions are stored in clear, and the trip through Zoom takes minutes.
+        "webhook_secret_token": encrypt(webhook_secret_token) if webhook_secret_token else "",
         "state": auth.state,
         "code_verifier": auth.code_verifier,
         "redirect_uri": auth.redirect_uri,
@@ -210,7 +292,7 @@ def _start_authorization(request, client_id, *, name="", plan="", account=None):
     return redirect(auth.url)
 
 
-@sensitive_variables("code", "pending", "token", "client_secret")
+@sensitive_variables("code", "pending", "token", "client_secret", "webhook_secret_token")
 @login_required
 @require_GET
 def callback(request):
@@ -291,6 +373,8 @@ def callback(request):
             redirect_uri=pending["redirect_uri"],
             code_verifier=pending["code_verifier"],
         )
+        stored_secret = pending.get("webhook_secret_token") or ""
+        webhook_secret_token = decrypt(stored_secret) if stored_secret else ""
         account, created = oauth.complete_oauth_connection(
             token=token,
             client_id=client_id,
@@ -299,6 +383,7 @@ def callback(request):
             name=pending.get("name", ""),
             plan=pending.get("plan", ""),
             account=account,
+            webhook_secret_token=webhook_secret_token,
         )
     except oauth.OAuthRefused as e:
         return _problem(
@@ -438,4 +523,5 @@ urlpatterns = [
     path("connections/<int:pk>/test/", test, name="connection-test"),
     path("connections/<int:pk>/disconnect/", disconnect, name="connection-disconnect"),
     path("connections/<int:pk>/reconnect/", reconnect, name="connection-reconnect"),
+    path("connections/<int:pk>/webhook-secret/", webhook_secret, name="connection-webhook-secret"),
 ]

@@ -9,6 +9,7 @@ the parts that changed as out-of-band swaps (meetings/views/follow.py). The live
 fields are never in a swapped part, so typed input stays."""
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -42,14 +43,33 @@ def get_meeting(pk):
 
 
 def start_unavailable_reason(meeting):
-    """Why Start is not offered (the live stream preflight), or "" when it is."""
+    """Why Start is not offered (the live stream preflight), or "" when it is: the first reason
+    that applies, in the order an operator would fix them (a meeting not live makes the stream's
+    settings beside the point)."""
     if meeting.livestream_status == "live":
         return "The stream is already live."
-    if not meeting.has_stream_configured or not meeting.stream_key:
-        return "No stream is configured yet. Save a stream URL, key and page URL first."
     if meeting.status != MeetingStatus.STARTED:
         return "The meeting is not live, and Zoom streams only a meeting in progress."
+    if not meeting.has_stream_configured:
+        return "No stream is configured yet. Save a stream URL, key and page URL first."
+    if not meeting.stream_key:
+        # Zoom's own settings may carry a URL and page without a key (a stream set up in Zoom's
+        # web portal): the panel shows them, so "nothing configured" would contradict it.
+        return "The stream has no key. Save the stream key your streaming service gave you."
     return ""
+
+
+def by_zoom_id(model, page, list_page, number):
+    """`/meetings/<Zoom's meeting id>/` (a link or a pasted id): the meeting's page, or the list
+    searched for the id when several accounts have it; a 404 when none has. The dashboard's own
+    numbers are small, Zoom's have 9 to 11 digits, so one is not taken for the other."""
+    if 0 < number < 2**63:
+        found = list(model.objects.filter(zoom_id=number).values_list("pk", flat=True)[:2])
+        if len(found) == 1:
+            return redirect(page, pk=found[0])
+        if found:
+            return redirect(f"{reverse(list_page)}?q={number}")
+    raise Http404(f"No {page} with this number")
 
 
 def latest_job(meeting, kinds):
@@ -131,6 +151,7 @@ def part_versions(status, shown_history):
                 meeting.resolution,
                 meeting.masked_stream_key,
                 follow.job_shown(status["stream_job"]),
+                follow.job_shown(status["started_with"]),
                 ActionKind.START_LIVESTREAM in kinds,
             ),
             "past": (
@@ -149,6 +170,18 @@ def status_context(request, meeting):
     control_job = latest_job(meeting, CONTROL_KINDS)
     stream_job = latest_job(meeting, STREAM_KINDS)
     kinds = allowed_kinds(request.user)
+    # The settings a live stream was started with (the active speaker's name, the display name)
+    # are Zoom's to keep and it cannot be asked for them: the latest start from the dashboard
+    # says what they were, and the page says that is where they come from.
+    started_with = None
+    if meeting.livestream_status == "live":
+        started_with = (
+            stream_job
+            if stream_job and stream_job.kind == ActionKind.START_LIVESTREAM
+            else latest_job(meeting, (ActionKind.START_LIVESTREAM,))
+        )
+        if started_with and started_with.state != "succeeded":
+            started_with = None
     return {
         "meeting": meeting,
         "kinds": kinds,
@@ -160,6 +193,7 @@ def status_context(request, meeting):
         "control_busy": bool(control_job and control_job.is_active),
         "stream_job": stream_job,
         "stream_busy": bool(stream_job and stream_job.is_active),
+        "started_with": started_with,
         "start_unavailable": start_unavailable_reason(meeting),
     }
 
@@ -189,6 +223,8 @@ def meeting_context(request, meeting, *, config_form=None, start_form=None):
 @dashboard_view
 @require_GET
 def meeting_page(request, pk):
+    if not Meeting.objects.filter(pk=pk).exists():
+        return by_zoom_id(Meeting, "meeting", "meetings", pk)
     meeting = get_meeting(pk)
     template = TEMPLATE
     part = request.GET.get("part")

@@ -13,24 +13,47 @@ from ..models import Meeting, ZoomAccount
 from .access import allowed_kinds, dashboard_view, wants_fragment
 from .pagination import paginate
 
-# Ids as operators paste them: "85123456789", "851 2345 6789", "851-2345-6789".
-ID_PATTERN = re.compile(r"^\d[\d\s-]{5,30}$")
+# Ids as operators paste them: "85123456789", "851 2345 6789", "851-2345-6789", or the start of
+# one ("851 2345").
+ID_PATTERN = re.compile(r"^\d[\d\s-]{2,30}$")
+# Zoom's meeting and webinar ids have 9 to 11 digits (Zoom's "Meeting ID" help: 9, 10 or 11
+# digits); a longer number can only be a whole id.
+ID_DIGITS = 11
+# Below this many digits a number may as well be part of a topic ("Q3 2026"): both are searched.
+ID_ONLY_DIGITS = 6
 BADGES_MAX = 100
 
 
+def id_prefix_filter(digits):
+    """The Q for ids that start with DIGITS: one range of the zoom_id index per id length
+    (85123 is 851230000..851239999, 8512300000..8512399999 and 85123000000..85123999999)."""
+    number = int(digits)
+    if not 0 < number < 2**63 or digits.startswith("0"):
+        return None
+    found = Q(zoom_id=number)
+    for length in range(len(digits) + 1, ID_DIGITS + 1):
+        scale = 10 ** (length - len(digits))
+        found |= Q(zoom_id__gte=number * scale, zoom_id__lt=(number + 1) * scale)
+    return found
+
+
 def search_filter(q):
-    """The Q for a search box value: a meeting id, a host's email, or words of the topic."""
+    """The Q for a search box value: a meeting id or its first digits, a host's email, or words
+    of the topic."""
     q = q.strip()
     if not q:
         return Q()
+    text = (
+        Q(host_email__icontains=q)
+        if "@" in q
+        else Q(topic__icontains=q) | Q(host_email__icontains=q)
+    )
     if ID_PATTERN.match(q):
         digits = re.sub(r"\D", "", q)
-        number = int(digits)
-        if 0 < number < 2**63:
-            return Q(zoom_id=number)
-    if "@" in q:
-        return Q(host_email__icontains=q)
-    return Q(topic__icontains=q) | Q(host_email__icontains=q)
+        by_id = id_prefix_filter(digits)
+        if by_id is not None:
+            return by_id if len(digits) >= ID_ONLY_DIGITS else by_id | text
+    return text
 
 
 def filtered_meetings(form):
@@ -66,6 +89,7 @@ def meetings_list(request):
         ),
         field=field,
         descending=descending,
+        parts=form.parts(),
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )

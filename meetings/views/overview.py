@@ -17,7 +17,13 @@ from .jobs import ActionRefused, announce, answer, start_action
 
 TEMPLATE = "meetings/overview.html"
 PARTS = ("accounts", "live")
-SECRETS = ("client_secret", "access_token", "refresh_token")
+SECRETS = (
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "webhook_secret_token",
+    "previous_webhook_secret_token",
+)
 LIVE_SHOWN = 12
 FAILURES_WINDOW = timedelta(hours=24)
 
@@ -83,7 +89,16 @@ def overview(request):
         return render(request, f"{TEMPLATE}#accounts", accounts_context(request))
     if wants_fragment(request) and part == "live":
         return render(request, f"{TEMPLATE}#live", live_context(request))
-    return render(request, TEMPLATE, {**accounts_context(request), **live_context(request)})
+    return render(
+        request,
+        TEMPLATE,
+        {
+            **accounts_context(request),
+            **live_context(request),
+            # Said once, where a person lands: nothing on the dashboard will act for them.
+            "read_only": not allowed_kinds(request.user),
+        },
+    )
 
 
 @dashboard_view

@@ -33,25 +33,58 @@ class Page:
     previous_cursor: str | None
     total: int
     total_capped: bool
+    # The 0-based place of the page's first row in the whole list, or None when unknown (a
+    # cursor from before places were carried). Rows added or removed meanwhile shift it a little:
+    # it is what the pager says ("51-100 of 200"), never what is read.
+    start: int | None = 0
 
     @property
     def total_display(self):
         return f"{COUNT_CAP:,}+" if self.total_capped else f"{self.total:,}"
 
+    @property
+    def first_shown(self):
+        return None if self.start is None or not self.rows else self.start + 1
 
-def _encode(field, row):
+    @property
+    def last_shown(self):
+        return None if self.start is None else self.start + len(self.rows)
+
+
+def _encode(field, row, place=None):
     value = getattr(row, field)
     if hasattr(value, "isoformat"):
         value = value.isoformat()
-    raw = json.dumps([value, row.pk], separators=(",", ":")).encode()
+    fields = [value, row.pk, place, getattr(row, "_segment", 0)]
+    raw = json.dumps(fields, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _extra(cursor, index, limit):
+    """A cursor's place (index 2) or segment (index 3), or None (an older or forged cursor)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        fields = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(fields, list) or len(fields) <= index:
+        return None
+    number = fields[index]
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < limit:
+        return None
+    return number
+
+
+def _place(cursor):
+    """The 0-based place of a cursor's row in the whole list, or None."""
+    return _extra(cursor, 2, 2**31)
 
 
 def _decode(model, field, cursor):
     """(value, pk) from a cursor, or None when it is not one of ours (then: the first page)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value, pk = json.loads(raw)
+        value, pk = json.loads(raw)[:2]
         if not isinstance(pk, int) or isinstance(pk, bool) or not 0 < pk < 2**63:
             return None
         if value is not None:
@@ -123,38 +156,85 @@ def _seek(queryset, field, position, descending, limit):
     return rows
 
 
-def paginate(queryset, *, field, descending=True, after=None, before=None, per_page=PER_PAGE):
+def _walk(queryset, parts, field, segment, position, descending, limit, *, back=False):
+    """Up to LIMIT rows from POSITION in part SEGMENT on, into the next parts (going back: the
+    previous ones) when one runs out; each row knows its part (for its cursor)."""
+    step = -1 if back else 1
+    rows = []
+    while 0 <= segment < len(parts) and len(rows) < limit:
+        got = _seek(queryset.filter(parts[segment]), field, position, descending, limit - len(rows))
+        for row in got:
+            row._segment = segment
+        rows += got
+        segment, position = segment + step, None
+    return rows
+
+
+def paginate(
+    queryset,
+    *,
+    field,
+    descending=True,
+    after=None,
+    before=None,
+    per_page=PER_PAGE,
+    parts=None,
+):
     """One page of `queryset` ordered by `field` then pk, starting after/before a cursor.
 
+    `parts`: filters (Q) of a list shown in parts one after the other, each in that order, e.g.
+    the live meetings first, then the others ("Live first"). Each part is one index range.
+
     Two queries whatever the depth: the page (per_page + 1 rows, to know if there is more) and
-    the capped count; a third only on the page where a nullable key's NULL rows begin. Cursors
-    that do not decode are ignored (the first page), never an error.
+    the capped count; a third only on the page where a nullable key's NULL rows begin, or where
+    one part gives way to the next. Cursors that do not decode are ignored (the first page),
+    never an error.
     """
     model = queryset.model
+    parts = parts or [Q()]
     total = queryset.order_by()[: COUNT_CAP + 1].count()
     going_back = False
     position = None
+    cursor = None
     if before:
         position = _decode(model, field, before)
         going_back = position is not None
+        cursor = before if going_back else None
     if position is None and after:
         position = _decode(model, field, after)
+        cursor = after if position is not None else None
+    segment = 0
+    if cursor is not None:
+        segment = _extra(cursor, 3, len(parts))
+        if segment is None:
+            segment = 0
 
     if going_back:
-        rows = _seek(queryset, field, position, not descending, per_page + 1)
+        rows = _walk(
+            queryset, parts, field, segment, position, not descending, per_page + 1, back=True
+        )
         more_before = len(rows) > per_page
         rows = rows[:per_page][::-1]
         has_previous, has_next = more_before, True
+        place = _place(before)
+        start = 0 if not more_before else None if place is None else max(place - len(rows), 0)
     else:
-        rows = _seek(queryset, field, position, descending, per_page + 1)
+        rows = _walk(queryset, parts, field, segment, position, descending, per_page + 1)
         has_next = len(rows) > per_page
         rows = rows[:per_page]
         has_previous = position is not None
+        place = _place(after) if position is not None else -1
+        start = None if place is None else place + 1
 
     return Page(
         rows=rows,
-        next_cursor=_encode(field, rows[-1]) if rows and has_next else None,
-        previous_cursor=_encode(field, rows[0]) if rows and has_previous else None,
+        next_cursor=(
+            _encode(field, rows[-1], None if start is None else start + len(rows) - 1)
+            if rows and has_next
+            else None
+        ),
+        previous_cursor=_encode(field, rows[0], start) if rows and has_previous else None,
         total=min(total, COUNT_CAP),
         total_capped=total > COUNT_CAP,
+        start=start,
     )

@@ -16,6 +16,7 @@ from ..templatetags.dashboard import ago
 from . import follow
 from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
 from .jobs import ActionRefused, announce, answer, start_action
+from .meeting import by_zoom_id
 from .meetings_list import search_filter
 from .pagination import paginate
 
@@ -43,9 +44,12 @@ def webinars_list(request):
         webinars = webinars.filter(start_time__gte=start)
     if end:
         webinars = webinars.filter(start_time__lt=end)
+    field, descending = form.ordering()
     page = paginate(
         webinars.select_related("account").defer(*SECRETS),
-        field="start_time",
+        field=field,
+        descending=descending,
+        parts=form.parts(),
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
@@ -117,6 +121,8 @@ def webinar_context(request, webinar, refused=""):
 @dashboard_view
 @require_GET
 def webinar_page(request, pk):
+    if not Webinar.objects.filter(pk=pk).exists():
+        return by_zoom_id(Webinar, "webinar", "webinars", pk)
     webinar = get_webinar(pk)
     template = TEMPLATE
     part = request.GET.get("part")

@@ -13,6 +13,8 @@ import email.utils
 import re
 from datetime import UTC, datetime
 
+from . import scopes
+
 # Zoom's error codes in plain words (NOTES.md and the spec's response descriptions).
 CODE_DESCRIPTIONS = {
     124: "the access token is invalid or has expired",
@@ -52,6 +54,9 @@ class ZoomError(Exception):
         self.errors = list(errors)
         self.retry_after = retry_after
         self.operation = operation
+        # What was asked of the operation when it has several (meetingStatus ends or recovers):
+        # the same code means different things, e.g. 3000 on an end is a meeting not running.
+        self.asked = ""
         if permanent is not None:
             self.permanent = permanent
         super().__init__(self.message)
@@ -68,6 +73,11 @@ class ZoomError(Exception):
     def describe(self):
         """Plain words for operators, e.g. "Zoom: you are not the host of this meeting (3003)"."""
         if self.code is not None:
+            thing = "webinar" if "webinar" in self.operation.lower() else "meeting"
+            if self.code == 3000 and self.asked == "end":
+                # Zoom answers an end of a meeting that is waiting or already over with 3000,
+                # "Cannot access meeting info": not a lack of access, the meeting is not running.
+                return f"Zoom says this {thing} is not running ({self.code})"
             text = CODE_DESCRIPTIONS.get(self.code)
             if self.code == 3001 and self.operation and not self.operation.startswith("past"):
                 # "not ended" is what a past meeting's details answer means; ending, recovering
@@ -110,6 +120,22 @@ class ZoomNotFound(ZoomError):
 
 class ZoomNotHost(ZoomBadRequest):
     """Code 3003: the connected user is not the host of this meeting or webinar."""
+
+
+class ZoomScopeMissing(ZoomBadRequest):
+    """Code 4711: the app's token lacks the scope this operation needs. Permanent until an admin
+    adds the scope to the Zoom app (and a new token carries it); the connection is unhealthy
+    until then (`scope_need` names what to add, in both of Zoom's naming schemes)."""
+
+    @property
+    def scope_need(self):
+        return scopes.need_for(self.operation)
+
+    def describe(self):
+        need = self.scope_need
+        if need is None:
+            return f"Zoom: the Zoom app lacks a permission (scope) this needs: {self.message}"
+        return f"Zoom: {need.advice()} ({self.code})"
 
 
 class ZoomPageTokenExpired(ZoomBadRequest):
@@ -342,6 +368,10 @@ def error_from_response(status, body, headers, *, now=None, operation=""):
         )
     if status == 401:
         return ZoomAuthError(message, **common)
+    if code == 4711 or (code == 4700 and "does not contain scopes" in message):
+        # 4711 is what Zoom documents; the same words have come with 4700 (devforum.zoom.us,
+        # "Admin can't see Scopes", 2023).
+        return ZoomScopeMissing(message, **common)
     if code == 3003:
         return ZoomNotHost(message, **common)
     if status == 404:

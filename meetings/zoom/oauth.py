@@ -57,6 +57,7 @@ from .errors import (
     ZoomError,
     ZoomNeedsReconnect,
     ZoomRateLimited,
+    ZoomScopeMissing,
     ZoomServerError,
     ZoomTimeout,
     error_from_response,
@@ -705,9 +706,94 @@ def _note_error_now(account, error):
     account.save(update_fields=["last_error", "last_error_at"])
 
 
+def _throttled(key):
+    """True when `key` was noted in this process less than HEALTH_WRITE_INTERVAL ago."""
+    clock = time.monotonic()
+    with _health_lock:
+        last = _health_written.get(key)
+        if last is not None and clock - last[0] < HEALTH_WRITE_INTERVAL:
+            return True
+        _health_written[key] = (clock, "")
+    return False
+
+
+def note_scope_refused(account, error):
+    """Zoom refused an operation for want of a scope (code 4711): the connection is unhealthy
+    until the scope is granted. Noted on the account (which operation, when) so the overview,
+    the connection's page and /healthz name the scope to add; the last error says it too."""
+    operation = error.operation or "unknown"
+    if _throttled((account.pk, account.created, f"refused:{operation}")):
+        return
+    try:
+        with transaction.atomic():
+            row = (
+                ZoomAccount.objects.select_for_update()
+                .filter(pk=account.pk)
+                .only("pk", "scope_refusals")
+                .first()
+            )
+            if row is None:
+                return
+            refusals = dict(row.scope_refusals) if isinstance(row.scope_refusals, dict) else {}
+            refusals[operation] = now().isoformat(timespec="seconds")
+            ZoomAccount.objects.filter(pk=account.pk).update(
+                scope_refusals=refusals, **_error_fields(error.describe()[:1000])
+            )
+    except DatabaseError:
+        logger.warning("Could not note a scope refusal on Zoom account id %s", account.pk)
+        return
+    logger.warning(
+        "Zoom refused %s on account id %s for want of a scope: %s",
+        operation,
+        account.pk,
+        error.describe(),
+    )
+
+
+def note_scope_allowed(account, operation):
+    """An operation went through: a refusal noted for it is over (at most one look a minute per
+    account and operation in this process)."""
+    if _throttled((account.pk, account.created, f"allowed:{operation}")):
+        return
+    try:
+        noted = ZoomAccount.objects.filter(pk=account.pk, scope_refusals__has_key=operation)
+        if not noted.exists():  # the usual case, and no row lock for it
+            return
+        with transaction.atomic():
+            row = (
+                ZoomAccount.objects.select_for_update()
+                .filter(pk=account.pk)
+                .only("pk", "scope_refusals")
+                .first()
+            )
+            refusals = row.scope_refusals if row is not None else None
+            if not isinstance(refusals, dict) or operation not in refusals:
+                return
+            refusals = {op: at for op, at in refusals.items() if op != operation}
+            ZoomAccount.objects.filter(pk=account.pk).update(scope_refusals=refusals)
+    except DatabaseError:
+        logger.warning("Could not clear a scope refusal on Zoom account id %s", account.pk)
+
+
+def _operation_of(method, path_template):
+    from .client import OPERATIONS
+
+    for op in OPERATIONS.values():
+        if op.method == method and op.path == path_template:
+            return op.operation_id
+    return None
+
+
 def _health_recorder(account, on_response):
     def record(method, path_template, status, duration_ms, error):
-        note_call(account, error)
+        if isinstance(error, ZoomScopeMissing):
+            note_scope_refused(account, error)
+        else:
+            note_call(account, error)
+            if error is None:
+                operation = _operation_of(method, path_template)
+                if operation:
+                    note_scope_allowed(account, operation)
         if on_response is not None:
             on_response(method, path_template, status, duration_ms, error)
 
@@ -792,7 +878,15 @@ class WrongZoomAccount(ZoomBadRequest):
 
 
 def complete_oauth_connection(
-    *, token, client_id, client_secret, user, name="", plan="", account=None
+    *,
+    token,
+    client_id,
+    client_secret,
+    user,
+    name="",
+    plan="",
+    account=None,
+    webhook_secret_token="",
 ):
     """Store a freshly exchanged OAuth token as a connected account; return (account, created).
 
@@ -828,6 +922,8 @@ def complete_oauth_connection(
         account.zoom_account_id = me.account_id or account.zoom_account_id
         account.client_id = client_id
         account.client_secret = client_secret
+        if webhook_secret_token:
+            account.set_webhook_secret_token(webhook_secret_token)
         account.connected_as = me.email or ""
         account.connected_by = user if getattr(user, "pk", None) else None
         account.last_success_at = now()
@@ -844,7 +940,15 @@ def complete_oauth_connection(
 
 
 def connect_server_to_server(
-    *, zoom_account_id, client_id, client_secret, name="", plan="", user=None, account=None
+    *,
+    zoom_account_id,
+    client_id,
+    client_secret,
+    name="",
+    plan="",
+    user=None,
+    account=None,
+    webhook_secret_token="",
 ):
     """Create or update a Server-to-Server connection; return (account, created).
 
@@ -885,6 +989,10 @@ def connect_server_to_server(
         account.zoom_account_id = zoom_account_id
         account.client_id = client_id
         account.client_secret = client_secret
+        if webhook_secret_token:
+            # The app's own webhook secret token; without one the stored token (or the server's
+            # default) stays.
+            account.set_webhook_secret_token(webhook_secret_token)
         account.refresh_token = ""
         if me is not None:
             account.connected_as = me.email or ""

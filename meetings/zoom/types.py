@@ -247,6 +247,26 @@ class PastMeetingDetails:
 
 
 @dataclass(frozen=True)
+class PastParticipant:
+    """One participant of an ended instance (`GET /past_meetings/{meetingId}/participants`).
+
+    `id` is the participant's Zoom user id, blank for someone who joined without signing in;
+    `user_email` is blank for someone outside the host's account (Zoom's email display rules).
+    """
+
+    id: str
+    name: str
+    user_email: str
+
+    @classmethod
+    def from_json(cls, data):
+        data = _object(data, "participant")
+        return cls(
+            id=_str(data, "id"), name=_str(data, "name"), user_email=_str(data, "user_email")
+        )
+
+
+@dataclass(frozen=True)
 class LiveStream:
     """A meeting's custom live stream configuration. The stream key is a secret: `repr` hides it
     and nothing here puts it in a message."""

@@ -191,6 +191,30 @@
     if (!document.hidden) refreshAgo();
   });
 
+  // Times in the browser's own zone (meetings/timezones.py): the server learns it from the "tz"
+  // cookie. A page drawn in another zone, for someone who chose none, is drawn again once.
+  (function () {
+    var zone;
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    } catch (e) {
+      return;
+    }
+    if (!zone) return;
+    var cookie = "tz=" + encodeURIComponent(zone);
+    if (document.cookie.split("; ").indexOf(cookie) === -1) {
+      document.cookie = cookie + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+    var body = document.body;
+    if (!body || !body.dataset.tz || body.dataset.tzSource === "preference") return;
+    if (body.dataset.tz !== zone && document.cookie.indexOf(cookie) !== -1) {
+      var key = "tz-redrawn:" + location.pathname;
+      if (sessionStorage.getItem(key) === zone) return;
+      sessionStorage.setItem(key, zone);
+      location.reload();
+    }
+  })();
+
   // Row selection for bulk actions: input[data-select-all] toggles the form's "ids" boxes;
   // [data-selected-count] says how many are ticked and [data-needs-selection] buttons wait for one.
   function updateSelection(form) {
@@ -202,6 +226,7 @@
     form.querySelectorAll("[data-needs-selection]").forEach(function (el) {
       el.disabled = count === 0;
     });
+    form.toggleAttribute("data-has-selection", count > 0);
   }
   document.addEventListener("change", function (event) {
     var form = event.target.form;
@@ -215,6 +240,24 @@
   function initSelections() {
     document.querySelectorAll("form").forEach(updateSelection);
   }
+
+  // Filters that fold on a phone (form[data-collapsible]): open when some are in use.
+  function initFilters() {
+    document.querySelectorAll("form[data-collapsible]:not(.collapsible)").forEach(function (form) {
+      var toggle = form.querySelector(".filters-toggle");
+      if (!toggle) return;
+      form.classList.add("collapsible");
+      function show(open) {
+        form.classList.toggle("expanded", open);
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      }
+      show(form.hasAttribute("data-expanded"));
+      toggle.addEventListener("click", function () {
+        show(!form.classList.contains("expanded"));
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", initFilters);
   document.addEventListener("DOMContentLoaded", initSelections);
   document.addEventListener("htmx:afterSettle", initSelections);
 })();

@@ -94,7 +94,7 @@ def test_a_live_stream_started_then_the_meeting_ended_in_zoom_show_on_the_open_p
     # then End is gone, the stream is stopped, and Start says why it is unavailable
     expect(page.locator("#meeting-status")).to_have_text("Ended", timeout=JOB_TIMEOUT_MS)
     expect(page.get_by_role("link", name="End meeting…")).to_have_count(0)
-    expect(page.locator("#controls")).to_contain_text("End is offered while the meeting is live.")
+    expect(page.locator("#controls")).to_contain_text("End still asks Zoom")
     expect(panel.locator("#livestream-title .badge")).to_have_text("Stopped")
     expect(panel.locator("#start-preflight")).to_contain_text("The meeting is not live")
     expect(panel.get_by_role("link", name="Stop live stream…")).to_have_count(0)

@@ -15,9 +15,14 @@ var/demo/secrets.env, so tokens stored by one run are readable by the next. Only
 
 Each child runs in a session (process group) of its own, so the terminal's Ctrl-C reaches only
 this command, which then stops the children in order: SIGTERM to each whole group, SIGKILL to
-what is left after a grace period. Children also get SIGTERM if this process dies without
-cleaning up (Linux's parent-death signal), so nothing is orphaned. Their output goes to
-var/demo/<name>.log; the tail is printed if one of them stops unexpectedly.
+what is left after a grace period. If this process dies before it has finished (a supervisor's
+SIGTERM then SIGKILL two seconds later, a terminal closing), a watcher cleans up: a small process
+in a session of its own that holds a pipe from this one, learns each child's group through it,
+and on the pipe's end (however this process ended) sends each group SIGTERM, then SIGKILL after
+WATCH_GRACE_SECONDS. The parent-death signal alone was not enough: a Celery worker already in
+its warm shutdown took the second SIGTERM and then waited forever, orphaned, after its pool was
+gone. Children's output goes to var/demo/<name>.log; the tail is printed if one of them stops
+unexpectedly.
 """
 
 import contextlib
@@ -44,6 +49,30 @@ DEMO_PLAN = "business"
 
 STOP_GRACE_SECONDS = 10  # a worker finishing its current Zoom call, gunicorn its requests
 READY_TIMEOUT_SECONDS = 90  # cold starts on a busy 2-core machine take a while; fail clearly
+# After the demo died unannounced, how long its children get to stop before SIGKILL: short, as
+# whatever killed it wants everything gone (a supervisor waits about that long itself).
+WATCH_GRACE_SECONDS = 3
+
+# The watcher (see the module docstring): one process group id a line on stdin; at end of input,
+# SIGTERM to each group still there, SIGKILL to any left after the grace period.
+WATCHER = """
+import os, signal, sys, time
+grace = float(sys.argv[1])
+groups = [int(line) for line in sys.stdin if line.strip().isdigit()]
+def send(group, signum):
+    try:
+        os.killpg(group, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+groups = [g for g in groups if send(g, signal.SIGTERM)]
+deadline = time.monotonic() + grace
+while groups and time.monotonic() < deadline:
+    time.sleep(0.1)
+    groups = [g for g in groups if send(g, 0)]
+for group in groups:
+    send(group, signal.SIGKILL)
+"""
 
 
 def _die_with_parent():
@@ -133,12 +162,26 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
-        parser.add_argument("--port", type=int, default=8000, help="the dashboard's port")
-        parser.add_argument("--sandbox-port", type=int, default=8100, help="the sandbox's port")
-        parser.add_argument("--seed", type=int, default=1, help="the sandbox's data seed")
         parser.add_argument(
-            "--latency-ms", type=float, default=50, help="the sandbox's delay per request"
+            "--host", default="127.0.0.1", help="address to serve on (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--port", type=int, default=8000, help="the dashboard's port (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--sandbox-port",
+            type=int,
+            default=8100,
+            help="the Zoom sandbox's port (default: %(default)s)",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=1, help="the sandbox's data seed (default: %(default)s)"
+        )
+        parser.add_argument(
+            "--latency-ms",
+            type=float,
+            default=50,
+            help="the sandbox's delay per request, in ms (default: %(default)s)",
         )
 
     def handle(self, *args, host, port, sandbox_port, seed, latency_ms, **options):
@@ -172,6 +215,13 @@ class Command(BaseCommand):
             "PYTHONUNBUFFERED": "1",
         }
         self.children = []
+        self.watcher = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+            [sys.executable, "-c", WATCHER, str(WATCH_GRACE_SECONDS)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not in the group a terminal or a supervisor signals
+        )
         previous = signal.signal(signal.SIGTERM, self._terminated)
         try:
             self._start(seed, latency_ms)
@@ -180,6 +230,11 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping…")
         finally:
             self._stop_all()
+            # Everything stopped: the watcher finds no group left and ends at once.
+            with contextlib.suppress(OSError):
+                self.watcher.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.watcher.wait(timeout=WATCH_GRACE_SECONDS + 5)
             signal.signal(signal.SIGTERM, previous)
 
     def _terminated(self, signum, frame):
@@ -208,6 +263,10 @@ class Command(BaseCommand):
     def _spawn(self, name, *command):
         child = Child(name, [sys.executable, *command], self.env, self.log_dir)
         self.children.append(child)
+        with contextlib.suppress(OSError):
+            # Its group id is its pid (a session of its own): the watcher's to clean up.
+            self.watcher.stdin.write(f"{child.popen.pid}\n".encode())
+            self.watcher.stdin.flush()
         return child
 
     def _wait_for(self, child, what, check):

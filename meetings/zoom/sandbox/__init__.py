@@ -17,12 +17,15 @@ from .seed import seed_world
 from .server import Sandbox
 from .state import (
     ADMIN_SCOPES,
+    CLASSIC_ADMIN_SCOPES,
     DEFAULT_ACCOUNT_ID,
     DEFAULT_OAUTH_CLIENT_ID,
     DEFAULT_OAUTH_CLIENT_SECRET,
     DEFAULT_S2S_CLIENT_ID,
     DEFAULT_S2S_CLIENT_SECRET,
     DEFAULT_WEBHOOK_SECRET,
+    GRANULAR_ADMIN_SCOPES,
+    GRANULAR_USER_SCOPES,
     RATE_LIMITS,
     USER_SCOPES,
     SandboxState,
@@ -31,12 +34,15 @@ from .webhooks import sign as sign_webhook
 
 __all__ = [
     "ADMIN_SCOPES",
+    "CLASSIC_ADMIN_SCOPES",
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_OAUTH_CLIENT_ID",
     "DEFAULT_OAUTH_CLIENT_SECRET",
     "DEFAULT_S2S_CLIENT_ID",
     "DEFAULT_S2S_CLIENT_SECRET",
     "DEFAULT_WEBHOOK_SECRET",
+    "GRANULAR_ADMIN_SCOPES",
+    "GRANULAR_USER_SCOPES",
     "RATE_LIMITS",
     "USER_SCOPES",
     "Sandbox",

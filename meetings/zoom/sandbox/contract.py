@@ -39,6 +39,7 @@ OPERATIONS = (
     ("/meetings/{meetingId}/status", "put"),
     ("/webinars/{webinarId}/status", "put"),
     ("/past_meetings/{meetingId}", "get"),
+    ("/past_meetings/{meetingId}/participants", "get"),
     ("/meetings/{meetingId}/livestream", "get"),
     ("/meetings/{meetingId}/livestream", "patch"),
     ("/meetings/{meetingId}/livestream/status", "patch"),

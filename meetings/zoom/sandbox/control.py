@@ -45,12 +45,23 @@ ENDPOINTS = {
     "limits; `type=live` lists live meetings and the Dashboard answers on business only)",
     "POST /_sandbox/revoke": "{account_id?, client_id?, user_id?}: revoke matching grants",
     "POST /_sandbox/apps": "{client_id, client_secret, account_id?, kind?, redirect_uris?, "
-    "scopes?}: register an app; DELETE /_sandbox/apps/{client_id} removes one",
+    "scopes? (granular by default; classic ones for an older app), webhook_url?, "
+    "webhook_secret?}: register an app; DELETE /_sandbox/apps/{client_id} removes one",
     "POST /_sandbox/tokens/expire": "every access token expires now",
     "POST /_sandbox/page_tokens/expire": "every next_page_token expires now",
     "POST /_sandbox/clock": "{advance: seconds}: move the sandbox's clock forward",
     "POST /_sandbox/livestream_start_interval": "{seconds}: the 30 s between live stream starts",
-    "GET|POST /_sandbox/webhook": "{url, secret?, validate?}: where events are sent",
+    "POST /_sandbox/end_status_lag": "{seconds}: how long an ended meeting or webinar still "
+    "shows started after the 204 to the API's end, before its *.ended event (0: at once)",
+    "GET|POST /_sandbox/webhook": "{url, secret?, client_id?, validate?}: an app's event "
+    "subscription (the default Server-to-Server app's unless client_id says): where its "
+    "account's events are sent, and the secret token they are signed with",
+    "POST /_sandbox/webhook/hold": "keep events unsent until released (late deliveries)",
+    "POST /_sandbox/webhook/release": "{order?: as_emitted|reverse|shuffle, seed?}: send the "
+    "held events",
+    "POST /_sandbox/webhook/faults": "{lose_answers?: n (the receiver gets the first n attempts "
+    "but Zoom never hears the answer, so it retries the same signed request), retry_scale?: "
+    "Zoom's 5/20/60 min retry gaps times this}",
     "GET /_sandbox/webhook/deliveries": "what was delivered, with status and attempts",
     "GET /_sandbox/requests": "?since=SEQ: the request log (no Authorization, keys masked)",
     "GET /_sandbox/counters": "counters (token_requests, status_429, per operation, ...)",
@@ -111,6 +122,7 @@ def _handle(app, request, raw_path):
     state = app.state
     method = request.method
     path = raw_path[len("/_sandbox") :].rstrip("/") or "/"
+    state.settle_ends()
     if method == "GET" and path == "/":
         return _json({"endpoints": ENDPOINTS})
     if method == "GET" and path == "/state":
@@ -309,7 +321,15 @@ def _handle(app, request, raw_path):
         )
         return _json({"revoked": count})
     if path == "/apps":
-        allowed = ("account_id", "kind", "redirect_uris", "scopes", "name")
+        allowed = (
+            "account_id",
+            "kind",
+            "redirect_uris",
+            "scopes",
+            "name",
+            "webhook_url",
+            "webhook_secret",
+        )
         state.add_app(
             body["client_id"], body["client_secret"], **{k: body[k] for k in allowed if k in body}
         )
@@ -326,12 +346,34 @@ def _handle(app, request, raw_path):
         with state.lock:
             state.livestream_start_interval = _number(body.get("seconds", 30), "seconds")
         return _json({"seconds": state.livestream_start_interval})
+    if path == "/end_status_lag":
+        seconds = _number(body.get("seconds"), "seconds")
+        if not 0 <= seconds <= 3600:
+            raise ControlError("seconds must be between 0 and 3600")
+        with state.lock:
+            state.end_status_lag = seconds
+        return _json({"seconds": state.end_status_lag})
     if path == "/webhook":
-        state.set_webhook(body.get("url"), body.get("secret"))
-        answer = {"url": state.webhook_url}
-        if body.get("validate") and state.webhook_url and state.webhook_sender is not None:
+        client_id = body.get("client_id") or "sandbox-s2s-client"
+        state.set_webhook(body.get("url"), body.get("secret"), client_id=client_id)
+        target = state.apps[client_id]
+        answer = {"url": target.webhook_url, "client_id": client_id}
+        if body.get("validate") and target.webhook_url and state.webhook_sender is not None:
             answer["validated"] = state.webhook_sender.validate_endpoint(
-                state.webhook_url, state.webhook_secret
+                target.webhook_url, target.webhook_secret
             )
         return _json(answer)
+    sender = state.webhook_sender
+    if path == "/webhook/hold" and sender is not None:
+        sender.hold()
+        return _json({"holding": True})
+    if path == "/webhook/release" and sender is not None:
+        released = sender.release(body.get("order", "as_emitted"), seed=body.get("seed"))
+        return _json({"released": released})
+    if path == "/webhook/faults" and sender is not None:
+        if "lose_answers" in body:
+            sender.lose_answers = int(_number(body["lose_answers"], "lose_answers"))
+        if "retry_scale" in body:
+            sender.retry_scale = _number(body["retry_scale"], "retry_scale")
+        return _json({"lose_answers": sender.lose_answers, "retry_delays": sender.retry_delays})
     raise ControlError(f"no such control endpoint: {method} {path}", status=404)

@@ -225,8 +225,7 @@ class Sandbox:
         state.reset(seed=seed, plan=plan, token_ttl=token_ttl)
         with state.lock:
             state.base_latency_ms = latency_ms
-            state.webhook_url = None
-            state.webhook_secret = DEFAULT_WEBHOOK_SECRET
+            state.set_webhook(None, DEFAULT_WEBHOOK_SECRET)
         if seed is not None:
             seed_world(state, seed=seed)
         return self

@@ -35,6 +35,7 @@ DEFAULT_S2S_CLIENT_ID = "sandbox-s2s-client"
 DEFAULT_S2S_CLIENT_SECRET = "sandbox-s2s-secret"
 DEFAULT_WEBHOOK_SECRET = "sandbox-webhook-secret"
 
+# Classic scopes: what apps made before granular scopes (2024) were granted.
 ADMIN_SCOPES = (
     "meeting:read:admin",
     "meeting:write:admin",
@@ -44,7 +45,33 @@ ADMIN_SCOPES = (
     # The Dashboard's live meetings (GET /metrics/meetings), which a sync on Business uses.
     "dashboard_meetings:read:admin",
 )
+CLASSIC_ADMIN_SCOPES = ADMIN_SCOPES
 USER_SCOPES = ("meeting:read", "meeting:write", "webinar:read", "webinar:write", "user:read")
+# Granular scopes, one per operation: what an app made on today's Marketplace gets (every new
+# Server-to-Server app among them; Zoom's "OAuth scopes" overview). The sandbox's default apps
+# have these; `add_app(scopes=ADMIN_SCOPES)` makes an older app.
+GRANULAR_ADMIN_SCOPES = (
+    "meeting:update:status:admin",
+    "meeting:read:meeting:admin",
+    "meeting:read:list_meetings:admin",
+    "meeting:read:past_meeting:admin",
+    "meeting:read:list_past_participants:admin",
+    "meeting:read:livestream:admin",
+    "meeting:update:livestream:admin",
+    "meeting:update:livestream_status:admin",
+    "webinar:update:status:admin",
+    "webinar:read:webinar:admin",
+    "webinar:read:list_webinars:admin",
+    "webinar:read:list_past_instances:admin",
+    "user:read:list_users:admin",
+    "user:read:user:admin",
+    "dashboard:read:list_meetings:admin",
+)
+GRANULAR_USER_SCOPES = tuple(
+    s.removesuffix(":admin")
+    for s in GRANULAR_ADMIN_SCOPES
+    if s not in ("user:read:list_users:admin", "dashboard:read:list_meetings:admin")
+)
 
 # Requests per window for each rate-limit label, by plan (Zoom's published table, NOTES.md); the
 # per-day figures are DAILY_LIMITS below (None here). The window is a second, except for
@@ -77,6 +104,11 @@ ACCESS_CODE_TTL = 300  # Zoom's authorization codes live five minutes.
 PAGE_TOKEN_TTL = 15 * 60  # next_page_token expires after 15 minutes (Zoom's List meetings docs).
 RECOVER_WINDOW = 7 * 24 * 3600  # Deleted meetings can be recovered for seven days.
 LIVESTREAM_START_INTERVAL = 30.0  # "retry making a new request after 30 seconds" (spec, 429).
+# After the 204 to an end by the API, Zoom may still show the meeting (or webinar) started for
+# some seconds before it ends and its *.ended event is sent (NOTES.md, "Status lags": "do not call
+# an end failed because the first look disagrees"). Zoom documents no figure: the default is long
+# enough that a client's first look, made at once, always disagrees. 0 ends at once.
+END_STATUS_LAG_SECONDS = 2.0
 # announce_world() reports a meeting as just ended when its last instance ended this recently.
 RECENT_END_SECONDS = 24 * 3600
 REQUEST_LOG_LIMIT = 50_000
@@ -160,6 +192,12 @@ class App:
     redirect_uris: list | None
     scopes: tuple
     name: str = "Sandbox app"
+    # The app's event subscription: where its events go, and the secret token it signs them
+    # with. Each Zoom app has its own secret token (Marketplace → Feature → Event
+    # subscriptions), so an organisation with two apps gets each app's events signed with that
+    # app's token.
+    webhook_url: str | None = None
+    webhook_secret: str = ""
 
 
 @dataclass
@@ -255,8 +293,6 @@ class SandboxState:
         self.seed = seed
         self.contract_checking = False
         self.contract_violations = []
-        self.webhook_url = None
-        self.webhook_secret = DEFAULT_WEBHOOK_SECRET
         self.webhook_deliveries = []
         self.webhook_sender = None  # set by Sandbox: has .send(url, secret, body_dict)
         self.on_down_change = None  # set by Sandbox: called with (down, mode, down_for)
@@ -273,8 +309,13 @@ class SandboxState:
 
     # --- lifecycle -------------------------------------------------------------------------
     def reset(self, *, seed=None, plan=None, token_ttl=None):
-        """Forget everything but configuration; register the default account and apps."""
+        """Forget everything but configuration; register the default account and apps (the
+        default Server-to-Server app keeps its event subscription)."""
         with self.lock:
+            default_app = getattr(self, "apps", {}).get(DEFAULT_S2S_CLIENT_ID)
+            subscription = (
+                (default_app.webhook_url, default_app.webhook_secret) if default_app else None
+            )
             self.rng = random.Random(seed)
             self.seed = seed
             if plan is not None:
@@ -306,6 +347,8 @@ class SandboxState:
             self.daily_limits = {p: dict(c) for p, c in self.configured_daily_limits.items()}
             self.livestream_start_interval = LIVESTREAM_START_INTERVAL
             self.livestream_starts = {}
+            self.end_status_lag = END_STATUS_LAG_SECONDS
+            self.pending_ends = {}  # (kind, id) -> when the API's end takes effect
             self.faults = Faults()
             self.first_tries = set()
             self.fault_rng = random.Random(seed)
@@ -330,7 +373,11 @@ class SandboxState:
                 DEFAULT_ACCOUNT_ID,
                 kind="server_to_server",
                 name="zoomadmin (sandbox Server-to-Server app)",
+                webhook_secret=DEFAULT_WEBHOOK_SECRET,
             )
+            if subscription is not None:
+                self.apps[DEFAULT_S2S_CLIENT_ID].webhook_url = subscription[0]
+                self.apps[DEFAULT_S2S_CLIENT_ID].webhook_secret = subscription[1]
             # Zoom has no account without its owner: the S2S "me" and the consent page need one.
             self.add_user(
                 email="owner@sandbox.example",
@@ -362,20 +409,34 @@ class SandboxState:
         account_id=DEFAULT_ACCOUNT_ID,
         kind="oauth",
         redirect_uris=None,
-        scopes=ADMIN_SCOPES,
+        scopes=None,
         name="Sandbox app",
+        webhook_url=None,
+        webhook_secret=None,
     ):
         """Register an OAuth or Server-to-Server app. redirect_uris=None accepts any http(s) URI
-        (the demo's callback port varies); a list is Zoom's exact-match allow list."""
+        (the demo's callback port varies); a list is Zoom's exact-match allow list. `scopes`:
+        granular ones by default (today's Marketplace), or e.g. ADMIN_SCOPES for an older app.
+        `webhook_secret`: the app's own secret token (a random one by default)."""
         if kind not in ("oauth", "server_to_server"):
             raise ValueError("kind must be 'oauth' or 'server_to_server'")
         with self.lock:
             if account_id not in self.accounts:
                 self.add_account(account_id)
+            if scopes is None:
+                scopes = GRANULAR_ADMIN_SCOPES
             if isinstance(scopes, str):
                 scopes = tuple(scopes.split())
             app = App(
-                client_id, client_secret, account_id, kind, redirect_uris, tuple(scopes), name
+                client_id,
+                client_secret,
+                account_id,
+                kind,
+                redirect_uris,
+                tuple(scopes),
+                name,
+                webhook_url=webhook_url or None,
+                webhook_secret=webhook_secret or "sbx_whs_" + secrets.token_urlsafe(16),
             )
             self.apps[client_id] = app
             return app
@@ -726,6 +787,7 @@ class SandboxState:
             meeting = self.meetings[int(meeting_id)]
             if meeting["status"] != "started":
                 raise ValueError(f"meeting {meeting_id} is not started")
+            self.pending_ends.pop(("meeting", meeting["id"]), None)
             if meeting["livestreaming"]:
                 self._stop_livestream(meeting)
             now = self.now()
@@ -738,6 +800,46 @@ class SandboxState:
             meeting["status"] = "ended" if meeting["type"] == 1 else "waiting"
             self.emit("meeting.ended", event)
             return instance
+
+    # --- ends by the API, and Zoom's status lag ---------------------------------------------
+    def end_by_api(self, kind, item_id):
+        """The 204 to an end by the API (KIND "meeting" or "webinar"): the meeting or webinar
+        goes on showing started for `end_status_lag` seconds, then ends as `end_meeting` /
+        `end_webinar` do (its *.ended event is sent then, not before). An end asked again while
+        one is pending changes nothing: the first one's time stands."""
+        with self.lock:
+            key = (kind, int(item_id))
+            if key in self.pending_ends:
+                return
+            if self.end_status_lag <= 0:
+                self._finish_end(key)
+                return
+            self.pending_ends[key] = self.now() + self.end_status_lag
+            timer = threading.Timer(self.end_status_lag, self.settle_ends)
+            timer.daemon = True
+            timer.start()
+
+    def settle_ends(self):
+        """End what an API end made due (its lag has passed). Called by the timer each end sets,
+        and before every API and control request, so a clock moved forward counts too."""
+        with self.lock:
+            if not self.pending_ends:
+                return
+            now = self.now()
+            for key, due in list(self.pending_ends.items()):
+                if due <= now:
+                    self._finish_end(key)
+
+    def _finish_end(self, key):
+        self.pending_ends.pop(key, None)
+        kind, item_id = key
+        item = (self.meetings if kind == "meeting" else self.webinars).get(item_id)
+        if item is None or item["status"] != "started":
+            return  # it ended meanwhile (the host left, or it was deleted), or a reset
+        if kind == "meeting":
+            self.end_meeting(item_id)
+        else:
+            self.end_webinar(item_id)
 
     def update_meeting(self, meeting_id, **changes):
         """Change a meeting's settings as its host does in Zoom's web portal (topic, start_time
@@ -849,6 +951,40 @@ class SandboxState:
             )
             self.past_instances[meeting["id"]].sort(key=lambda i: i["end_time"])
             return instance
+
+    def past_participants(self, uuid):
+        """Who took part in an ended instance, as Zoom lists them: the host, people of the
+        account (with their email), and guests who joined without signing in (no id, no email:
+        Zoom's email display rules). The same people each time it is asked."""
+        with self.lock:
+            instance = self.instances_by_uuid[uuid]
+            rng = random.Random(uuid)
+            host = self.users.get(instance["host_id"], {})
+            colleagues = [
+                u
+                for u in self.users.values()
+                if u["account_id"] == host.get("account_id") and u["id"] != host.get("id")
+            ]
+            people = [
+                {
+                    "id": host.get("id", ""),
+                    "name": f"{host.get('first_name', '')} {host.get('last_name', '')}".strip(),
+                    "user_email": host.get("email", ""),
+                }
+            ]
+            for number in range(1, instance["participants_count"]):
+                if colleagues and rng.random() < 0.5:
+                    user = rng.choice(colleagues)
+                    people.append(
+                        {
+                            "id": user["id"],
+                            "name": f"{user['first_name']} {user['last_name']}".strip(),
+                            "user_email": user["email"],
+                        }
+                    )
+                else:
+                    people.append({"id": "", "name": f"Guest {number}", "user_email": ""})
+            return people
 
     def latest_instance(self, meeting_id):
         with self.lock:
@@ -1009,6 +1145,7 @@ class SandboxState:
             webinar = self.webinars[int(webinar_id)]
             if webinar["status"] != "started":
                 raise ValueError(f"webinar {webinar_id} is not started")
+            self.pending_ends.pop(("webinar", webinar["id"]), None)
             now = self.now()
             self.past_webinar_instances[webinar["id"]].append(
                 {
@@ -1264,20 +1401,36 @@ class SandboxState:
             return self.fault_rng.random() < rate
 
     # --- webhooks --------------------------------------------------------------------------
-    def set_webhook(self, url, secret=None):
+    @property
+    def webhook_url(self):
+        """The default Server-to-Server app's event subscription URL (None: not subscribed)."""
+        app = self.apps.get(DEFAULT_S2S_CLIENT_ID)
+        return app.webhook_url if app else None
+
+    @property
+    def webhook_secret(self):
+        app = self.apps.get(DEFAULT_S2S_CLIENT_ID)
+        return app.webhook_secret if app else DEFAULT_WEBHOOK_SECRET
+
+    def set_webhook(self, url, secret=None, client_id=DEFAULT_S2S_CLIENT_ID):
+        """Subscribe an app (the default Server-to-Server app unless `client_id` says) to events:
+        its account's events are sent to `url`, signed with its secret token (`secret` replaces
+        it, as regenerating the token in the Marketplace does)."""
         with self.lock:
-            self.webhook_url = url or None
+            app = self.apps[client_id]
+            app.webhook_url = url or None
             if secret:
-                self.webhook_secret = secret
+                app.webhook_secret = secret
 
     def emit(self, event, obj, payload=None):
-        """Queue a webhook event (a no-op without a webhook URL). Sent in order, in the
-        background, after the state change that caused it. `payload`: more of the payload
-        beside account_id and object (e.g. an update's old_object)."""
+        """Queue a webhook event to every app of the account subscribed to events, each copy
+        signed with that app's secret token (a no-op when none is). Sent in the background,
+        after the state change that caused it. `payload`: more of the payload beside
+        account_id and object (e.g. an update's old_object)."""
         with self.lock:
             self.counters[f"event:{event}"] += 1
             obj = dict(obj)
-            if not self.webhook_url or self.webhook_sender is None:
+            if self.webhook_sender is None:
                 return
             now = self.now()
             account_id = obj.pop("account_id", None) or DEFAULT_ACCOUNT_ID
@@ -1286,7 +1439,11 @@ class SandboxState:
                 "event_ts": int(now * 1000),
                 "payload": {"account_id": account_id, "object": obj, **(payload or {})},
             }
-            self.webhook_sender.send(self.webhook_url, self.webhook_secret, body)
+            for app in self.apps.values():
+                if app.account_id == account_id and app.webhook_url:
+                    self.webhook_sender.send(
+                        app.webhook_url, app.webhook_secret, body, client_id=app.client_id
+                    )
 
     def announce_world(self, *, ended_within=RECENT_END_SECONDS):
         """Send the events a receiver subscribed all along would have had for the world as it
