@@ -156,6 +156,8 @@ def test_trusted_proxies_must_be_addresses_or_networks(value):
 WEBHOOK_PROBE = """
 import json, time, django
 django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)  # webhooks look for each connection's own secret
 from django.test import Client
 from meetings.webhooks import sign
 body = json.dumps({"event": "meeting.ended", "event_ts": 1, "payload": {}}).encode()
