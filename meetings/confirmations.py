@@ -34,13 +34,12 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db.models import Q
 
+from .mirror import live_webinar_uuid
 from .models import (
     Action,
     ActionKind,
     ActionState,
-    MeetingStatus,
     WebhookEvent,
-    Webinar,
 )
 
 log = logging.getLogger(__name__)
@@ -301,14 +300,7 @@ def look_at_webinar(run):
     False while it does not, None when the dashboard did not know which instance was live (the
     mirror has its UUID from webinar.started, or from a sync while it ran)."""
     action = run.action
-    live = (
-        Webinar.objects.filter(
-            account=action.account, zoom_id=action.target_id, status=MeetingStatus.STARTED
-        )
-        .exclude(uuid="")
-        .values_list("uuid", flat=True)
-        .first()
-    )
+    live = live_webinar_uuid(action.account, action.target_id)
     if not live:
         return None
     instances = run.call(

@@ -43,7 +43,7 @@ from typing import Any
 from django.conf import settings
 
 from . import mirror
-from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar
+from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent
 from .timefmt import in_words
 
 log = logging.getLogger(__name__)
@@ -287,14 +287,7 @@ def _end_webinar_already_done(run):
             break
         # The instance that was live: the mirror has its UUID from webinar.started (or from a
         # sync while it ran). Without one there is nothing to look for; the event may yet come.
-        live = (
-            Webinar.objects.filter(
-                account=action.account, zoom_id=action.target_id, status=MeetingStatus.STARTED
-            )
-            .exclude(uuid="")
-            .values_list("uuid", flat=True)
-            .first()
-        )
+        live = mirror.live_webinar_uuid(action.account, action.target_id)
         if not live:
             listed = "the dashboard did not know which instance was live"
             continue

@@ -161,6 +161,17 @@ def _record_status(
         return row, bool(changed)
 
 
+def live_webinar_uuid(account, zoom_id):
+    """The UUID of the webinar's instance the mirror has live (from webinar.started, or from a
+    sync while it ran), or None: what an end looks for among Zoom's past instances."""
+    return (
+        Webinar.objects.filter(account=account, zoom_id=zoom_id, status=MeetingStatus.STARTED)
+        .exclude(uuid="")
+        .values_list("uuid", flat=True)
+        .first()
+    )
+
+
 def known_host_email(account, host_id):
     """The email the mirror shows for Zoom user `host_id` on another meeting or webinar, or "".
 
