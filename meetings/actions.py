@@ -33,6 +33,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Max
 from django.utils.timezone import now
 
 from .models import Action, ActionKind, ActionSource, ActionState, Attempt, Batch, Meeting, Webinar
@@ -587,7 +588,7 @@ def backoff_delay(failures, *, rng=random.random):
 LEASE_MARGIN_SECONDS = 1.0
 
 
-def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
+def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token=""):
     """Claim the action (conditional update queued → running), call Zoom, record each attempt,
     retry what may succeed later, finish it exactly once. What the Celery task runs.
 
@@ -599,7 +600,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
     """
     if inline is None:
         inline = not task_id
-    action = Action.claim(action_id, task_id=task_id)
+    action = Action.claim(action_id, task_id=task_id, own_token=lease_token)
     if action is None:
         remaining = Action.lease_remaining(action_id, task_id=task_id) if task_id else None
         if remaining is not None and _send(
@@ -636,6 +637,10 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep):
     except LeaseLostError:
         log.warning("action %s: taken over by another run; this one stops", action_id)
         return None
+    except DATABASE_GONE as e:
+        # The task sends itself again with this lease: its next delivery is this run going on.
+        e.lease_token = action.lease_token
+        raise
 
 
 class Run:
@@ -957,33 +962,55 @@ def _gave_up(error, action, *, rate_limited=False):
 # --- The sweeper -----------------------------------------------------------------------------
 
 
-def _messages_lost():
-    """How many queued actions' task messages the broker seems to have lost: at most the
-    actions past their dispatch deadline, less what still waits in the broker's queue.
+# A newer action claimed this long ago while an older one still waits: the older one's message
+# is not merely behind it (workers take messages in order; prefetching reorders a few, briefly).
+OVERTAKEN_AFTER_SECONDS = 5
+
+
+def _messages_lost(limit):
+    """The overdue queued actions whose task messages the broker seems to have lost, oldest
+    first: those past their dispatch deadline that (a) newer actions have overtaken, or (b) the
+    broker's queue is too short to still hold.
 
     A message not claimed by its deadline is usually not lost but behind a backlog: a batch of
-    1,000 drained by one slow worker. Sending each such action again at every sweep filled the
-    queue with copies that do nothing when they arrive (issue 13). The queue holds one message
-    per action that was sent and not yet taken, so a shortfall between the actions waiting for
-    a message and the messages waiting in the broker is what was lost (a broker restarted
-    without persistence, a purge). Other tasks in the queue (a sync, webhook processing) only
-    delay a resend to a later sweep; messages a worker has prefetched and not yet claimed are
-    a few at most, so the queue stays within the backlog plus that small number. When the
-    broker cannot be asked, every overdue action counts as lost (the sweep's old rule): a
-    duplicate message is harmless, a lost click is not.
+    1,000 drained by one slow worker. Sending each such action again filled the queue with
+    copies that do nothing when they arrive (issue 13). The broker hands messages out in the
+    order they came, so (a) an action requested after this one and claimed a while ago means
+    this one's message is gone (a broker restarted without persistence, a purge). And (b) the
+    queue holds at least one message per action sent and not yet taken: a shortfall between
+    the actions waiting for a message and the messages in the queue is lost for sure (other
+    tasks and retries' countdown messages only lengthen the queue, so this never over-counts).
+    When the broker cannot be asked, every overdue action counts as lost (the sweep's old
+    rule): a duplicate message is harmless, a lost click is not.
     """
     overdue = Action.objects.filter(
         state=ActionState.QUEUED, lease_expires_at__lt=db_time()
-    ).count()
-    if not overdue:
-        return 0
+    ).order_by("requested_at")
+    if not overdue.exists():
+        return []
     in_broker = broker_queue_length()
     if in_broker is None:
-        return overdue
+        return list(overdue.values_list("pk", flat=True)[:limit])
+    lost = []
+    frontier = (
+        Action.objects.exclude(started_at=None)
+        .filter(started_at__lt=now() - timedelta(seconds=OVERTAKEN_AFTER_SECONDS))
+        .aggregate(newest=Max("requested_at"))["newest"]
+    )
+    if frontier is not None:
+        lost = list(overdue.filter(requested_at__lt=frontier).values_list("pk", flat=True)[:limit])
     waiting = Action.objects.filter(
         state=ActionState.QUEUED, lease_expires_at__isnull=False
     ).count()
-    return max(0, min(overdue, waiting - in_broker))
+    shortfall = max(0, waiting - in_broker)
+    if shortfall and len(lost) < limit:
+        taken = set(lost)
+        lost += [
+            pk
+            for pk in overdue.values_list("pk", flat=True)[: shortfall + len(taken)]
+            if pk not in taken
+        ][: min(shortfall, limit - len(lost))]
+    return lost
 
 
 def broker_queue_length():
@@ -1015,8 +1042,8 @@ def sweep(*, limit=500):
       (or failed after ACTION_MAX_RECLAIMS such losses), leases judged by the database's clock;
     - a queued action whose message never reached the broker (older than
       ACTION_REQUEUE_AFTER_SECONDS, none sent) is sent; one whose message no worker claimed
-      within ACTION_DISPATCH_TIMEOUT_SECONDS is sent again only as far as the broker's queue
-      is shorter than the actions waiting for it (`_messages_lost`).
+      within ACTION_DISPATCH_TIMEOUT_SECONDS is sent again only when its message was lost
+      (overtaken by newer actions, or missing from the queue: `_messages_lost`).
 
     Every change is a conditional update, so a sweep racing a worker or another sweep is
     harmless: an action is claimed by one run only. Returns counts.
@@ -1048,16 +1075,7 @@ def sweep(*, limit=500):
         for pk in never_sent.order_by("requested_at").values_list("pk", flat=True)[:limit]
         if pk not in to_send
     )
-    lost = _messages_lost()
-    if lost:
-        unclaimed = Action.objects.filter(state=ActionState.QUEUED, lease_expires_at__lt=db_time())
-        to_send.extend(
-            pk
-            for pk in unclaimed.order_by("requested_at").values_list("pk", flat=True)[
-                : min(lost, limit)
-            ]
-            if pk not in to_send
-        )
+    to_send.extend(pk for pk in _messages_lost(limit) if pk not in to_send)
     counts["sent"] = enqueue_actions(to_send)
     if any(counts.values()):
         log.info("action sweep: %s", counts)

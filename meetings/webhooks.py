@@ -141,8 +141,8 @@ def secrets_for(envelope):
     account_id = None
     if isinstance(envelope, dict) and envelope.get("event") != "endpoint.url_validation":
         payload, _ = _object(envelope)
-        account_id = payload.get("account_id")
-        account_id = account_id if isinstance(account_id, str) and account_id else None
+        account_id = _account_id(payload)
+        account_id = account_id or None
     accounts = ZoomAccount.objects.only(
         "pk", "name", "zoom_account_id", *ZoomAccount.WEBHOOK_SECRET_FIELDS
     )
@@ -212,14 +212,21 @@ def _object(envelope):
     return payload, (obj if isinstance(obj, dict) else {})
 
 
+def _account_id(payload):
+    """The event's Zoom account id as text a query can hold ("" when it is not text): Zoom's
+    ids are letters, digits, "-" and "_"; a NUL byte, which PostgreSQL cannot store or compare,
+    is no part of one."""
+    value = payload.get("account_id")
+    return value.replace("\x00", "") if isinstance(value, str) else ""
+
+
 def store_event(envelope):
     """Store an accepted event and enqueue its processing after commit.
 
     Returns (event, created); a duplicate delivery returns the stored one with created=False.
     """
     payload, obj = _object(envelope)
-    zoom_account_id = payload.get("account_id")
-    zoom_account_id = zoom_account_id if isinstance(zoom_account_id, str) else ""
+    zoom_account_id = _account_id(payload)
     event_ts = envelope.get("event_ts")
     event_ts = event_ts if isinstance(event_ts, int) and not isinstance(event_ts, bool) else None
     if event_ts is not None and not -(2**63) < event_ts < 2**63:

@@ -808,6 +808,26 @@ def test_the_sweeper_sends_again_what_the_broker_lost_and_only_that(account):
     purge_broker()
 
 
+def test_an_overdue_action_overtaken_by_a_newer_claimed_one_is_sent_again(account):
+    # given an action whose message the broker lost, a newer one a worker took 10 s ago, and a
+    # queue kept long by other messages (a retry's countdown message)
+    purge_broker()
+    older, _ = end_request(account, target_id=81234567001)
+    newer, _ = end_request(account, target_id=81234567002)
+    Action.mark_sent({older.pk: "lost-message"})
+    Action.objects.filter(pk=older.pk).update(lease_expires_at=now() - timedelta(seconds=1))
+    Action.claim(newer.pk, task_id="its-message")
+    Action.objects.filter(pk=newer.pk).update(started_at=now() - timedelta(seconds=10))
+    actions._send(newer.pk, task_id="a-retry", countdown=60)
+    assert actions.broker_queue_length() == 1
+
+    # when the sweeper runs: then the overtaken action's message is sent again, once
+    assert sweep()["sent"] == 1
+    older.refresh_from_db()
+    assert older.celery_task_id not in ("", "lost-message")
+    purge_broker()
+
+
 def test_when_the_broker_cannot_say_what_it_holds_every_overdue_action_is_sent_again(
     account, monkeypatch
 ):

@@ -367,7 +367,7 @@ class Action(models.Model):
     # --- transitions -------------------------------------------------------------------------
 
     @classmethod
-    def claim(cls, pk, *, task_id="", lease_seconds=None):
+    def claim(cls, pk, *, task_id="", lease_seconds=None, own_token=""):
         """Take the action for one run; return it (with its new `lease_token`) or None.
 
         Rules:
@@ -381,6 +381,9 @@ class Action(models.Model):
           with a fresh lease may be alive and is never taken over. Such a takeover counts
           like the sweeper's (`reclaims`), and past ACTION_MAX_RECLAIMS the action fails
           instead (`reclaim`): an action whose run kills its worker is not retried forever.
+        - A message carrying the lease token the action still holds (OWN_TOKEN) is the run
+          that holds it going on: its worker lost the database and sent its task again. It
+          takes the action over at once, uncounted.
         - Anything else (finished, cancelled, another message's, gone) is not ours: None.
         `lease_remaining` tells a redelivered message how long to wait before asking again.
         """
@@ -398,6 +401,8 @@ class Action(models.Model):
         if not claimed and task_id:
             waiting = cls.objects.filter(pk=pk, state=ActionState.RUNNING, celery_task_id=task_id)
             claimed = waiting.filter(lease_token="").update(**fields)
+            if not claimed and own_token:
+                claimed = waiting.filter(lease_token=own_token).update(**fields)
             if not claimed:
                 dead = waiting.filter(lease_expires_at__lt=db_time()).first()
                 if dead is not None and dead.reclaim() == ActionState.QUEUED:

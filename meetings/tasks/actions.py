@@ -27,20 +27,28 @@ DATABASE_RETRY_MAX_SECONDS = 30
     soft_time_limit=RUN_SOFT_TIME_LIMIT,
     time_limit=RUN_TIME_LIMIT,
 )
-def run_action(self, action_id):
+def run_action(self, action_id, lease_token=""):
     """Run one action: claim it, call Zoom, record the attempts, finish it or schedule its
     retry (a new message with a countdown). A message for an action that is not waiting for it
-    (finished, or owned by another run) does nothing."""
+    (finished, or owned by another run) does nothing. LEASE_TOKEN: the lease this run's own
+    earlier delivery held, when it stopped because the database went away (below)."""
     from ..actions import DATABASE_GONE, execute
 
     try:
-        return execute(action_id, task_id=self.request.id or "")
+        return execute(action_id, task_id=self.request.id or "", lease_token=lease_token)
     except DATABASE_GONE as e:
-        # The same task id: the new delivery may take over the running action (Action.claim)
-        # at once, instead of after its lease, and a click that came in while the database was
-        # down runs when it is back instead of after ACTION_DISPATCH_TIMEOUT_SECONDS.
+        # The same task id, carrying the lease this run held: the new delivery takes the
+        # running action over at once (Action.claim: a run handing over to itself, uncounted),
+        # instead of after its lease, and a click that came in while the database was down
+        # runs when it is back instead of after ACTION_DISPATCH_TIMEOUT_SECONDS.
         countdown = min(2**self.request.retries, DATABASE_RETRY_MAX_SECONDS)
-        raise self.retry(exc=e, countdown=countdown, max_retries=DATABASE_RETRIES) from e
+        token = getattr(e, "lease_token", "") or lease_token
+        raise self.retry(
+            exc=e,
+            countdown=countdown,
+            max_retries=DATABASE_RETRIES,
+            kwargs={"lease_token": token},
+        ) from e
 
 
 # A sweep is a few indexed queries and at most a few hundred task messages; if it takes longer
