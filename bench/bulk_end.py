@@ -117,7 +117,7 @@ def run(ctx, options):
         if "ended" not in figure:
             # Zoom's status lag: the last ends take effect LAG_SECONDS after their 204.
             time.sleep(LAG_SECONDS + 0.5)
-            figure["ended"] = len(ids) - len(sandbox.meetings(status="started"))
+            figure["ended"] = len(ids) - still_live(sandbox, ids)
         rows.append(row(label, figure, len(ids)))
         if "batched" in figure:
             result_notes.append(
@@ -227,15 +227,28 @@ def run(ctx, options):
 def new_world(sandbox):
     """A fresh sandbox world: MEETINGS live meetings, the Light limit set, nothing else."""
     sandbox.reset()
+    # About 5% of a world's live meetings are instant (type 1), which no list shows and a sync
+    # does not mirror: seed a tenth more and end the first MEETINGS scheduled ones.
     sandbox.seed(
-        seed=SEED, users=5, meetings=MEETINGS, webinars=0, past_instances=0, live_share=1.0
+        seed=SEED,
+        users=5,
+        meetings=MEETINGS + MEETINGS // 10,
+        webinars=0,
+        past_instances=0,
+        live_share=1.0,
     )
     sandbox.set_rate_limit("light", LIMIT)
     # The scheduled ones: every world also has a few instant and PMI meetings live.
     ids = [m["id"] for m in sandbox.meetings(status="started") if m["type"] not in (1, 4)]
-    if len(ids) != MEETINGS:
+    if len(ids) < MEETINGS:
         raise BenchError(f"the sandbox has {len(ids)} live meetings, not {MEETINGS}")
-    return ids
+    return ids[:MEETINGS]
+
+
+def still_live(sandbox, ids):
+    """How many of IDS Zoom still shows started."""
+    wanted = set(ids)
+    return sum(1 for m in sandbox.meetings(status="started") if m["id"] in wanted)
 
 
 def light_templates():
@@ -404,7 +417,7 @@ def pipeline(ctx, sandbox, account, operator, ids):
     )
     wall = time.monotonic() - started
     # What Zoom shows the moment the batch says done: every end must have taken effect.
-    ended = len(ids) - len(sandbox.meetings(status="started"))
+    ended = len(ids) - still_live(sandbox, ids)
     failed = actions.exclude(state=ActionState.SUCCEEDED).count()
     how = [a.result.get("confirmed_by") for a in actions.filter(state=ActionState.SUCCEEDED)]
     return {
