@@ -1,5 +1,6 @@
 """The domain: connected Zoom accounts, the mirror of their meetings, and the audit trail."""
 
+from .access import AccessEvent, ConnectionGrant, Role, record_access
 from .accounts import Plan, ZoomAccount
 from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
 from .mirror import (
@@ -13,17 +14,20 @@ from .mirror import (
 )
 from .ops import KeyHolder, WorkerHeartbeat
 from .preferences import UserPreferences
+from .presets import StreamPreset
 from .ratelimit import RateLimitBucket
 from .users import ZoomUser
 from .webhooks import WebhookEvent
 
 __all__ = [
+    "AccessEvent",
     "Action",
     "ActionKind",
     "ActionSource",
     "ActionState",
     "Attempt",
     "Batch",
+    "ConnectionGrant",
     "KeyHolder",
     "LiveStreamStatus",
     "Meeting",
@@ -33,10 +37,13 @@ __all__ = [
     "PastParticipant",
     "Plan",
     "RateLimitBucket",
+    "Role",
+    "StreamPreset",
     "UserPreferences",
     "WebhookEvent",
     "Webinar",
     "WorkerHeartbeat",
     "ZoomAccount",
     "ZoomUser",
+    "record_access",
 ]
