@@ -532,3 +532,25 @@ def test_approved_runs_at_zoom_and_rejected_or_expired_never_reach_it(
         assert not [c for c in _zoom_calls(state, since) if str(zoom[name]["id"]) in c[1]]
     assert [c for c in _zoom_calls(state, since) if str(zoom["Approved"]["id"]) in c[1]]
     assert Meeting.objects.count() == 0  # nothing else was asked for
+
+
+@pytest.mark.django_db
+def test_the_retention_command_prunes_an_old_decided_request_with_its_actions(
+    operator, second_operator
+):
+    account = make_account()
+    action, _ = end_webinar(account, make_webinar(account, status="started"), operator)
+    approvals.reject(action.approval, user=second_operator)
+    batch, _ = create_batch(
+        account=account, kind="end_meeting", targets=started_meetings(account, 21), user=operator
+    )
+    approvals.reject(batch.approval, user=second_operator)
+    Action.objects.filter(state=ActionState.CANCELLED).update(
+        finished_at=timezone.now() - timedelta(days=800)
+    )
+    Approval.objects.update(requested_at=timezone.now() - timedelta(days=800))
+    type(batch).objects.update(created=timezone.now() - timedelta(days=800))
+    call_command("prune_actions", stdout=io.StringIO())
+    assert not Action.objects.exists() and not Approval.objects.exists()
+    # The access audit keeps both decisions.
+    assert AccessEvent.objects.filter(kind="rejected").count() == 2

@@ -85,11 +85,13 @@ class Approval(models.Model):
 
     kind = models.CharField(max_length=30, choices=ActionKind.choices)
     account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.PROTECT)
+    # Part of its action's (batch's) audit record: the retention command (prune_actions) that
+    # deletes the action after ACTION_RETENTION_DAYS deletes it too. The AccessEvent stays.
     action = models.OneToOneField(
-        Action, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
+        Action, null=True, blank=True, on_delete=models.CASCADE, related_name="approval"
     )
     batch = models.OneToOneField(
-        Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
+        Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="approval"
     )
     state = models.CharField(
         max_length=10, choices=ApprovalState.choices, default=ApprovalState.WAITING
