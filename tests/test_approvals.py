@@ -554,3 +554,17 @@ def test_the_retention_command_prunes_an_old_decided_request_with_its_actions(
     assert not Action.objects.exists() and not Approval.objects.exists()
     # The access audit keeps both decisions.
     assert AccessEvent.objects.filter(kind="rejected").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_recovery_asked_on_the_meeting_page_waits_and_says_so(client, operator):
+    account = make_account()
+    meeting = make_meeting(account, status="deleted", topic="Board call")
+    client.force_login(operator)
+    answer = client.post(reverse("meeting-recover", args=[meeting.pk]), follow=True)
+    html = answer.content.decode()
+    assert "It is awaiting approval by another operator" in html
+    assert "Awaiting approval by another operator." in html
+    action = Action.objects.get(kind="recover_meeting")
+    assert action.state == ActionState.AWAITING and action.source == "dashboard"
+    assert Meeting.objects.get(pk=meeting.pk).status == "deleted"
