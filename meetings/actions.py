@@ -19,7 +19,9 @@ Every operation on Zoom is an `Action` row (the audit record) executed by a Cele
    actions whose lease expired because their worker died.
 
 Bulk: `dry_run` says what a batch would do, `create_batch` makes it, `cancel_batch` stops what
-has not started. The per-kind work (which Zoom call, how to confirm it, what the mirror
+has not started. What the admins chose for two-person approval is written awaiting approval
+and sent only once another person approves it (meetings.approvals).
+The per-kind work (which Zoom call, how to confirm it, what the mirror
 records) is in `meetings.executors`.
 """
 
@@ -114,6 +116,9 @@ def request_action(
     the task to use. enqueue=False leaves the enqueueing to the caller (the command line may run
     `execute` inline; a batch sends its messages together).
 
+    A kind the admins chose for two-person approval, asked for by a person, is written
+    awaiting approval instead, and no task message is sent (meetings.approvals).
+
     Raises ValueError, with a message for the operator, for a bad kind, source, target or
     parameter; nothing is written then.
     """
@@ -165,7 +170,10 @@ def request_action(
 def _request_approval(fields):
     """`request_action` for a kind that waits for a second person (meetings.approvals): the
     action is written AWAITING, with its Approval, and no task message. While an action of the
-    kind is awaiting, queued or running for the target, that one is returned instead."""
+    kind is awaiting, queued or running for the target, that one is returned instead. (The
+    unique constraint covers queued and running only: two requests at the same instant may
+    both wait; approving the second finds the first in flight and cancels it, see
+    approvals._release.)"""
     target = {k: fields[k] for k in ("account", "kind", "target_type", "target_id", "target_uuid")}
     with transaction.atomic():
         existing = (

@@ -10,6 +10,7 @@ from meetings.models import AccessEvent, Action, Approval
 from tests.conftest import _user
 
 from .conftest import JOB_TIMEOUT_MS, LAPTOP, open_webinar
+from .test_accessibility import violations
 
 pytestmark = [pytest.mark.browser]
 
@@ -62,6 +63,7 @@ def test_operator_a_asks_operator_b_approves_on_the_overview_and_the_webinar_end
     expect(waiting).to_contain_text("End webinar: Shareholder meeting")
     expect(waiting).to_contain_text("asked by oscar-operator")
     screenshot(page_b, "2-b-overview")
+    assert violations(page_b) == []
     waiting.get_by_role("link", name="End webinar: Shareholder meeting").click()
     # the request says what will happen (the dry run): the webinar, its id, host and status
     plan = page_b.locator("table")
@@ -69,6 +71,7 @@ def test_operator_a_asks_operator_b_approves_on_the_overview_and_the_webinar_end
     expect(plan).to_contain_text(str(webinar.zoom_id))
     expect(plan).to_contain_text(webinar.host_email)
     screenshot(page_b, "3-b-request")
+    assert violations(page_b) == []
     page_b.get_by_role("button", name="Approve: End webinar: Shareholder meeting").click()
 
     # then B lands on the webinar, which ends at Zoom; both pages say so
