@@ -423,7 +423,6 @@ def test_the_server_user_of_a_zoomctl_action_is_shown_on_its_page_timeline_and_a
     client, sales, operator
 ):
     action = make_action(sales, requested_by=operator, os_user="deploy (sudo by alice)")
-    action.source = ActionSource.COMMAND_LINE
     Action.objects.filter(pk=action.pk).update(source=ActionSource.COMMAND_LINE)
     meeting = Meeting.objects.create(account=sales, zoom_id=action.target_id, topic="Board meeting")
     client.force_login(operator)
@@ -436,3 +435,7 @@ def test_the_server_user_of_a_zoomctl_action_is_shown_on_its_page_timeline_and_a
     operator.save()
     admin_page = client.get(reverse("admin:meetings_action_change", args=[action.pk]))
     assert "deploy (sudo by alice)" in admin_page.content.decode()
+    admin_list = client.get(reverse("admin:meetings_action_changelist")).content.decode()
+    assert "oscar-operator (server user deploy (sudo by alice))" in admin_list
+    export = b"".join(client.get(reverse("admin:meetings_action_export")).streaming_content)
+    assert b"deploy (sudo by alice)" in export

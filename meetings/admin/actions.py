@@ -251,7 +251,9 @@ class ActionAdmin(NeverDeleted, AccountScopedAdmin, SafeChangeList, admin.ModelA
 
     @admin.display(description="who", ordering="requested_by__username")
     def who(self, obj):
-        return obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+        who = obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+        # zoomctl: the server's user who ran it, beside the user it acted as.
+        return f"{who} (server user {obj.os_user})" if obj.os_user else who
 
     @admin.display(description="target")
     def target(self, obj):
