@@ -247,6 +247,24 @@ def test_an_admin_grants_changes_and_removes_a_connection_role_and_each_is_recor
     assert events[0].client_ip == "203.0.113.9"
 
 
+def test_deleting_a_user_in_the_admin_records_the_roles_they_lose(
+    client, admin_user, outsider, sales, support
+):
+    grant(outsider, sales, Role.OPERATOR)
+    grant(outsider, support, Role.VIEWER)
+    client.force_login(admin_user)
+
+    url = reverse("admin:auth_user_delete", args=[outsider.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 302
+
+    assert not ConnectionGrant.objects.exists()
+    removed = AccessEvent.objects.filter(kind="connection_granted").order_by("detail__account")
+    assert [(e.username, e.actor, e.detail["account"], e.detail["previous"]) for e in removed] == [
+        ("otto-outsider", admin_user, "Sales", "operator"),
+        ("otto-outsider", admin_user, "Support", "viewer"),
+    ]
+
+
 def test_joining_or_leaving_the_zoom_groups_in_the_admin_is_recorded(client, admin_user, outsider):
     client.force_login(admin_user)
     url = reverse("admin:auth_user_change", args=[outsider.pk])

@@ -48,7 +48,22 @@ def _grant_event(request, grant, change, previous=None):
 
 class GrantChanges:
     """ModelAdmin mixin: save the ConnectionGrant inline's rows as given by this admin, and
-    record each one granted, changed or removed."""
+    record each one granted, changed or removed (deleting a user or a connection removes its
+    roles: recorded too)."""
+
+    def _record_removals(self, request, objects):
+        field = "account" if self.model is not User else "user"
+        grants = ConnectionGrant.objects.filter(**{f"{field}__in": objects})
+        for grant in grants.select_related("user", "account"):
+            _grant_event(request, grant, "removed", previous=grant.role)
+
+    def delete_model(self, request, obj):
+        self._record_removals(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        self._record_removals(request, list(queryset))
+        super().delete_queryset(request, queryset)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not ConnectionGrant:
