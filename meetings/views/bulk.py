@@ -2,18 +2,28 @@
 skipped and why) → run as one batch → its progress bar and per-row results → cancel."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.http import QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from .. import actions
+from ..access import kinds_anywhere, visible_batches, visible_meetings
 from ..forms import BulkForm
-from ..models import ActionKind, ActionSource, Approval, Batch, Meeting
-from .access import can_act, client_ip, dashboard_view, require_action_permission, wants_fragment
+from ..models import ActionKind, ActionSource, Approval, Batch
+from .access import (
+    KIND_REFUSALS,
+    can_act,
+    client_ip,
+    dashboard_view,
+    get_visible,
+    require_action_permission,
+    wants_fragment,
+)
 from .pagination import paginate
 
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
@@ -21,15 +31,33 @@ SECRETS = ("account__client_secret", "account__access_token", "account__refresh_
 
 def _selection(request, data):
     """(form, kind, meetings in the order given) from the list's selection; kind is None if the
-    form is invalid. Permission for the kind is checked before anything is looked up."""
+    form is invalid. Permission for the kind (on one connection at least) is checked before
+    anything is looked up; meetings of connections the user may not see are not found."""
     form = BulkForm(data)
     if not form.is_valid():
         return form, None, []
     kind = ActionKind(form.cleaned_data["kind"])
-    require_action_permission(request.user, kind)
+    if kind not in kinds_anywhere(request.user):
+        what = KIND_REFUSALS.get(kind, kind.label.lower())
+        raise PermissionDenied(f"You are not allowed to {what}.")
     ids = form.cleaned_data["ids"]
-    found = Meeting.objects.select_related("account").defer("stream_key", *SECRETS).in_bulk(ids)
+    found = (
+        visible_meetings(request.user)
+        .select_related("account")
+        .defer("stream_key", *SECRETS)
+        .in_bulk(ids)
+    )
     return form, kind, [found[i] for i in ids if i in found]
+
+
+def _batch_account(request, kind, meetings):
+    """The connection a batch acts on: the first selected meeting's on which the user may do
+    KIND (meetings of other connections appear in the dry run as skipped, with that reason);
+    403 when there is none."""
+    for meeting in meetings:
+        if can_act(request.user, kind, meeting.account):
+            return meeting.account
+    require_action_permission(request.user, kind, meetings[0].account)
 
 
 def list_url(data):
@@ -60,9 +88,9 @@ def bulk_preview(request):
     if not meetings:
         messages.error(request, "None of the selected meetings exists any more. Reload the list.")
         return redirect(list_url(request.GET))
-    # A batch acts on one Zoom account: the first selected meeting's. Meetings of another
-    # account appear in the dry run as skipped, with that reason.
-    account = meetings[0].account
+    # A batch acts on one Zoom account: the first selected meeting's (that this user may act
+    # on). Meetings of another account appear in the dry run as skipped, with that reason.
+    account = _batch_account(request, kind, meetings)
     plan = actions.dry_run(kind, meetings, account=account)
     by_key = {(m.account_id, m.zoom_id): m for m in meetings}
     rows = [(item, by_key.get((item.account_id, item.target_id))) for item in plan]
@@ -94,7 +122,7 @@ def bulk_run(request):
         return redirect(list_url(request.POST))
     try:
         batch, plan = actions.create_batch(
-            account=meetings[0].account,
+            account=_batch_account(request, kind, meetings),
             kind=kind,
             targets=meetings,
             user=request.user,
@@ -148,7 +176,7 @@ def batch_context(request, batch):
         "can_cancel": (
             not batch.is_cancelled
             and not progress["finished"]
-            and can_act(request.user, ActionKind(batch.kind))
+            and can_act(request.user, ActionKind(batch.kind), batch.account_id)
         ),
     }
 
@@ -156,7 +184,9 @@ def batch_context(request, batch):
 @dashboard_view
 @require_GET
 def bulk_page(request, pk):
-    batch = get_object_or_404(Batch.objects.select_related("requested_by", "account"), pk=pk)
+    batch = get_visible(
+        Batch.objects.select_related("requested_by", "account"), request.user, pk=pk
+    )
     context = batch_context(request, batch)
     if wants_fragment(request):
         if context["progress"]["finished"]:
@@ -170,8 +200,8 @@ def bulk_page(request, pk):
 @dashboard_view
 @require_POST
 def bulk_cancel(request, pk):
-    batch = get_object_or_404(Batch, pk=pk)
-    require_action_permission(request.user, ActionKind(batch.kind))
+    batch = get_visible(Batch.objects.select_related("account"), request.user, pk=pk)
+    require_action_permission(request.user, ActionKind(batch.kind), batch.account)
     actions.cancel_batch(batch, user=request.user)
     # The progress panel says what the cancel did, from the batch's state, on every poll after.
     if wants_fragment(request):
@@ -186,7 +216,7 @@ def batches_list(request):
     request an operator makes: few enough to page along `created` without an index of its own;
     each row's counts are one small grouped query on the actions' batch index.)"""
     page = paginate(
-        Batch.objects.select_related("requested_by", "account").defer(*SECRETS),
+        visible_batches(request.user).select_related("requested_by", "account").defer(*SECRETS),
         field="created",
         after=request.GET.get("after"),
         before=request.GET.get("before"),
