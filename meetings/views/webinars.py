@@ -11,7 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..forms import LiveStreamConfigForm, LiveStreamStartForm, WebinarFilterForm
+from ..forms import (
+    WEBINAR_BULK_KINDS,
+    LiveStreamConfigForm,
+    LiveStreamStartForm,
+    WebinarFilterForm,
+)
 from ..models import ActionKind, MeetingStatus, Webinar, ZoomAccount
 from ..presets import configure_params
 from ..templatetags.dashboard import ago
@@ -56,10 +61,12 @@ def webinars_list(request):
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
+    kinds = allowed_kinds(request.user)
     context = {
         "form": form,
         "page": page,
         "show_account": len(accounts) > 1,
+        "bulk_kinds": [(k, label) for k, label in WEBINAR_BULK_KINDS if k in kinds],
         "filtered": any(
             request.GET.get(k) for k in ("q", "status", "account", "start_from", "start_to")
         ),
