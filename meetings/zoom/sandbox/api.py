@@ -24,7 +24,8 @@ Error codes the sandbox gives, by case:
   not live or has no stream configured (a webinar's: not configured); reading a meeting of
   another user with a user-level token. The same code for all of these, so it does not say
   which. A webinar that has not started answers 400 code 200 to a stream start (the spec's
-  "Webinar {0} has not started").
+  "Webinar {0} has not started"); a webinar that does not exist (or ended) answers the
+  webinar stream operations 400 code 3001, the only status their spec documents.
 - Stopping a live stream that is not running answers 204 (nothing to do).
 - 400 code 200: webinar live stream operations when the host has no webinar licence;
   past meeting details on a Free account ("Only available for paid account"); the
@@ -641,10 +642,17 @@ def livestream_status(call):
 
 
 def _streamable_webinar(call):
-    """The webinar of a live stream operation: as `GET /webinars/{id}` finds it, reachable by
-    the token, and its host licensed for webinars (the spec's code 200, "Webinar plan is
-    missing")."""
-    webinar = _webinar(call)
+    """The webinar of a live stream operation: one that exists (else the spec's answer for
+    these operations, which document no 404: HTTP 400, code 3001 "Webinar does not exist"),
+    reachable by the token, and its host licensed for webinars (the spec's code 200, "Webinar
+    plan is missing")."""
+    try:
+        webinar = _webinar(call)
+    except SandboxError as e:
+        if e.status != 404:
+            raise
+        webinar_id = call.params["webinarId"]
+        raise _error(400, 3001, f"Webinar does not exist: {webinar_id}.") from None
     call.check_access(webinar)
     host = call.state.users.get(webinar["host_id"], {})
     if not host.get("webinar_licence", True):
