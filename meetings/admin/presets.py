@@ -21,6 +21,14 @@ from .guards import SafeChangeList
 
 
 class StreamPresetForm(forms.ModelForm):
+    # A plain text field rather than the model's URLField's form field, which guesses a scheme
+    # (and warns about Django 6's new guess): a page URL must say http:// or https:// itself.
+    page_url = forms.CharField(
+        label="Page URL",
+        max_length=PAGE_URL_MAX,
+        validators=[_page_url_validator],
+        help_text="The page where viewers watch: http:// or https://.",
+    )
     new_stream_key = forms.CharField(
         label="Stream key",
         required=False,
@@ -41,8 +49,6 @@ class StreamPresetForm(forms.ModelForm):
         # preset that saves here is one Zoom takes.
         self.fields["stream_url"].validators.append(_stream_url_validator)
         self.fields["stream_url"].max_length = STREAM_URL_MAX
-        self.fields["page_url"].validators.append(_page_url_validator)
-        self.fields["page_url"].max_length = PAGE_URL_MAX
         self.fields[
             "stream_url"
         ].help_text = "Where Zoom sends the stream: rtmp://, rtmps://, http:// or https://."
