@@ -465,3 +465,16 @@ def test_zoomctl_configures_a_webinar_from_a_preset_and_starts_and_stops_it(
     assert streaming is True and world.webinars[live["id"]]["livestreaming"] is False
     assert unknown[0] == 1 and "no stream preset named 'Nope' (presets: Main stage)" in unknown[2]
     assert all(KEY not in out + err for _, out, err in (configured, started, stopped))
+
+
+def test_the_webinar_admin_shows_a_streams_key_masked_only(as_admin):
+    account = make_account()
+    webinar = make_webinar(
+        account, stream_url="rtmp://a.example/l", page_url="https://p.example/", stream_key=KEY
+    )
+
+    page = as_admin.get(reverse("admin:meetings_webinar_change", args=[webinar.pk])).content
+    listing = as_admin.get(reverse("admin:meetings_webinar_changelist")).content
+
+    assert KEY.encode() not in page + listing
+    assert KEY[-2:].encode() in page  # the masked form: dots and the last two characters
