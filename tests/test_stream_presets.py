@@ -478,3 +478,28 @@ def test_the_webinar_admin_shows_a_streams_key_masked_only(as_admin):
 
     assert KEY.encode() not in page + listing
     assert KEY[-2:].encode() in page  # the masked form: dots and the last two characters
+
+
+def test_a_webinar_that_ends_stops_its_mirrored_stream():
+    # Zoom sends no webinar stream event: the end of the webinar is what says the stream stopped
+    from meetings import mirror
+
+    account = make_account()
+    webinar = make_webinar(account, status="started", livestream_status="live")
+
+    mirror.record_webinar_status(account, webinar.zoom_id, "ended")
+
+    webinar.refresh_from_db()
+    assert (webinar.status, webinar.livestream_status) == ("ended", "stopped")
+
+
+def test_the_connection_page_lists_its_presets_for_admins_without_keys(as_admin):
+    account = make_account()
+    make_preset(account, name="Main stage")
+    make_preset(make_account("Other Zoom"), name="Elsewhere", key="elsewhere-key-99")
+
+    html = as_admin.get(reverse("connection", args=[account.pk])).content.decode()
+
+    assert "Main stage" in html and "Elsewhere" not in html
+    assert KEY not in html
+    assert f"/admin/meetings/streampreset/add/?account={account.pk}" in html
