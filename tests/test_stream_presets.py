@@ -503,3 +503,22 @@ def test_the_connection_page_lists_its_presets_for_admins_without_keys(as_admin)
     assert "Main stage" in html and "Elsewhere" not in html
     assert KEY not in html
     assert f"/admin/meetings/streampreset/add/?account={account.pk}" in html
+
+
+def test_a_webinar_bulk_end_is_reviewed_then_run_as_one_batch(as_operator):
+    account = make_account()
+    live = [make_webinar(account, status="started") for _ in range(2)]
+    ended = make_webinar(account, status="ended")
+    ids = [w.pk for w in (*live, ended)]
+
+    review = as_operator.get(reverse("bulk-preview"), {"kind": "end_webinar", "ids": ids})
+    run = as_operator.post(reverse("bulk-run"), {"kind": "end_webinar", "ids": ids})
+
+    html = review.content.decode()
+    assert "End 2 webinars" in html and "not live (ended)" in html
+    assert f'href="/webinars/{live[0].pk}/"' in html
+    batch = Batch.objects.get()
+    assert run["Location"] == reverse("bulk", args=[batch.pk])
+    assert (batch.kind, batch.total) == ("end_webinar", 2)
+    page = as_operator.get(reverse("bulk", args=[batch.pk])).content.decode()
+    assert "Webinar id" in page
