@@ -355,13 +355,20 @@ BULK_KINDS = [
     (ActionKind.END_MEETING, "End meetings"),
     (ActionKind.STOP_LIVESTREAM, "Stop live streams"),
 ]
+# The webinars list's: each kind acts on webinars (meetings.actions.TARGET_TYPES).
+WEBINAR_BULK_KINDS = [
+    (ActionKind.END_WEBINAR, "End webinars"),
+    (ActionKind.START_WEBINAR_LIVESTREAM, "Start live streams"),
+    (ActionKind.STOP_WEBINAR_LIVESTREAM, "Stop live streams"),
+]
 BULK_MAX = 500
 
 
 class BulkForm(DashboardForm):
-    """Which meetings (dashboard ids) and what to do with them."""
+    """Which meetings or webinars (dashboard ids) and what to do with them: the kind says
+    which of the two the ids are."""
 
-    kind = forms.ChoiceField(label="Bulk action", choices=BULK_KINDS)
+    kind = forms.ChoiceField(label="Bulk action", choices=[*BULK_KINDS, *WEBINAR_BULK_KINDS])
     ids = forms.TypedMultipleChoiceField(coerce=int, required=True)
 
     def __init__(self, *args, **kwargs):

@@ -97,6 +97,21 @@ def stream_config(o):
     }
 
 
+def preset_choice(o):
+    from meetings.models import StreamPreset
+
+    preset, _ = StreamPreset.objects.get_or_create(
+        account=o.account,
+        name="Matrix preset",
+        defaults={
+            "stream_url": "rtmp://live.example.com/app",
+            "stream_key": "matrix-preset-key-1",
+            "page_url": "https://example.com/live",
+        },
+    )
+    return {"preset": preset.pk}
+
+
 MATRIX = {
     # --- Django's sign-in pages (public or any signed-in user) -----------------------------
     "login": Rule(get=everyone(OK), post=everyone(OK)),
@@ -154,7 +169,23 @@ MATRIX = {
     "past-meeting-participants": Rule(
         get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("past_meeting")
     ),
+    "meeting-stream-preset": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("meeting"), data=preset_choice
+    ),
     "webinar-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("webinar")),
+    "webinar-stream-update": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("webinar"), data=stream_config
+    ),
+    "webinar-stream-start": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("webinar"),
+        data=lambda o: {"display_name": "Main hall"},
+    ),
+    "webinar-stream-stop": Rule(get=ACTS, post=ACTS, kwargs=pk_of("webinar")),
+    "webinar-stream-preset": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("webinar"), data=preset_choice
+    ),
     "bulk-preview": Rule(get=ACTS, post=SCREEN_WRONG_METHOD, query=bulk_selection),
     "bulk-run": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, data=bulk_selection),
     "bulk-cancel": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("batch")),

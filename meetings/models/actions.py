@@ -35,6 +35,9 @@ class ActionKind(models.TextChoices):
     UPDATE_LIVESTREAM = "update_livestream", "Configure live stream"
     START_LIVESTREAM = "start_livestream", "Start live stream"
     STOP_LIVESTREAM = "stop_livestream", "Stop live stream"
+    UPDATE_WEBINAR_LIVESTREAM = "update_webinar_livestream", "Configure webinar live stream"
+    START_WEBINAR_LIVESTREAM = "start_webinar_livestream", "Start webinar live stream"
+    STOP_WEBINAR_LIVESTREAM = "stop_webinar_livestream", "Stop webinar live stream"
     FETCH_PAST_MEETING = "fetch_past_meeting", "Fetch past meeting details"
     FETCH_PARTICIPANTS = "fetch_participants", "Fetch past meeting participants"
     SYNC = "sync", "Sync account"
@@ -48,6 +51,9 @@ KIND_PERMISSIONS = {
     ActionKind.UPDATE_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.START_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.STOP_LIVESTREAM: "meetings.manage_livestream",
+    ActionKind.UPDATE_WEBINAR_LIVESTREAM: "meetings.manage_livestream",
+    ActionKind.START_WEBINAR_LIVESTREAM: "meetings.manage_livestream",
+    ActionKind.STOP_WEBINAR_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.FETCH_PAST_MEETING: "meetings.fetch_past_meeting",
     # Who took part is read with the same right as the rest of a past meeting's details.
     ActionKind.FETCH_PARTICIPANTS: "meetings.fetch_past_meeting",
