@@ -123,6 +123,15 @@ class AccountAdapter(DefaultAccountAdapter):
         # Accounts are made by an admin (or by a first single sign-on), never by a visitor.
         return False
 
+    def is_reauthentication_required(self, *, app, **kwargs):
+        # Setting up a second factor right after signing in (as MFA_REQUIRED_ROLES makes a user
+        # do) need not ask for the password just typed again.
+        request = getattr(self, "request", None)
+        signed_in_at = request.session.get(SIGNED_IN_AT) if request is not None else None
+        if signed_in_at and time.time() - signed_in_at < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT:
+            return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
     def get_client_ip(self, request):
         # Behind trusted proxies only (TRUSTED_PROXIES), as the actions' audit does.
         return client_address(request.META) or "0.0.0.0"  # noqa: S104

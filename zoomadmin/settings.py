@@ -410,6 +410,8 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "login"
 ACCOUNT_SESSION_REMEMBER = False  # a browser-session cookie; lifetimes: SESSION_* below
 ACCOUNT_PRESERVE_USERNAME_CASING = True
 ACCOUNT_USERNAME_MIN_LENGTH = 1
+# Changing the second factor asks for the password again unless it was typed this recently.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 # Failed sign-ins, counted whether or not the username exists, with one message for both: at
 # most SIGN_IN_FAILURES_PER_USER for one username typed and SIGN_IN_FAILURES_PER_ADDRESS from one
 # client address, each within SIGN_IN_FAILURE_WINDOW_MINUTES. Counted in the cache (Redis when
