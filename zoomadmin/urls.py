@@ -1,4 +1,5 @@
 from allauth.account.decorators import secure_admin_login
+from allauth.urls import build_provider_urlpatterns
 from django.contrib import admin
 from django.urls import include, path
 
@@ -12,7 +13,12 @@ urlpatterns = [
     # allauth's sign-in (throttled, then the second factor), on the address it always had.
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
-    # Second factor (accounts/2fa/), single sign-on (accounts/sso/), open sessions.
-    path("accounts/", include("allauth.urls")),
+    # allauth's pages (allauth.urls without its deprecated redirects): the second factor
+    # (accounts/2fa/), single sign-on (accounts/sso/, meetings/sso/urls.py), open sessions.
+    path("accounts/", include("allauth.account.urls")),
+    path("accounts/2fa/", include("allauth.mfa.urls")),
+    path("accounts/3rdparty/", include("allauth.socialaccount.urls")),
+    path("accounts/", include(build_provider_urlpatterns())),
+    path("accounts/sessions/", include("allauth.usersessions.urls")),
     path("", include("meetings.urls")),
 ]
