@@ -251,3 +251,30 @@ def test_a_malformed_role_map_stops_start_up_with_a_clear_error(settings, value,
     with pytest.raises(SystemCheckError) as error:
         call_command("check")
     assert "OIDC_ROLE_MAP" in str(error.value) and says in str(error.value)
+
+
+def test_check_deploy_stays_clean_with_single_sign_on_set_up(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_security import ROOT, production_env
+
+    secret_file = tmp_path / "oidc-secret"
+    secret_file.write_text("a-client-secret-from-a-file\n")
+    env = production_env(
+        tmp_path,
+        OIDC_SERVER_URL="https://sso.example.com/realms/example",
+        OIDC_CLIENT_ID="zoomadmin",
+        OIDC_CLIENT_SECRET_FILE=str(secret_file),
+        OIDC_ROLE_MAP=ROLE_MAP,
+        OIDC_ONLY="true",
+    )
+    check = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+
+    clean = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    env["OIDC_ROLE_MAP"] = "zoom-ops=boss"
+    bad = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "zoomadmin.E010" in bad.stderr and "OIDC_ROLE_MAP" in bad.stderr
