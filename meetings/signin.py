@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 SIGNED_IN_AT = "zoomadmin_signed_in_at"
 LAST_ACTIVE = "zoomadmin_last_active"
 VIA_SSO = "zoomadmin_sso"
+MFA_CHECKED_AT = "zoomadmin_mfa_checked_at"
+# A user found not to need a set-up (they have a second factor, or their roles need none) is
+# looked at again after this long, not on every request (three queries each).
+MFA_RECHECK_SECONDS = 300
 # Sent by app.js on htmx requests a person triggered (a click, typing, a form).
 ACTIVITY_HEADER = "X-Zoomadmin-Activity"
 # The last-activity time is written at most this often (a session save per click is wasted).
@@ -73,6 +77,8 @@ def on_signed_out(sender, request, user, **kwargs):
 
 def on_mfa_event(event):
     def receiver(sender, request=None, user=None, authenticator=None, **kwargs):
+        if event == "removed" and request is not None and hasattr(request, "session"):
+            request.session.pop(MFA_CHECKED_AT, None)  # look again at the next request
         record_access(
             AccessEvent.Kind.MFA,
             user=user,
@@ -297,12 +303,12 @@ class MfaRequiredMiddleware:
             user.is_authenticated
             and settings.MFA_REQUIRED_ROLES
             and not request.session.get(VIA_SSO)
+            and time.time() - request.session.get(MFA_CHECKED_AT, 0) > MFA_RECHECK_SECONDS
             and not self._exempt(request.path)
-            and mfa_required(user)
         ):
             from allauth.mfa.utils import is_mfa_enabled
 
-            if not is_mfa_enabled(user):
+            if mfa_required(user) and not is_mfa_enabled(user):
                 setup = reverse("mfa_activate_totp")
                 if request.htmx:
                     return HttpResponseClientRedirect(setup)
@@ -312,6 +318,7 @@ class MfaRequiredMiddleware:
                     "continue.",
                 )
                 return redirect(setup)
+            request.session[MFA_CHECKED_AT] = time.time()
         return self.get_response(request)
 
     @staticmethod

@@ -257,3 +257,11 @@ def test_app_js_marks_only_what_a_person_triggered():
 
     js = (Path(__file__).resolve().parent.parent / "static/meetings/app.js").read_text()
     assert "htmx:configRequest" in js and "isTrusted" in js and ACTIVITY_HEADER in js
+
+
+def test_the_admin_sites_own_sign_in_page_sends_to_the_dashboards(client):
+    # Its own form would skip the throttling and the second factor.
+    answer = client.get("/admin/login/?next=/admin/")
+
+    assert answer.status_code == 302
+    assert answer["Location"].startswith(reverse("login"))

@@ -64,8 +64,27 @@ def test_the_sign_in_page_offers_the_provider_only_when_it_is_set_up(client, sso
     assert "Sign in with Test IdP" in page
     assert sso.client_secret not in page
 
+    assert "Emergency sign-in" not in page
+
+    settings.OIDC_ONLY = True
+    page = client.get(reverse("login")).content.decode()
+    assert "Sign in with Test IdP" in page
+    assert "Emergency sign-in with a password (administrators only)" in page
+
     settings.OIDC_ENABLED = False
+    settings.OIDC_ONLY = False
     assert "Sign in with" not in client.get(reverse("login")).content.decode()
+
+
+def test_a_single_sign_on_user_is_not_asked_for_a_local_second_factor(client, sso, settings):
+    # The identity provider asks for theirs; MFA_REQUIRED_ROLES is for passwords.
+    settings.MFA_REQUIRED_ROLES = ["operator", "admin"]
+    sso.set_groups("otto", ["zoom-ops"])
+
+    page = sso_sign_in(client, sso, "otto")
+
+    assert page.redirect_chain[-1][0] == reverse("overview")
+    assert client.get(reverse("meetings")).status_code == 200
 
 
 # --- role mapping ------------------------------------------------------------------------------

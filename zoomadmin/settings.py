@@ -142,7 +142,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -407,6 +406,9 @@ ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_REDIRECT_URL = "login"
+# The sign-in page stays open to someone signed in: a page their role cannot open sends them there
+# to sign in as someone who can.
+ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
 ACCOUNT_SESSION_REMEMBER = False  # a browser-session cookie; lifetimes: SESSION_* below
 ACCOUNT_PRESERVE_USERNAME_CASING = True
 ACCOUNT_USERNAME_MIN_LENGTH = 1
@@ -461,7 +463,9 @@ else:
 SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
 SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
 SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
-USERSESSIONS_TRACK_ACTIVITY = False  # the idle clock is our own (polls are not activity)
+# allauth keeps each user's open sessions (recorded at sign-in) so that single sign-on can end
+# them; it does not track activity (the idle clock is our own: polls are not activity).
+USERSESSIONS_TRACK_ACTIVITY = False
 
 # Single sign-on with the organisation's OpenID Connect provider (meetings/sso/). On when the
 # issuer, client id and secret are set; OIDC_PROVIDER_NAME names the button. Roles come from the

@@ -9,13 +9,14 @@ from playwright.sync_api import expect
 from meetings.models import AccessEvent
 from meetings.roles import OPERATORS
 from tests.browser.conftest import LAPTOP
-from tests.fixtures.oidc import OIDCProvider
+from tests.fixtures.oidc import OIDCProvider, scan_for_the_client_secret
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def provider(live_server, settings, tmp_path):
+def provider(live_server, settings, tmp_path, request):
+    scan_for_the_client_secret(request.config)
     provider = OIDCProvider([f"{live_server.url}/accounts/sso/login/callback/"], tmp_path)
     provider.configure(settings, role_map="zoom-admins=admin,zoom-ops=operator,staff=viewer")
     yield provider
