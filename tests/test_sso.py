@@ -76,6 +76,13 @@ def test_the_sign_in_page_offers_the_provider_only_when_it_is_set_up(client, sso
     assert "Sign in with" not in client.get(reverse("login")).content.decode()
 
 
+def test_the_csp_lets_the_sign_in_form_go_on_to_the_provider(client, sso):
+    # Browsers apply form-action to the redirect after the "Sign in with …" form's post.
+    policy = client.get(reverse("login"))["Content-Security-Policy"]
+    form_action = next(d for d in policy.split("; ") if d.startswith("form-action"))
+    assert form_action == f"form-action 'self' {sso.issuer}"
+
+
 def test_a_single_sign_on_user_is_not_asked_for_a_local_second_factor(client, sso, settings):
     # The identity provider asks for theirs; MFA_REQUIRED_ROLES is for passwords.
     settings.MFA_REQUIRED_ROLES = ["operator", "admin"]
