@@ -29,8 +29,9 @@ def sso(oidc_provider, settings):
     return oidc_provider
 
 
-def sso_sign_in(client, provider, username):
-    """Click "Sign in with …", sign in at the provider as USERNAME, come back: the final answer."""
+def sso_sign_in(client, provider, username, *, before_coming_back=None):
+    """Click "Sign in with …", sign in at the provider as USERNAME, come back: the final answer.
+    BEFORE_COMING_BACK() runs when the provider has sent the browser back, before it arrives."""
     answer = client.post(reverse("sso_login"), {"process": "login"})
     assert answer.status_code == 302, answer.content.decode()[:500]
     at_provider = requests.Session()
@@ -43,6 +44,8 @@ def sso_sign_in(client, provider, username):
     while answer.is_redirect:
         location = urljoin(answer.url, answer.headers["Location"])
         if location.startswith("http://testserver/"):
+            if before_coming_back is not None:
+                before_coming_back()
             return client.get(location.removeprefix("http://testserver"), follow=True)
         answer = at_provider.get(location, allow_redirects=False, timeout=10)
     raise AssertionError(f"the provider did not send the browser back: {answer.status_code}")
@@ -248,6 +251,26 @@ def test_the_provider_down_says_so_instead_of_failing(client, settings, oidc_pro
 
     assert answer.status_code == 503
     assert "Test IdP cannot be reached" in answer.content.decode()
+
+
+def test_the_provider_gone_before_the_code_is_exchanged_says_so(client, settings, tmp_path):
+    from tests.fixtures.oidc import OIDCProvider
+
+    provider = OIDCProvider(["http://testserver/accounts/sso/login/callback/"], tmp_path)
+    try:
+        provider.configure(settings, role_map=ROLE_MAP)
+        provider.set_groups("gus", ["zoom-ops"])
+
+        page = sso_sign_in(client, provider, "gus", before_coming_back=provider.stop)
+    finally:
+        provider.stop()
+
+    assert page.status_code == 503
+    assert "Test IdP cannot be reached" in page.content.decode()
+    assert not signed_in(client)
+    failed = AccessEvent.objects.get(kind=AccessEvent.Kind.SIGN_IN_FAILED)
+    assert failed.detail["error"] == "ConnectionError"
+    assert failed.detail["reason"] == "the identity provider could not be reached"
 
 
 # --- OIDC_ROLE_MAP -----------------------------------------------------------------------------
