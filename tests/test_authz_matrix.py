@@ -67,6 +67,11 @@ ACTS = by_role(LOGIN, DENIED, DENIED, OK, OK)
 ADMINS = by_role(LOGIN, DENIED, DENIED, DENIED, OK)
 SIGNED_IN_WRONG_METHOD = by_role(LOGIN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED)
 SIGNED_IN = by_role(LOGIN, OK, OK, OK, OK)
+# One's own second factor, password and sessions (allauth): anyone signed in, for themselves.
+OWN = SIGNED_IN
+OWN_NOTHING_YET = by_role(LOGIN, 404, 404, 404, 404)  # e.g. remove an authenticator one lacks
+OWN_WRONG_METHOD = SIGNED_IN_WRONG_METHOD
+NOT_FOUND = 404
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,62 @@ MATRIX = {
         kwargs=lambda o: {"uidb64": "MQ", "token": "not-a-valid-token"},
     ),
     "password_reset_complete": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    # --- allauth: second factor, sessions, single sign-on (meetings/signin.py, meetings/sso/) ---
+    # Its own address for the sign-in page and Django's sign-out view (accounts/logout/).
+    "account_login": Rule(get=everyone(OK), post=everyone(OK)),
+    "account_logout": Rule(get=everyone(NOT_ALLOWED), post=everyone(REDIRECT)),
+    # Signing up is closed (accounts are made by admins or by a first single sign-on): the page
+    # says so.
+    "account_signup": Rule(get=everyone(OK), post=everyone(OK)),
+    "account_inactive": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    "account_email_verification_sent": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    # A bad key: the page says the link is invalid (GET); posting it finds nothing.
+    "account_confirm_email": Rule(
+        get=everyone(OK), post=everyone(NOT_FOUND), kwargs=lambda o: {"key": "not-a-key"}
+    ),
+    "account_reset_password": Rule(get=everyone(OK), post=everyone(OK)),
+    "account_reset_password_done": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    "account_reset_password_from_key": Rule(
+        get=everyone(OK),
+        post=everyone(OK),
+        kwargs=lambda o: {"uidb36": "1", "key": "not-a-key"},
+    ),
+    "account_reset_password_from_key_done": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    "account_change_password": Rule(get=OWN, post=OWN),
+    "account_set_password": Rule(get=OWN, post=OWN),
+    "account_email": Rule(get=OWN, post=OWN),
+    "account_reauthenticate": Rule(get=OWN, post=OWN),
+    "account_request_reauthentication_code": Rule(get=OWN, post=OWN),
+    "account_confirm_reauthentication_code": Rule(get=OWN, post=OWN),
+    # Steps of a sign-in in progress: with none, back to the sign-in page (or the overview).
+    "account_confirm_login_code": Rule(get=SIGNED_IN, post=SIGNED_IN),
+    "mfa_authenticate": Rule(get=SIGNED_IN, post=SIGNED_IN),
+    "mfa_index": Rule(get=OWN, post=OWN_WRONG_METHOD),
+    "mfa_activate_totp": Rule(get=OWN, post=OWN),
+    "mfa_deactivate_totp": Rule(get=OWN_NOTHING_YET, post=OWN_NOTHING_YET),
+    "mfa_view_recovery_codes": Rule(get=OWN_NOTHING_YET, post=OWN_WRONG_METHOD),
+    "mfa_generate_recovery_codes": Rule(get=OWN, post=OWN),
+    "mfa_download_recovery_codes": Rule(get=OWN_NOTHING_YET, post=OWN_NOTHING_YET),
+    "mfa_list_webauthn": Rule(get=OWN, post=OWN_WRONG_METHOD),
+    "mfa_add_webauthn": Rule(get=OWN, post=OWN),
+    "mfa_reauthenticate": Rule(get=OWN, post=OWN),
+    "mfa_reauthenticate_webauthn": Rule(get=OWN, post=OWN),
+    "mfa_edit_webauthn": Rule(
+        get=OWN_NOTHING_YET, post=OWN_NOTHING_YET, kwargs=lambda o: {"pk": 999999}
+    ),
+    "mfa_remove_webauthn": Rule(
+        get=OWN_NOTHING_YET, post=OWN_NOTHING_YET, kwargs=lambda o: {"pk": 999999}
+    ),
+    "usersessions_list": Rule(get=OWN, post=OWN),
+    "socialaccount_connections": Rule(get=OWN, post=OWN),
+    "socialaccount_login_cancelled": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    # The single sign-on failure page answers 401, as allauth's does.
+    "socialaccount_login_error": Rule(get=everyone(UNAUTHORIZED), post=everyone(NOT_ALLOWED)),
+    "socialaccount_signup": Rule(get=everyone(LOGIN), post=everyone(LOGIN)),
+    # Single sign-on is not set up in this matrix: its addresses are not there (tests/test_sso.py
+    # signs in through them).
+    "sso_login": Rule(get=everyone(NOT_FOUND), post=everyone(NOT_FOUND)),
+    "sso_callback": Rule(get=everyone(NOT_FOUND), post=everyone(NOT_FOUND)),
     # --- monitoring and Zoom's webhook (no session involved) --------------------------------
     "healthz": Rule(get=everyone(HEALTH), post=everyone(NOT_ALLOWED)),
     "metrics": Rule(

@@ -82,6 +82,8 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
         assert f"zoomadmin is running: http://127.0.0.1:{port}/" in text
         passwords = dict(re.findall(r"^\s+(admin|operator|viewer)\s+(\S+)$", text, re.M))
         assert set(passwords) == {"admin", "operator", "viewer"}
+        assert f"Sign in at http://127.0.0.1:{port}/accounts/login/" in text
+        assert "no second factor is asked for in the demo" in text
 
         # the printed operator password signs in, and the synced sandbox is there
         base = f"http://127.0.0.1:{port}"
