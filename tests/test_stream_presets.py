@@ -468,6 +468,8 @@ def test_zoomctl_configures_a_webinar_from_a_preset_and_starts_and_stops_it(
 
 
 def test_the_webinar_admin_shows_a_streams_key_masked_only(as_admin):
+    from meetings.models.mirror import STREAM_KEY_MASK
+
     account = make_account()
     webinar = make_webinar(
         account, stream_url="rtmp://a.example/l", page_url="https://p.example/", stream_key=KEY
@@ -477,7 +479,9 @@ def test_the_webinar_admin_shows_a_streams_key_masked_only(as_admin):
     listing = as_admin.get(reverse("admin:meetings_webinar_changelist")).content
 
     assert KEY.encode() not in page + listing
-    assert KEY[-2:].encode() in page  # the masked form: dots and the last two characters
+    # The masked form says a key is set and shows nothing of it (issue 15): no last characters.
+    assert STREAM_KEY_MASK.encode() in page
+    assert f"{STREAM_KEY_MASK}{KEY[-2:]}".encode() not in page + listing
 
 
 def test_a_webinar_that_ends_stops_its_mirrored_stream():
