@@ -56,7 +56,15 @@ TARGET_TYPES = {
 }
 # The parameters each kind takes; the others take none.
 PARAMS = {
-    ActionKind.UPDATE_LIVESTREAM: ("stream_url", "stream_key", "page_url", "resolution"),
+    # preset_id / preset_name: the stream preset the values came from (a trigger's), recorded.
+    ActionKind.UPDATE_LIVESTREAM: (
+        "stream_url",
+        "stream_key",
+        "page_url",
+        "resolution",
+        "preset_id",
+        "preset_name",
+    ),
     ActionKind.START_LIVESTREAM: ("active_speaker_name", "display_name"),
 }
 # Parameters never stored in clear: Action.params says "•••• (set)", Action.secret_params holds
@@ -92,6 +100,8 @@ def request_action(
     client_ip=None,
     batch=None,
     enqueue=True,
+    rule_type="",
+    rule_id=None,
 ):
     """Create the Action in a transaction and enqueue its task on commit.
 
@@ -118,6 +128,7 @@ def request_action(
         client_ip=client_ip,
         batch=batch,
     )
+    fields["rule_type"], fields["rule_id"] = rule_type or "", rule_id
     kind, target_type = fields["kind"], fields["target_type"]
     target_id, target_uuid = fields["target_id"], fields["target_uuid"]
     if not fields["topic"]:
@@ -255,6 +266,9 @@ def _clean_params(kind, params):
             "page_url": body["page_url"],
             "resolution": body.get("resolution", ""),
         }
+        if params.get("preset_id") is not None:
+            public["preset_id"] = params["preset_id"]
+            public["preset_name"] = str(params.get("preset_name") or "")[:100]
         return public, {"stream_key": body["stream_key"]}
     if kind == ActionKind.START_LIVESTREAM:
         active_speaker_name = params.get("active_speaker_name")
@@ -623,6 +637,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         while True:
             delay = run.step()
             if delay is None:
+                _after(action)
                 return action.state
             if not inline:
                 retry_id = str(uuid.uuid4())
@@ -641,6 +656,21 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         # The task sends itself again with this lease: its next delivery is this run going on.
         e.lease_token = action.lease_token
         raise
+
+
+def _after(action):
+    """A finished action a schedule or a trigger asked for: ask for their next step now (the
+    beat does it too, for actions finished elsewhere). Never fails the run that finished it."""
+    if not action.rule_type or not action.is_terminal:
+        return
+    from .automation import after_action
+
+    try:
+        after_action(action)
+    except Exception:
+        log.exception(
+            "action %s: the next step of its %s could not be asked for", action.pk, action.rule_type
+        )
 
 
 class Run:

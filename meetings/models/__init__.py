@@ -3,6 +3,7 @@
 from .access import AccessEvent, ConnectionGrant, Role, record_access
 from .accounts import Plan, ZoomAccount
 from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
+from .automation import Policy, RuleType, ScheduledAction, Step, Trigger, TriggerFiring
 from .mirror import (
     LiveStreamStatus,
     Meeting,
@@ -36,9 +37,15 @@ __all__ = [
     "PastMeeting",
     "PastParticipant",
     "Plan",
+    "Policy",
     "RateLimitBucket",
     "Role",
+    "RuleType",
+    "ScheduledAction",
+    "Step",
     "StreamPreset",
+    "Trigger",
+    "TriggerFiring",
     "UserPreferences",
     "WebhookEvent",
     "Webinar",

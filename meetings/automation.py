@@ -1,0 +1,628 @@
+"""Scheduled and automatic actions: what the beat, Zoom's events and the sync do without a
+person at the keyboard, all through the action pipeline (meetings.actions.request_action), so
+every step is an audited Action whose source (schedule, trigger, policy) and rule are recorded.
+
+- Schedules (`run_schedules`, every AUTOMATION_INTERVAL_SECONDS): a pending schedule whose time
+  has come is claimed with a conditional update, judged by the database's clock (never a
+  worker's), so it runs at most once however many beats or workers race; one past its grace
+  period is marked missed and reported (notify SCHEDULE_MISSED), never silently dropped; one
+  run late but inside its grace says by how much.
+- Triggers (`fire_triggers`): on meeting.started / webinar.started, and after a sync for what it
+  found live (the event was missed), once per instance UUID (TriggerFiring's constraint).
+- Policies (`plan_policy`, `apply_policies`): the plan is the preview; applying it asks for at
+  most POLICY_MAX_ACTIONS_PER_RUN actions per connection and run.
+- Steps (`advance`): a schedule or firing asks for its steps one at a time; the next is asked
+  for when the previous one's action finishes (`after_action`, called by the run that finished
+  it) or, as a backstop for actions finished elsewhere (a webhook's confirmation, the sweeper),
+  by the next beat.
+
+The rate limiter has no priorities: automatic actions queue beside operators' clicks at the
+account's rate. What keeps them from crowding clicks out is their size: a policy asks for at
+most POLICY_MAX_ACTIONS_PER_RUN per connection and minute, a schedule for one step at a time.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import formats
+from django.utils.timezone import localtime
+
+from .models import (
+    Action,
+    ActionKind,
+    ActionSource,
+    ActionState,
+    Meeting,
+    MeetingStatus,
+    Policy,
+    RuleType,
+    ScheduledAction,
+    Step,
+    StreamPreset,
+    Trigger,
+    TriggerFiring,
+    Webinar,
+)
+from .models.actions import TERMINAL_STATES
+from .notifications import EventKind, notify
+
+log = logging.getLogger(__name__)
+
+# --- Which action a step is ---------------------------------------------------------------------
+
+# (target type, step) -> ActionKind. The one place that knows it: webinar live streams (issue 16,
+# built beside this) add their kinds here.
+STEP_KINDS = {
+    ("meeting", Step.CONFIGURE_STREAM): ActionKind.UPDATE_LIVESTREAM,
+    ("meeting", Step.START_STREAM): ActionKind.START_LIVESTREAM,
+    ("meeting", Step.STOP_STREAM): ActionKind.STOP_LIVESTREAM,
+    ("meeting", Step.END): ActionKind.END_MEETING,
+    ("webinar", Step.END): ActionKind.END_WEBINAR,
+}
+
+
+def step_kind(target_type, step):
+    """The ActionKind of STEP on a TARGET_TYPE ("meeting", "webinar"), or None if it has none."""
+    return STEP_KINDS.get((target_type, step))
+
+
+def available_steps(target_type):
+    """The steps a schedule may hold for TARGET_TYPE, in Step's order."""
+    return [s for s in Step if step_kind(target_type, s) is not None]
+
+
+def stream_start_steps(target_type, preset, *, active_speaker_name=False, display_name=""):
+    """The steps of "start the live stream with PRESET": configure it with the preset's values
+    (the key read from the preset when the step runs, carried encrypted as a click's is), then
+    start it, only if the configuration succeeded."""
+    return [
+        {"step": Step.CONFIGURE_STREAM, "params": {"preset_id": preset.pk}},
+        {
+            "step": Step.START_STREAM,
+            "params": {
+                "active_speaker_name": bool(active_speaker_name),
+                "display_name": display_name or None,
+            },
+            "needs_success": True,
+        },
+    ]
+
+
+def _step_params(seq, step):
+    params = dict(step.get("params") or {})
+    if step["step"] == Step.CONFIGURE_STREAM:
+        preset = StreamPreset.objects.filter(
+            pk=params.get("preset_id"), account_id=seq.account_id
+        ).first()
+        if preset is None:
+            raise ValueError("its stream preset was deleted")
+        return {
+            "stream_url": preset.stream_url,
+            "stream_key": preset.stream_key,
+            "page_url": preset.page_url,
+            "resolution": preset.resolution or None,
+            "preset_id": preset.pk,
+            "preset_name": preset.name,
+        }
+    return params
+
+
+# --- Steps, one after the other -----------------------------------------------------------------
+
+SEQUENCES = {RuleType.SCHEDULE: ScheduledAction, RuleType.TRIGGER: TriggerFiring}
+SOURCES = {RuleType.SCHEDULE: ActionSource.SCHEDULE, RuleType.TRIGGER: ActionSource.TRIGGER}
+
+
+def _rule_of(seq):
+    return RuleType.SCHEDULE if isinstance(seq, ScheduledAction) else RuleType.TRIGGER
+
+
+def _running(seq):
+    model = type(seq)
+    state = model.State.RUNNING
+    return model.objects.filter(pk=seq.pk, state=state)
+
+
+def advance(seq):
+    """Ask for SEQ's next step if its current one has finished; finish SEQ after its last.
+    Safe to call from several places at once: the step is claimed with a conditional update
+    on `next_step`, so each step is asked for once. Returns the action asked for, or None."""
+    from .actions import request_action
+
+    rule_type = _rule_of(seq)
+    while True:
+        seq.refresh_from_db()
+        if seq.state != type(seq).State.RUNNING:
+            return None
+        current = seq.current_action
+        if current is not None and current.state not in TERMINAL_STATES:
+            return None  # still running: its end advances
+        n = seq.next_step
+        if n >= len(seq.steps):
+            _finish(seq)
+            return None
+        step = seq.steps[n]
+        if (
+            step.get("needs_success")
+            and current is not None
+            and current.state != ActionState.SUCCEEDED
+        ):
+            _finish(
+                seq,
+                stopped=f"{Step(step['step']).label} was not done: the step before it "
+                f"did not succeed",
+            )
+            return None
+        with transaction.atomic():
+            claimed = (
+                type(seq)
+                .objects.filter(pk=seq.pk, next_step=n, state=type(seq).State.RUNNING)
+                .update(next_step=n + 1, current_action=None)
+            )
+            if not claimed:
+                return None  # another beat or worker asked for it
+            kind = step_kind(seq.target_type, step["step"])
+            try:
+                if kind is None:
+                    raise ValueError(f"a {seq.target_type} cannot {step['step']}")
+                action, _ = request_action(
+                    account=seq.account,
+                    kind=kind,
+                    source=SOURCES[rule_type],
+                    target_type=seq.target_type,
+                    target_id=seq.target_id,
+                    topic=seq.topic,
+                    params=_step_params(seq, step),
+                    user=getattr(seq, "created_by", None)
+                    or getattr(getattr(seq, "trigger", None), "created_by", None),
+                    rule_type=rule_type,
+                    rule_id=seq.pk,
+                )
+            except ValueError as e:
+                note = f"{Step(step['step']).label}: not asked for ({e})"
+                type(seq).objects.filter(pk=seq.pk).update(
+                    result_summary=_join(seq.result_summary, note)
+                )
+                log.warning("%s %s: step %s refused: %s", rule_type, seq.pk, n, e)
+                continue
+            type(seq).objects.filter(pk=seq.pk).update(current_action=action)
+        return action
+
+
+def _join(summary, note):
+    return f"{summary}; {note}" if summary else note
+
+
+def _finish(seq, stopped=""):
+    """running → done, with what each step's action came to."""
+    actions = list(
+        Action.objects.filter(
+            account_id=seq.account_id,
+            target_id=seq.target_id,
+            rule_type=_rule_of(seq),
+            rule_id=seq.pk,
+        ).order_by("requested_at", "id")
+    )
+    parts = [f"{a.get_kind_display()}: {a.get_state_display().lower()}" for a in actions]
+    if seq.result_summary:
+        parts.append(seq.result_summary)
+    if stopped:
+        parts.append(stopped)
+    if getattr(seq, "late_seconds", None) and seq.late_seconds >= settings.SCHEDULE_LATE_SECONDS:
+        parts.insert(0, f"Ran {seq.late_seconds:.0f} s late")
+    model = type(seq)
+    _running(seq).update(
+        state=model.State.DONE, finished_at=Now(), result_summary="; ".join(parts)[:2000]
+    )
+
+
+def after_action(action):
+    """An action finished: if a schedule or a trigger asked for it, ask for the next step."""
+    model = SEQUENCES.get(action.rule_type)
+    if model is None or action.rule_id is None:
+        return
+    seq = model.objects.filter(pk=action.rule_id).first()
+    if seq is not None:
+        advance(seq)
+
+
+def advance_stalled():
+    """The backstop: running schedules and firings whose current action finished without the
+    run that finished it advancing them (confirmed by Zoom's event, failed by the sweeper), or
+    that have no current action (a step refused). Returns how many were looked at."""
+    looked = 0
+    for model in (ScheduledAction, TriggerFiring):
+        stalled = model.objects.filter(state=model.State.RUNNING).filter(
+            Q(current_action__isnull=True) | Q(current_action__state__in=TERMINAL_STATES)
+        )
+        for seq in stalled[:500]:
+            advance(seq)
+            looked += 1
+    return looked
+
+
+# --- Schedules ----------------------------------------------------------------------------------
+
+
+def schedule(
+    *, account, target_type, target_id, topic, steps, run_at, user=None, grace_seconds=None
+):
+    """A new pending schedule of STEPS (Step values, or step dicts) on a meeting or webinar."""
+    steps = [s if isinstance(s, dict) else {"step": s, "params": {}} for s in steps]
+    _check_steps(target_type, steps)
+    return ScheduledAction.objects.create(
+        account=account,
+        target_type=target_type,
+        target_id=target_id,
+        topic=topic[:300],
+        steps=steps,
+        run_at=run_at,
+        grace_seconds=settings.SCHEDULE_GRACE_SECONDS if grace_seconds is None else grace_seconds,
+        created_by=user,
+    )
+
+
+def _check_steps(target_type, steps):
+    if not steps:
+        raise ValueError("Choose at least one thing to do.")
+    for s in steps:
+        if step_kind(target_type, s.get("step")) is None:
+            raise ValueError(f"A {target_type} cannot be scheduled to {s.get('step')}.")
+
+
+def edit_schedule(sched, *, run_at, steps, user=None):
+    """Change a pending schedule's time and steps. False when it is no longer pending (the beat
+    claimed it meanwhile, or someone cancelled it): nothing is changed then."""
+    steps = [s if isinstance(s, dict) else {"step": s, "params": {}} for s in steps]
+    _check_steps(sched.target_type, steps)
+    deadline = run_at + timedelta(seconds=sched.grace_seconds)
+    done = ScheduledAction.objects.filter(pk=sched.pk, state=ScheduledAction.State.PENDING).update(
+        run_at=run_at, deadline=deadline, steps=steps, updated=Now()
+    )
+    sched.refresh_from_db()
+    return bool(done)
+
+
+def cancel_schedule(sched, *, user=None):
+    """pending → cancelled; False when it already ran, is running, or was missed."""
+    who = f" by {user.get_username()}" if user is not None else ""
+    done = ScheduledAction.objects.filter(pk=sched.pk, state=ScheduledAction.State.PENDING).update(
+        state=ScheduledAction.State.CANCELLED,
+        cancelled_by=user,
+        finished_at=Now(),
+        result_summary=f"Cancelled{who} before it ran",
+    )
+    sched.refresh_from_db()
+    return bool(done)
+
+
+def run_schedules(*, limit=None):
+    """One beat: report the missed schedules, run the due ones, advance the stalled. Returns
+    {"missed": n, "started": n, "advanced": n}."""
+    limit = limit or settings.SCHEDULE_BATCH
+    missed = _mark_missed(limit)
+    started = 0
+    due = (
+        ScheduledAction.objects.filter(
+            state=ScheduledAction.State.PENDING, run_at__lte=Now(), deadline__gte=Now()
+        )
+        .annotate(db_now=Now())
+        .order_by("run_at", "id")[:limit]
+    )
+    for sched in due:
+        late = max(0.0, (sched.db_now - sched.run_at).total_seconds())
+        # The claim: one UPDATE that only one beat, worker or host can win, by the database's
+        # clock (still inside the grace period when it is made).
+        claimed = ScheduledAction.objects.filter(
+            pk=sched.pk, state=ScheduledAction.State.PENDING, deadline__gte=Now()
+        ).update(state=ScheduledAction.State.RUNNING, started_at=Now(), late_seconds=late)
+        if not claimed:
+            continue
+        started += 1
+        if late >= settings.SCHEDULE_LATE_SECONDS:
+            log.warning(
+                "schedule %s runs %.0f s late (grace %s s)", sched.pk, late, sched.grace_seconds
+            )
+        advance(sched)
+    advanced = advance_stalled()
+    return {"missed": missed, "started": started, "advanced": advanced}
+
+
+def _mark_missed(limit):
+    missed = 0
+    rows = ScheduledAction.objects.filter(
+        state=ScheduledAction.State.PENDING, deadline__lt=Now()
+    ).select_related("account")[:limit]
+    for sched in rows:
+        summary = (
+            f"Missed: not run by {formats.date_format(localtime(sched.deadline), 'H:i:s')} "
+            f"({sched.grace_seconds} s after its time), so nothing was done"
+        )
+        if not ScheduledAction.objects.filter(
+            pk=sched.pk, state=ScheduledAction.State.PENDING, deadline__lt=Now()
+        ).update(state=ScheduledAction.State.MISSED, finished_at=Now(), result_summary=summary):
+            continue
+        missed += 1
+        log.warning("schedule %s missed its time: %s", sched.pk, summary)
+        notify(
+            EventKind.SCHEDULE_MISSED,
+            title=f"Missed: {sched.steps_words()} on {sched.topic or sched.target_id}",
+            text=summary,
+            account=sched.account,
+            url=target_url(sched),
+        )
+    return missed
+
+
+def target_url(seq):
+    from django.urls import reverse
+
+    model = Webinar if seq.target_type == "webinar" else Meeting
+    pk = (
+        model.objects.filter(account_id=seq.account_id, zoom_id=seq.target_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return reverse(seq.target_type, args=[pk]) if pk else ""
+
+
+# --- Triggers -----------------------------------------------------------------------------------
+
+
+def fire_triggers(account, target_type, zoom_id, uuid, *, seen_by):
+    """Meeting (webinar) ZOOM_ID of ACCOUNT started (instance UUID): fire its enabled triggers
+    and its connection's, once per instance. Returns the firings made."""
+    triggers = list(
+        Trigger.objects.filter(account=account, target_type=target_type, enabled=True)
+        .filter(Q(target_id=zoom_id) | Q(target_id__isnull=True))
+        .select_related("preset", "created_by")
+    )
+    if not triggers:
+        return []
+    model = Webinar if target_type == "webinar" else Meeting
+    row = model.objects.filter(account=account, zoom_id=zoom_id).first()
+    instance = uuid or (row.uuid if row else "") or f"seen-live-{zoom_id}"
+    fired = []
+    for trigger in triggers:
+        firing = _fire(trigger, row, zoom_id, instance, seen_by)
+        if firing is not None:
+            fired.append(firing)
+    return fired
+
+
+def _fire(trigger, row, zoom_id, instance, seen_by):
+    steps = []
+    note = ""
+    if trigger.preset is None:
+        note = "Not started: its stream preset was deleted"
+    elif getattr(row, "livestream_status", "") == "live":
+        note = "Not started: the stream was already live"
+    else:
+        steps = stream_start_steps(
+            trigger.target_type,
+            trigger.preset,
+            active_speaker_name=trigger.active_speaker_name,
+            display_name=trigger.display_name,
+        )
+    try:
+        with transaction.atomic():
+            firing = TriggerFiring.objects.create(
+                trigger=trigger,
+                account_id=trigger.account_id,
+                target_type=trigger.target_type,
+                target_id=zoom_id,
+                topic=(row.topic if row else "")[:300],
+                instance_uuid=instance[:100],
+                seen_by=seen_by,
+                steps=steps,
+                started_at=Now(),
+                result_summary=note,
+            )
+    except IntegrityError:
+        return None  # fired for this instance already
+    log.info(
+        "trigger %s fired for %s %s (%s, seen by %s)",
+        trigger.pk,
+        trigger.target_type,
+        zoom_id,
+        instance,
+        seen_by,
+    )
+    firing.refresh_from_db()
+    advance(firing)
+    return firing
+
+
+def fire_triggers_for_live(account):
+    """After a sync: the meetings it found live whose triggers have not fired for that instance
+    (their meeting.started never came). Returns the firings made."""
+    triggers = list(Trigger.objects.filter(account=account, enabled=True))
+    if not triggers:
+        return []
+    fired = []
+    for target_type, model in (("meeting", Meeting), ("webinar", Webinar)):
+        mine = [t for t in triggers if t.target_type == target_type]
+        if not mine:
+            continue
+        live = model.objects.filter(account=account, status=MeetingStatus.STARTED)
+        if not any(t.target_id is None for t in mine):
+            live = live.filter(zoom_id__in=[t.target_id for t in mine])
+        done = set(
+            TriggerFiring.objects.filter(trigger__in=mine).values_list("target_id", "instance_uuid")
+        )
+        for row in live.only("zoom_id", "uuid"):
+            instance = row.uuid or f"seen-live-{row.zoom_id}"
+            if (row.zoom_id, instance) in done:
+                continue
+            fired += fire_triggers(account, target_type, row.zoom_id, row.uuid, seen_by="sync")
+    return fired
+
+
+# --- Policies -----------------------------------------------------------------------------------
+
+# Meeting types with a scheduled end (Zoom: 2 scheduled, 8 recurring with a fixed time); an
+# instant (1), recurring without a time (3) or personal meeting ID (4) meeting has none.
+SCHEDULED_TYPES = (2, 8)
+POLICY_KINDS = {
+    Policy.Kind.END_OVERDUE: ActionKind.END_MEETING,
+    Policy.Kind.STOP_ENDED_STREAMS: ActionKind.STOP_LIVESTREAM,
+}
+
+
+def policies_for(account):
+    """The connection's policies, one of each kind (made, off, on first look)."""
+    for kind in Policy.Kind:
+        Policy.objects.get_or_create(account=account, kind=kind)
+    return list(Policy.objects.filter(account=account).order_by("kind"))
+
+
+def plan_policy(policy, *, at=None):
+    """What POLICY would do now (the preview, and what `apply_policy` does): a list of dicts
+    {meeting, do, reason}. Skipped: a meeting with the same action queued or running, or one
+    this policy acted on within POLICY_RETRY_AFTER_SECONDS (its action failed: Zoom said no,
+    and asking every minute would not change that)."""
+    at = at or _db_now()
+    kind = POLICY_KINDS[policy.kind]
+    rows = Meeting.objects.filter(account_id=policy.account_id)
+    if policy.kind == Policy.Kind.END_OVERDUE:
+        rows = rows.filter(
+            status=MeetingStatus.STARTED,
+            type__in=SCHEDULED_TYPES,
+            start_time__isnull=False,
+            duration__isnull=False,
+        )
+    else:
+        rows = rows.filter(livestream_status="live").exclude(status=MeetingStatus.STARTED)
+    plan = []
+    for meeting in rows.order_by("start_time", "id")[:1000]:
+        if policy.kind == Policy.Kind.END_OVERDUE:
+            end = meeting.start_time + timedelta(minutes=meeting.duration)
+            overdue = (at - end).total_seconds() / 60
+            if overdue < policy.minutes:
+                continue
+            reason = f"still live {overdue:.0f} minutes after its scheduled end"
+        else:
+            reason = f"its stream is live but the meeting is {meeting.get_status_display().lower()}"
+        plan.append({"meeting": meeting, "do": True, "reason": reason})
+    if plan:
+        ids = [item["meeting"].zoom_id for item in plan]
+        active = set(
+            Action.objects.active()
+            .filter(account_id=policy.account_id, kind=kind, target_id__in=ids)
+            .values_list("target_id", flat=True)
+        )
+        recent = set(
+            Action.objects.filter(
+                account_id=policy.account_id,
+                kind=kind,
+                target_id__in=ids,
+                rule_type=RuleType.POLICY,
+                rule_id=policy.pk,
+                requested_at__gte=at - timedelta(seconds=settings.POLICY_RETRY_AFTER_SECONDS),
+            ).values_list("target_id", flat=True)
+        )
+        for item in plan:
+            zoom_id = item["meeting"].zoom_id
+            if zoom_id in active:
+                item["do"], item["reason"] = False, "already requested (queued or running)"
+            elif zoom_id in recent:
+                item["do"], item["reason"] = False, "this policy tried it recently"
+    return plan
+
+
+def apply_policy(policy):
+    """Carry out POLICY's plan now: at most POLICY_MAX_ACTIONS_PER_RUN actions, source policy.
+    Returns the actions made."""
+    from .actions import request_action
+
+    kind = POLICY_KINDS[policy.kind]
+    made = []
+    todo = [item for item in plan_policy(policy) if item["do"]]
+    for item in todo[: settings.POLICY_MAX_ACTIONS_PER_RUN]:
+        meeting = item["meeting"]
+        try:
+            action, created = request_action(
+                account=policy.account,
+                kind=kind,
+                source=ActionSource.POLICY,
+                target_type="meeting",
+                target_id=meeting.zoom_id,
+                topic=meeting.topic,
+                rule_type=RuleType.POLICY,
+                rule_id=policy.pk,
+            )
+        except ValueError as e:
+            log.warning("policy %s: %s %s refused: %s", policy.pk, kind, meeting.zoom_id, e)
+            continue
+        if created:
+            made.append(action)
+    rest = len(todo) - len(todo[: settings.POLICY_MAX_ACTIONS_PER_RUN])
+    summary = f"{len(made)} action{'s' if len(made) != 1 else ''} asked for"
+    if rest:
+        summary += f"; {rest} left for the next run"
+    Policy.objects.filter(pk=policy.pk).update(last_run_at=Now(), last_run_summary=summary)
+    return made
+
+
+def apply_policies():
+    """Every enabled policy of every connected account. Returns how many actions were made."""
+    from .models import ZoomAccount
+
+    made = 0
+    for policy in Policy.objects.filter(
+        enabled=True, account__status=ZoomAccount.Status.CONNECTED
+    ).select_related("account"):
+        made += len(apply_policy(policy))
+    return made
+
+
+def _db_now():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_TIMESTAMP")
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):  # SQLite answers text, in UTC
+        from datetime import UTC, datetime
+
+        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+    elif value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+# --- Words --------------------------------------------------------------------------------------
+
+
+def describe_rule(rule_type, rule_id):
+    """Which rule made an action, as the timeline, activity page and admin say it."""
+    if rule_type == RuleType.SCHEDULE:
+        sched = ScheduledAction.objects.filter(pk=rule_id).select_related("created_by").first()
+        if sched is None:
+            return f"Schedule #{rule_id} (deleted)"
+        who = sched.created_by.get_username() if sched.created_by else "someone"
+        when = formats.date_format(localtime(sched.run_at), "j M H:i")
+        return f"Scheduled by {who} for {when}"
+    if rule_type == RuleType.TRIGGER:
+        firing = (
+            TriggerFiring.objects.filter(pk=rule_id)
+            .select_related("trigger__preset", "trigger__created_by")
+            .first()
+        )
+        if firing is None:
+            return f"Trigger #{rule_id} (deleted)"
+        trigger = firing.trigger
+        preset = trigger.preset.name if trigger.preset else "a deleted preset"
+        who = f", set by {trigger.created_by.get_username()}" if trigger.created_by else ""
+        seen = "Zoom's event" if firing.seen_by == "webhook" else "a sync"
+        return f"When it started ({seen}): stream with preset “{preset}”{who}"
+    if rule_type == RuleType.POLICY:
+        policy = Policy.objects.filter(pk=rule_id).first()
+        return f"Policy: {policy.words()}" if policy else f"Policy #{rule_id} (deleted)"
+    return ""

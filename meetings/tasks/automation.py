@@ -1,0 +1,28 @@
+"""Scheduled and automatic actions' Celery tasks: thin, the work is in meetings.automation."""
+
+from celery import shared_task
+from django.conf import settings
+
+
+# A beat's worth of schedules is a few queries and one action request each; a tick that takes
+# longer than a minute means the database is stuck, and the next tick carries on (each schedule
+# is claimed once, so an overlap does nothing twice).
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def run_schedules():
+    """Report missed schedules, start due ones, ask for the next steps of running ones."""
+    from ..automation import run_schedules as run
+
+    return run()
+
+
+# Each policy is a query of the mirror and at most POLICY_MAX_ACTIONS_PER_RUN requests.
+@shared_task(
+    ignore_result=True,
+    soft_time_limit=max(settings.POLICY_INTERVAL_SECONDS, 30),
+    time_limit=max(settings.POLICY_INTERVAL_SECONDS, 30) + 30,
+)
+def apply_policies():
+    """Apply every enabled policy of every connected account."""
+    from ..automation import apply_policies as apply
+
+    return apply()
