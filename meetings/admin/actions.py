@@ -168,7 +168,16 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
         ),
         (
             "Asked",
-            {"fields": ("requested_by", "requested_at", "source", "client_ip", "params_pretty")},
+            {
+                "fields": (
+                    "requested_by",
+                    "requested_at",
+                    "source",
+                    "rule_display",
+                    "client_ip",
+                    "params_pretty",
+                )
+            },
         ),
         (
             "Outcome",
@@ -203,7 +212,7 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = [f.name for f in Action._meta.fields if f.name not in HIDDEN_ACTION_FIELDS]
-        return [*fields, "params_pretty", "result_pretty", "duration_display"]
+        return [*fields, "params_pretty", "result_pretty", "duration_display", "rule_display"]
 
     # Read-only: the audit trail is written by the pipeline alone.
     def has_add_permission(self, request):
@@ -227,7 +236,14 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
 
     @admin.display(description="who", ordering="requested_by__username")
     def who(self, obj):
+        if obj.rule_type:
+            # An automatic action: which rule made it ("Scheduled by alice for 7 Dec 17:30").
+            return f"({obj.get_source_display()}) {obj.rule_words}"
         return obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+
+    @admin.display(description="made by rule")
+    def rule_display(self, obj):
+        return obj.rule_words or "—"
 
     @admin.display(description="target")
     def target(self, obj):

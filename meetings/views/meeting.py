@@ -230,7 +230,12 @@ def meeting_page(request, pk):
     part = request.GET.get("part")
     if wants_fragment(request) and part in PARTS:
         template = f"{TEMPLATE}#{part}"
-    return render(request, template, meeting_context(request, meeting))
+    context = meeting_context(request, meeting)
+    if template == TEMPLATE:
+        from .automation import panel_context
+
+        context.update(panel_context(request, meeting, "meeting"))
+    return render(request, template, context)
 
 
 @dashboard_view
