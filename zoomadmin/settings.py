@@ -324,7 +324,7 @@ SCHEDULE_BATCH = env_int("SCHEDULE_BATCH", 1000, minimum=1)
 # Policies: how often they run, the most actions one asks for per run and connection (so that
 # they do not crowd operators' clicks out of the rate limit, which has no priorities), and how
 # long before a policy tries a meeting again after its action on it.
-POLICY_INTERVAL_SECONDS = env_int("POLICY_INTERVAL_SECONDS", 60, minimum=5)
+POLICY_INTERVAL_SECONDS = env_int("POLICY_INTERVAL_SECONDS", 60, minimum=1)
 POLICY_MAX_ACTIONS_PER_RUN = env_int("POLICY_MAX_ACTIONS_PER_RUN", 20, minimum=1)
 POLICY_RETRY_AFTER_SECONDS = env_int("POLICY_RETRY_AFTER_SECONDS", 3600, minimum=60)
 
