@@ -25,7 +25,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import formats
@@ -127,15 +127,20 @@ def _running(seq):
     return model.objects.filter(pk=seq.pk, state=state)
 
 
-def advance(seq):
+def advance(seq, *, sent=None, fresh=False):
     """Ask for SEQ's next step if its current one has finished; finish SEQ after its last.
     Safe to call from several places at once: the step is claimed with a conditional update
-    on `next_step`, so each step is asked for once. Returns the action asked for, or None."""
+    on `next_step`, so each step is asked for once. Returns the action asked for, or None.
+    SENT: a list to which the new action's id is added for the caller to enqueue (a beat
+    starting many schedules sends their messages together), instead of sending it here.
+    FRESH: SEQ was just claimed by the caller (running, no step asked for yet): not read again."""
     from .actions import request_action
 
     rule_type = _rule_of(seq)
     while True:
-        seq.refresh_from_db()
+        if not fresh:
+            seq.refresh_from_db()
+        fresh = False
         if seq.state != type(seq).State.RUNNING:
             return None
         current = seq.current_action
@@ -146,10 +151,12 @@ def advance(seq):
             _finish(seq)
             return None
         step = seq.steps[n]
+        # A step that needs its predecessor's success: not after a failure, nor after a step
+        # that was refused before any action was made (no current action then).
         if (
             step.get("needs_success")
-            and current is not None
-            and current.state != ActionState.SUCCEEDED
+            and n > 0
+            and (current is None or current.state != ActionState.SUCCEEDED)
         ):
             _finish(
                 seq,
@@ -169,7 +176,7 @@ def advance(seq):
             try:
                 if kind is None:
                     raise ValueError(f"a {seq.target_type} cannot {step['step']}")
-                action, _ = request_action(
+                action, created = request_action(
                     account=seq.account,
                     kind=kind,
                     source=SOURCES[rule_type],
@@ -181,6 +188,7 @@ def advance(seq):
                     or getattr(getattr(seq, "trigger", None), "created_by", None),
                     rule_type=rule_type,
                     rule_id=seq.pk,
+                    enqueue=sent is None,
                 )
             except ValueError as e:
                 note = f"{Step(step['step']).label}: not asked for ({e})"
@@ -190,6 +198,8 @@ def advance(seq):
                 log.warning("%s %s: step %s refused: %s", rule_type, seq.pk, n, e)
                 continue
             type(seq).objects.filter(pk=seq.pk).update(current_action=action)
+        if sent is not None and created:
+            sent.append(action.pk)
         return action
 
 
@@ -300,36 +310,73 @@ def cancel_schedule(sched, *, user=None):
     return bool(done)
 
 
+# How many started schedules' action messages a beat sends together.
+ENQUEUE_EVERY = 20
+
+
 def run_schedules(*, limit=None):
     """One beat: report the missed schedules, run the due ones, advance the stalled. Returns
     {"missed": n, "started": n, "advanced": n}."""
+    from .actions import enqueue_actions
+
     limit = limit or settings.SCHEDULE_BATCH
     missed = _mark_missed(limit)
-    started = 0
+    claimed = _claim_due(limit)
+    sent = []
+    for sched in claimed:
+        if sched.late_seconds >= settings.SCHEDULE_LATE_SECONDS:
+            log.warning(
+                "schedule %s runs %.0f s late (grace %s s)",
+                sched.pk,
+                sched.late_seconds,
+                sched.grace_seconds,
+            )
+        advance(sched, sent=sent, fresh=True)
+        if len(sent) >= ENQUEUE_EVERY:
+            # Their messages together (one producer, one UPDATE), a few at a time so the first
+            # schedules' actions are not held back by the last ones' requests.
+            enqueue_actions(sent)
+            sent = []
+    enqueue_actions(sent)
+    advanced = advance_stalled()
+    return {"missed": missed, "started": len(claimed), "advanced": advanced}
+
+
+def _claim_due(limit):
+    """Take the pending schedules whose time has come and whose grace has not passed, by the
+    database's clock; each is taken by one caller only, however many beats, workers or hosts
+    ask at once. Returns them, running, with `late_seconds` set.
+
+    PostgreSQL: one transaction locks the due rows it can (`FOR UPDATE SKIP LOCKED`: rows
+    another beat is taking are skipped, not waited for) and marks them running. Elsewhere
+    (SQLite: one writer at a time, no row locks) one conditional UPDATE per row, which only
+    one caller can win."""
     due = (
         ScheduledAction.objects.filter(
             state=ScheduledAction.State.PENDING, run_at__lte=Now(), deadline__gte=Now()
         )
+        .select_related("account", "created_by")
         .annotate(db_now=Now())
-        .order_by("run_at", "id")[:limit]
+        .order_by("run_at", "id")
     )
-    for sched in due:
+    claimed = []
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            rows = list(due.select_for_update(skip_locked=True, of=("self",))[:limit])
+            for sched in rows:
+                sched.late_seconds = max(0.0, (sched.db_now - sched.run_at).total_seconds())
+                sched.state = ScheduledAction.State.RUNNING
+                sched.started_at = sched.db_now
+            ScheduledAction.objects.bulk_update(rows, ["state", "started_at", "late_seconds"])
+        return rows
+    for sched in due[:limit]:
         late = max(0.0, (sched.db_now - sched.run_at).total_seconds())
-        # The claim: one UPDATE that only one beat, worker or host can win, by the database's
-        # clock (still inside the grace period when it is made).
-        claimed = ScheduledAction.objects.filter(
+        if ScheduledAction.objects.filter(
             pk=sched.pk, state=ScheduledAction.State.PENDING, deadline__gte=Now()
-        ).update(state=ScheduledAction.State.RUNNING, started_at=Now(), late_seconds=late)
-        if not claimed:
-            continue
-        started += 1
-        if late >= settings.SCHEDULE_LATE_SECONDS:
-            log.warning(
-                "schedule %s runs %.0f s late (grace %s s)", sched.pk, late, sched.grace_seconds
-            )
-        advance(sched)
-    advanced = advance_stalled()
-    return {"missed": missed, "started": started, "advanced": advanced}
+        ).update(state=ScheduledAction.State.RUNNING, started_at=Now(), late_seconds=late):
+            sched.state, sched.late_seconds = ScheduledAction.State.RUNNING, late
+            claimed.append(sched)
+    return claimed
 
 
 def _mark_missed(limit):

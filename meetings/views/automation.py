@@ -5,6 +5,7 @@
 The panel is an include of both pages (meetings/_automation.html) and answers htmx with itself;
 every form works as a plain POST with a redirect too."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -89,6 +90,7 @@ def panel_context(request, target, target_type, *, schedule_form=None, trigger_f
         "has_presets": presets.exists(),
         "trigger_form": trigger_form or TriggerForm(account=target.account, prefix="trigger"),
         "panel_url": reverse(f"{target_type}-automation", args=[target.pk]),
+        "grace_minutes": max(1, round(settings.SCHEDULE_GRACE_SECONDS / 60)),
     }
 
 
