@@ -145,9 +145,9 @@ def run(ctx, options):
             ["all done after the due time (s)", fmt(done_at - at.timestamp(), 1)],
         ],
         notes=[
-            "Two beats run on purpose (production runs exactly one): each schedule is claimed by "
-            "one conditional UPDATE judged by the database's clock, so a second beat, or a "
-            "worker on another host, finds nothing left to claim.",
+            "Two beats run on purpose (production runs exactly one): due schedules are claimed "
+            "in one transaction (FOR UPDATE SKIP LOCKED, judged by the database's clock), so a "
+            "second beat, or a worker on another host, finds nothing left to claim.",
             "Ends are confirmed by a look (GET /meetings/{id}) booked after the account's ends "
             "still to be sent, as without webhooks; both count against the Light limit.",
         ],
