@@ -94,6 +94,62 @@ def stream_config(o):
     }
 
 
+def a_schedule(o, target="meeting"):
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    from meetings import automation
+
+    row = o.webinar if target == "webinar" else o.meeting
+    return automation.schedule(
+        account=o.account,
+        target_type=target,
+        target_id=row.zoom_id,
+        topic=row.topic,
+        steps=["end"],
+        run_at=now() + timedelta(hours=1),
+    )
+
+
+def schedule_form(o):
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    at = (now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    return {"schedule-run_at": at, "schedule-steps": ["end"]}
+
+
+def a_preset(o):
+    from meetings.models import StreamPreset
+
+    preset, _ = StreamPreset.objects.get_or_create(
+        account=o.account,
+        name="Matrix preset",
+        defaults={
+            "stream_url": "rtmp://live.example.com/app",
+            "stream_key": "matrix-preset-key-1",
+            "page_url": "https://example.com/live",
+        },
+    )
+    return preset
+
+
+def a_trigger(o):
+    from meetings.models import Trigger
+
+    return Trigger.objects.create(
+        account=o.account, target_type="meeting", target_id=o.meeting.zoom_id, preset=a_preset(o)
+    )
+
+
+def a_policy(o):
+    from meetings.models import Policy
+
+    return Policy.objects.get_or_create(account=o.account, kind=Policy.Kind.END_OVERDUE)[0]
+
+
 MATRIX = {
     # --- Django's sign-in pages (public or any signed-in user) -----------------------------
     "login": Rule(get=everyone(OK), post=everyone(OK)),
@@ -155,6 +211,41 @@ MATRIX = {
     "bulk-preview": Rule(get=ACTS, post=SCREEN_WRONG_METHOD, query=bulk_selection),
     "bulk-run": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, data=bulk_selection),
     "bulk-cancel": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("batch")),
+    # --- scheduled and automatic actions (issue 16) --------------------------------------------
+    "meeting-automation": Rule(get=SCREEN, post=ACTS, kwargs=pk_of("meeting"), data=schedule_form),
+    "webinar-automation": Rule(get=SCREEN, post=ACTS, kwargs=pk_of("webinar"), data=schedule_form),
+    "schedule-edit": Rule(
+        get=ACTS,
+        post=ACTS,
+        kwargs=lambda o: {"pk": a_schedule(o).pk},
+        data=schedule_form,
+    ),
+    "schedule-cancel": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=lambda o: {"pk": a_schedule(o).pk}
+    ),
+    "meeting-trigger-add": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("meeting"),
+        data=lambda o: {"trigger-preset": a_preset(o).pk},
+    ),
+    # Until webinar live streams have their action kinds, no one may set a webinar's trigger.
+    "webinar-trigger-add": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=by_role(LOGIN, DENIED, DENIED, DENIED, DENIED),
+        kwargs=pk_of("webinar"),
+        data=lambda o: {"trigger-preset": a_preset(o).pk},
+    ),
+    "trigger-remove": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=lambda o: {"pk": a_trigger(o).pk}
+    ),
+    "connection-policies": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("account")),
+    "policy-edit": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ADMINS,
+        kwargs=lambda o: {"pk": a_policy(o).pk},
+        data=lambda o: {f"p{a_policy(o).pk}-enabled": "on", f"p{a_policy(o).pk}-minutes": "15"},
+    ),
     # --- connection management: admins only ----------------------------------------------------
     "connections": Rule(get=ADMINS, post=SIGNED_IN_WRONG_METHOD),
     "connection-connect": Rule(get=ADMINS, post=ADMINS, data=lambda o: {"name": "", "plan": ""}),

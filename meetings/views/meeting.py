@@ -213,8 +213,12 @@ def state_context(request, meeting):
 
 
 def meeting_context(request, meeting, *, config_form=None, start_form=None):
+    from .automation import panel_context
+
     return {
         **state_context(request, meeting),
+        # The "Scheduled" panel (meetings/views/automation.py): whole pages only.
+        **panel_context(request, meeting, "meeting"),
         "config_form": config_form or LiveStreamConfigForm(meeting=meeting),
         "start_form": start_form or LiveStreamStartForm(),
     }
@@ -230,12 +234,7 @@ def meeting_page(request, pk):
     part = request.GET.get("part")
     if wants_fragment(request) and part in PARTS:
         template = f"{TEMPLATE}#{part}"
-    context = meeting_context(request, meeting)
-    if template == TEMPLATE:
-        from .automation import panel_context
-
-        context.update(panel_context(request, meeting, "meeting"))
-    return render(request, template, context)
+    return render(request, template, meeting_context(request, meeting))
 
 
 @dashboard_view
