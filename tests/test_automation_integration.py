@@ -26,7 +26,8 @@ from meetings.models import (
 from tests.dashboard_data import make_meeting
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.worker]
+# A beat tick for schedules every second (the fixture's default keeps them out of other tests).
+pytestmark = [pytest.mark.worker, pytest.mark.worker_env(AUTOMATION_INTERVAL_SECONDS="1")]
 
 PRESET_KEY = "sk-preset-integration-4d5e6f"
 
@@ -114,7 +115,7 @@ def test_a_schedule_runs_once_with_two_workers_two_beats_and_the_web_racing(
     assert "Stop live stream: succeeded; End meeting: succeeded" in sched.result_summary
 
 
-@pytest.mark.worker_env(SCHEDULE_LATE_SECONDS="5")
+@pytest.mark.worker_env(AUTOMATION_INTERVAL_SECONDS="1", SCHEDULE_LATE_SECONDS="5")
 def test_a_late_schedule_inside_its_grace_runs_and_says_so_one_past_it_is_missed(
     celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox, operator
 ):
@@ -255,7 +256,7 @@ def test_a_trigger_fires_from_the_sync_when_the_event_was_missed(
     assert TriggerFiring.objects.count() == 1
 
 
-@pytest.mark.worker_env(POLICY_INTERVAL_SECONDS="1")
+@pytest.mark.worker_env(AUTOMATION_INTERVAL_SECONDS="1", POLICY_INTERVAL_SECONDS="1")
 def test_an_enabled_policy_ends_what_its_preview_showed(
     celery_worker_process, sandbox_account, sandbox_host, zoom_sandbox, admin_user
 ):

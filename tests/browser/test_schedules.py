@@ -13,7 +13,7 @@ from meetings.models import Action, ScheduledAction, UserPreferences
 
 from .conftest import JOB_TIMEOUT_MS, open_meeting
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.worker_env(AUTOMATION_INTERVAL_SECONDS="1")]
 
 ZONE = "America/New_York"
 
