@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils.timezone import now
 
-from meetings import automation
+from meetings import automation, policies
 from meetings.actions import execute
 from meetings.models import (
     Action,
@@ -312,7 +312,7 @@ def test_the_end_policy_previews_and_ends_only_meetings_past_their_end_plus_n_mi
     )
     make_action(account, "end_meeting", target=busy)  # an operator's end is queued
     policy = Policy.objects.create(account=account, kind=Policy.Kind.END_OVERDUE, minutes=15)
-    plan = automation.plan_policy(policy)
+    plan = policies.plan_policy(policy)
     assert [(i["meeting"].zoom_id, i["do"]) for i in plan] == [
         (busy.zoom_id, False),
         (over.zoom_id, True),
@@ -321,13 +321,13 @@ def test_the_end_policy_previews_and_ends_only_meetings_past_their_end_plus_n_mi
     assert "30 minutes after its scheduled end" in plan[1]["reason"]
     # the preview made nothing; applying makes one action, source policy
     assert not Action.objects.filter(source=ActionSource.POLICY).exists()
-    (made,) = automation.apply_policy(policy)
+    (made,) = policies.apply_policy(policy)
     assert (made.kind, made.target_id, made.source) == ("end_meeting", over.zoom_id, "policy")
     assert made.rule_words.startswith("Policy: End meetings still live 15 minutes")
     # not again while it runs, nor soon after it failed
-    assert automation.apply_policy(policy) == []
+    assert policies.apply_policy(policy) == []
     finish(made, ActionState.FAILED)
-    assert automation.apply_policy(policy) == []
+    assert policies.apply_policy(policy) == []
 
 
 def test_a_disabled_policy_does_nothing_and_an_enabled_one_is_capped(account, settings):
@@ -335,12 +335,12 @@ def test_a_disabled_policy_does_nothing_and_an_enabled_one_is_capped(account, se
     for _ in range(3):
         make_meeting(account, status="ended", livestream_status="live")
     policy = Policy.objects.create(account=account, kind=Policy.Kind.STOP_ENDED_STREAMS)
-    assert automation.apply_policies() == 0
+    assert policies.apply_policies() == 0
     Policy.objects.update(enabled=True)
-    assert automation.apply_policies() == 2
+    assert policies.apply_policies() == 2
     policy.refresh_from_db()
     assert policy.last_run_summary == "2 actions asked for; 1 left for the next run"
-    assert automation.apply_policies() == 1
+    assert policies.apply_policies() == 1
 
 
 def test_a_step_action_finished_by_a_worker_asks_for_the_next_step(

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.utils.timezone import now
 
-from meetings import automation, webhooks
+from meetings import automation, policies, webhooks
 from meetings.actions import request_action
 from meetings.models import (
     Action,
@@ -269,7 +269,7 @@ def test_an_enabled_policy_ends_what_its_preview_showed(
         account=sandbox_account, kind=Policy.Kind.END_OVERDUE, minutes=15, updated_by=admin_user
     )
     # the preview, while off: the overrunning meeting only, and nothing done
-    preview = automation.plan_policy(policy)
+    preview = policies.plan_policy(policy)
     assert [(i["meeting"].zoom_id, i["do"]) for i in preview] == [(over["id"], True)]
     time.sleep(2.5)  # two policy ticks of the worker's beat
     assert not Action.objects.exists()

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils.timezone import now
 
-from meetings import automation
+from meetings import automation, policies
 from meetings.models import (
     Action,
     Policy,
@@ -217,7 +217,7 @@ def test_operators_see_a_policy_preview_and_only_admins_switch_it(
     assert client.post(reverse("policy-edit", args=[policy.pk]), form).status_code == 302
     policy.refresh_from_db()
     assert (policy.enabled, policy.minutes, policy.updated_by) == (True, 20, admin_user)
-    assert overdue.zoom_id in [i["meeting"].zoom_id for i in automation.plan_policy(policy)]
+    assert overdue.zoom_id in [i["meeting"].zoom_id for i in policies.plan_policy(policy)]
 
 
 def test_an_automatic_action_says_its_rule_on_the_timeline_activity_and_admin(

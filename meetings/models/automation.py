@@ -178,7 +178,7 @@ class TriggerFiring(StepSequence):
 
 class Policy(models.Model):
     """A standing rule per connection, off until an admin turns it on; each beat applies the
-    enabled ones (meetings.automation.apply_policies), and its page previews what it would do
+    enabled ones (meetings.policies.apply_policies), and its page previews what it would do
     now (the same plan, not carried out)."""
 
     class Kind(models.TextChoices):

@@ -20,6 +20,6 @@ def run_schedules():
 @shared_task(ignore_result=True, soft_time_limit=120, time_limit=150)
 def apply_policies():
     """Apply every enabled policy of every connected account."""
-    from ..automation import apply_policies as apply
+    from ..policies import apply_policies as apply
 
     return apply()

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import automation
+from .. import automation, policies
 from ..forms_automation import PolicyForm, ScheduleForm, TriggerForm
 from ..models import (
     ActionKind,
@@ -257,9 +257,9 @@ def remove_trigger(request, pk):
 
 @dashboard_view
 @require_GET
-def policies(request, pk):
+def policies_page(request, pk):
     account = get_object_or_404(ZoomAccount, pk=pk)
-    rows = automation.policies_for(account)
+    rows = policies.policies_for(account)
     can_edit = can_manage_connections(request.user)
     return render(
         request,
@@ -269,7 +269,7 @@ def policies(request, pk):
             "policies": [
                 {
                     "policy": p,
-                    "plan": automation.plan_policy(p),
+                    "plan": policies.plan_policy(p),
                     "form": PolicyForm(instance=p, prefix=f"p{p.pk}") if can_edit else None,
                 }
                 for p in rows
@@ -329,6 +329,6 @@ urlpatterns = [
     path("triggers/<int:pk>/remove/", remove_trigger, name="trigger-remove"),
     path("schedules/<int:pk>/edit/", edit_schedule, name="schedule-edit"),
     path("schedules/<int:pk>/cancel/", cancel_schedule, name="schedule-cancel"),
-    path("connections/<int:pk>/policies/", policies, name="connection-policies"),
+    path("connections/<int:pk>/policies/", policies_page, name="connection-policies"),
     path("policies/<int:pk>/", edit_policy, name="policy-edit"),
 ]

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 from django.utils.timezone import now
 
-from ... import automation
+from ... import automation, policies
 from ...models import Meeting, MeetingStatus, Step, StreamPreset, Trigger, ZoomAccount
 
 SCHEDULE_AHEAD = timedelta(minutes=2)
@@ -83,7 +83,7 @@ class Command(BaseCommand):
                 "  when it starts, stream with “Demo stage”: "
                 f"{reverse('meeting', args=[upcoming.pk])}"
             )
-        automation.policies_for(connection)
+        policies.policies_for(connection)
         lines.append(
             "  policies, off, with their preview: "
             f"{reverse('connection-policies', args=[connection.pk])}"
