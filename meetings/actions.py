@@ -133,6 +133,8 @@ def request_action(
     os_user="",
     batch=None,
     enqueue=True,
+    rule_type="",
+    rule_id=None,
 ):
     """Create the Action in a transaction and enqueue its task on commit.
 
@@ -164,6 +166,7 @@ def request_action(
         batch=batch,
     )
     fields["os_user"] = (os_user or "")[: Action._meta.get_field("os_user").max_length]
+    fields["rule_type"], fields["rule_id"] = rule_type or "", rule_id
     kind, target_type = fields["kind"], fields["target_type"]
     target_id, target_uuid = fields["target_id"], fields["target_uuid"]
     if not fields["topic"]:
@@ -745,6 +748,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         while True:
             delay = run.step()
             if delay is None:
+                _after(action)
                 return action.state
             if not inline:
                 retry_id = str(uuid.uuid4())
@@ -763,6 +767,21 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         # The task sends itself again with this lease: its next delivery is this run going on.
         e.lease_token = action.lease_token
         raise
+
+
+def _after(action):
+    """A finished action a schedule or a trigger asked for: ask for their next step now (the
+    beat does it too, for actions finished elsewhere). Never fails the run that finished it."""
+    if not action.rule_type or not action.is_terminal:
+        return
+    from .automation import after_action
+
+    try:
+        after_action(action)
+    except Exception:
+        log.exception(
+            "action %s: the next step of its %s could not be asked for", action.pk, action.rule_type
+        )
 
 
 class Run:

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from . import mirror
 from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar
@@ -444,7 +445,21 @@ def _sync(run):
 
 
 def _finish_sync(run, result):
+    _fire_triggers_after_sync(run.action.account)
     return Outcome(True, result.summary(), result.as_dict())
+
+
+def _fire_triggers_after_sync(account):
+    """The sync may have found meetings live whose meeting.started never came: their
+    "when it starts" triggers fire now (once per instance, as from the event)."""
+    from .automation import fire_triggers_for_live
+
+    try:
+        with transaction.atomic():
+            fire_triggers_for_live(account)
+    except Exception:
+        # The sync itself succeeded; the next one tries the triggers again.
+        log.exception("sync of %s: its triggers could not be fired", account)
 
 
 EXECUTORS = {

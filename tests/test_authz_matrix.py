@@ -102,7 +102,34 @@ def stream_config(o):
     }
 
 
-def preset_choice(o):
+def a_schedule(o, target="meeting"):
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    from meetings import automation
+
+    row = o.webinar if target == "webinar" else o.meeting
+    return automation.schedule(
+        account=o.account,
+        target_type=target,
+        target_id=row.zoom_id,
+        topic=row.topic,
+        steps=["end"],
+        run_at=now() + timedelta(hours=1),
+    )
+
+
+def schedule_form(o):
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    at = (now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    return {"schedule-run_at": at, "schedule-steps": ["end"]}
+
+
+def a_preset(o):
     from meetings.models import StreamPreset
 
     preset, _ = StreamPreset.objects.get_or_create(
@@ -114,7 +141,25 @@ def preset_choice(o):
             "page_url": "https://example.com/live",
         },
     )
-    return {"preset": preset.pk}
+    return preset
+
+
+def preset_choice(o):
+    return {"preset": a_preset(o).pk}
+
+
+def a_trigger(o):
+    from meetings.models import Trigger
+
+    return Trigger.objects.create(
+        account=o.account, target_type="meeting", target_id=o.meeting.zoom_id, preset=a_preset(o)
+    )
+
+
+def a_policy(o):
+    from meetings.models import Policy
+
+    return Policy.objects.get_or_create(account=o.account, kind=Policy.Kind.END_OVERDUE)[0]
 
 
 MATRIX = {
@@ -260,6 +305,40 @@ MATRIX = {
         get=SCREEN_WRONG_METHOD,
         post=by_role(LOGIN, DENIED, DENIED, DENIED, DENIED),
         kwargs=pk_of("approval"),
+    ),
+    # --- scheduled and automatic actions (issue 16) --------------------------------------------
+    "meeting-automation": Rule(get=SCREEN, post=ACTS, kwargs=pk_of("meeting"), data=schedule_form),
+    "webinar-automation": Rule(get=SCREEN, post=ACTS, kwargs=pk_of("webinar"), data=schedule_form),
+    "schedule-edit": Rule(
+        get=ACTS,
+        post=ACTS,
+        kwargs=lambda o: {"pk": a_schedule(o).pk},
+        data=schedule_form,
+    ),
+    "schedule-cancel": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=lambda o: {"pk": a_schedule(o).pk}
+    ),
+    "meeting-trigger-add": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("meeting"),
+        data=lambda o: {"trigger-preset": a_preset(o).pk},
+    ),
+    "webinar-trigger-add": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("webinar"),
+        data=lambda o: {"trigger-preset": a_preset(o).pk},
+    ),
+    "trigger-remove": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=lambda o: {"pk": a_trigger(o).pk}
+    ),
+    "connection-policies": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("account")),
+    "policy-edit": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ADMINS,
+        kwargs=lambda o: {"pk": a_policy(o).pk},
+        data=lambda o: {f"p{a_policy(o).pk}-enabled": "on", f"p{a_policy(o).pk}-minutes": "15"},
     ),
     # --- connection management: admins only ----------------------------------------------------
     "connections": Rule(get=ADMINS, post=SIGNED_IN_WRONG_METHOD),

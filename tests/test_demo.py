@@ -107,6 +107,19 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
             meetings = browser.get(f"{base}/meetings/", timeout=10)
             assert re.search(r"\d+ meetings", meetings.text)
 
+            # the demo's scheduled stream stop, trigger and policy preview (issue 16)
+            stop = re.search(r"a stream stop at \S+ UTC: (/meetings/\d+/)", text)
+            assert stop, text[-1500:]
+            page = browser.get(f"{base}{stop.group(1)}", timeout=10).text
+            assert "Stop the live stream" in page and "schedules-waiting" in page
+            trigger = re.search(r"stream with “Demo stage”: (/meetings/\d+/)", text)
+            assert trigger, text[-1500:]
+            page = browser.get(f"{base}{trigger.group(1)}", timeout=10).text
+            assert "its live stream starts with “Demo stage”" in page
+            policies = re.search(r"with their preview: (/connections/\d+/policies/)", text)
+            page = browser.get(f"{base}{policies.group(1)}", timeout=10).text
+            assert "Preview: what it would do now" in page and "End it" in page
+
             # Every action has something to try on: what the seed made live shows live, though
             # Zoom's lists cannot say so (the sandbox announced it through its webhooks).
             def shown(path, params, pattern):

@@ -355,6 +355,20 @@ ZOOM_RATE_LIMIT_BURST = env_int("ZOOM_RATE_LIMIT_BURST", 1, minimum=1)
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)
 ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS", 60.0)
 
+# Scheduled and automatic actions (meetings.automation): how often the beat looks for due
+# schedules (and steps to advance), how late a schedule may still run by default, from what
+# lateness a run is reported late, how many schedules one beat starts.
+AUTOMATION_INTERVAL_SECONDS = env_int("AUTOMATION_INTERVAL_SECONDS", 10, minimum=1)
+SCHEDULE_GRACE_SECONDS = env_int("SCHEDULE_GRACE_SECONDS", 300, minimum=0)
+SCHEDULE_LATE_SECONDS = env_int("SCHEDULE_LATE_SECONDS", 30, minimum=1)
+SCHEDULE_BATCH = env_int("SCHEDULE_BATCH", 1000, minimum=1)
+# Policies: how often they run, the most actions one asks for per run and connection (so that
+# they do not crowd operators' clicks out of the rate limit, which has no priorities), and how
+# long before a policy tries a meeting again after its action on it.
+POLICY_INTERVAL_SECONDS = env_int("POLICY_INTERVAL_SECONDS", 60, minimum=1)
+POLICY_MAX_ACTIONS_PER_RUN = env_int("POLICY_MAX_ACTIONS_PER_RUN", 20, minimum=1)
+POLICY_RETRY_AFTER_SECONDS = env_int("POLICY_RETRY_AFTER_SECONDS", 3600, minimum=60)
+
 # Celery beat's periodic tasks; each area adds its own entries.
 CELERY_BEAT_SCHEDULE = {
     # A sync action per connected account (the mirror; webhooks keep it current in between).
@@ -379,6 +393,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "meetings.tasks.actions.expire_approvals",
         "schedule": ACTION_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": ACTION_SWEEP_INTERVAL_SECONDS},
+    },
+    # Due schedules (claimed once, by the database's clock), and the next steps of running ones.
+    "run-schedules": {
+        "task": "meetings.tasks.automation.run_schedules",
+        "schedule": AUTOMATION_INTERVAL_SECONDS,
+        # Superseded by the next tick: a schedule waits at most one interval more (never lost).
+        "options": {"expires": AUTOMATION_INTERVAL_SECONDS},
+    },
+    # The enabled policies of each connection.
+    "apply-policies": {
+        "task": "meetings.tasks.automation.apply_policies",
+        "schedule": POLICY_INTERVAL_SECONDS,
+        "options": {"expires": POLICY_INTERVAL_SECONDS},
     },
 }
 

@@ -4,6 +4,7 @@ from .access import AccessEvent, ConnectionGrant, Role, record_access
 from .accounts import Plan, ZoomAccount
 from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
 from .approvals import Approval, ApprovalSettings, ApprovalState
+from .automation import Policy, RuleType, ScheduledAction, Step, Trigger, TriggerFiring
 from .mirror import (
     LiveStreamStatus,
     Meeting,
@@ -40,9 +41,15 @@ __all__ = [
     "PastMeeting",
     "PastParticipant",
     "Plan",
+    "Policy",
     "RateLimitBucket",
     "Role",
+    "RuleType",
+    "ScheduledAction",
+    "Step",
     "StreamPreset",
+    "Trigger",
+    "TriggerFiring",
     "UserPreferences",
     "WebhookEvent",
     "Webinar",

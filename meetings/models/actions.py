@@ -68,6 +68,8 @@ class ActionSource(models.TextChoices):
     COMMAND_LINE = "cli", "Command line"
     WEBHOOK = "webhook", "Webhook"
     SCHEDULE = "schedule", "Schedule"
+    TRIGGER = "trigger", "Trigger"
+    POLICY = "policy", "Policy"
 
 
 class ActionState(models.TextChoices):
@@ -250,6 +252,10 @@ class Action(models.Model):
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="actions"
     )
+    # The rule that made an automatic action (meetings.models.automation): its type (schedule,
+    # trigger, policy) and id. No foreign key: the audit record outlives the rule.
+    rule_type = models.CharField(max_length=10, blank=True)
+    rule_id = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = ActionQuerySet.as_manager()
 
@@ -323,6 +329,18 @@ class Action(models.Model):
     @property
     def is_awaiting(self):
         return self.state == ActionState.AWAITING
+
+    @property
+    def rule_words(self):
+        """Which rule made this automatic action, in words ("Scheduled by alice for 17:30"),
+        or "" for a click. One query, made only for automatic actions."""
+        if not self.rule_type:
+            return ""
+        if not hasattr(self, "_rule_words"):
+            from ..automation import describe_rule
+
+            self._rule_words = describe_rule(self.rule_type, self.rule_id)
+        return self._rule_words
 
     @property
     def is_terminal(self):

@@ -206,8 +206,12 @@ def state_context(request, meeting):
 
 
 def meeting_context(request, meeting, *, config_form=None, start_form=None):
+    from .automation import panel_context
+
     return {
         **state_context(request, meeting),
+        # The "Scheduled" panel (meetings/views/automation.py): whole pages only.
+        **panel_context(request, meeting, "meeting"),
         "config_form": config_form or LiveStreamConfigForm(meeting=meeting),
         "start_form": start_form or LiveStreamStartForm(),
     }

@@ -170,7 +170,12 @@ def webinar_page(request, pk):
     part = request.GET.get("part")
     if wants_fragment(request) and part in PARTS:
         template += f"#{part}"
-    return render(request, template, webinar_context(request, webinar))
+    context = webinar_context(request, webinar)
+    if template == TEMPLATE:
+        from .automation import panel_context
+
+        context.update(panel_context(request, webinar, "webinar"))
+    return render(request, template, context)
 
 
 @dashboard_view

@@ -398,9 +398,16 @@ class Command(BaseCommand):
         self._step("Telling the dashboard what only Zoom's webhooks say (the sandbox announces)")
         self._announce(sandbox)
 
+        # After the events: the streams running are known only from them.
+        self._step("Scheduling a stream stop, a trigger and the policies (with their preview)")
+        automatic = self._manage(
+            "seed_automation", "--account", "Sandbox (demo)", "--force", name="Automation"
+        )
+
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"zoomadmin is running: {self.base_url}/"))
         self.stdout.write(users)
+        self.stdout.write(automatic)
         self.stdout.write(self._how_to_sign_in())
         self.stdout.write(f"Zoom sandbox: {self.sandbox_url}/_sandbox/ (its control API)")
         self.stdout.write("Press Ctrl-C to stop everything.")
