@@ -582,7 +582,9 @@ def on_another_connection(name, expected, names_an_object):
     answers or refuses, the method check (405) first as everywhere. Connection management
     refuses everyone but global admins before looking anything up; a bulk selection's meetings
     are looked up among the visible ones (another connection's are "no longer there")."""
-    if not names_an_object or name.startswith("connection"):
+    # A connection's policies page is read by whoever sees that connection (not management).
+    managing = name.startswith("connection") and name != "connection-policies"
+    if not names_an_object or managing:
         return expected
     return NOT_FOUND if expected in (OK, DENIED) else expected
 

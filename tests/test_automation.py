@@ -176,14 +176,17 @@ def test_a_pending_schedule_can_be_edited_and_cancelled_but_not_once_claimed(
 
 
 def test_a_webinar_may_only_be_scheduled_what_a_webinar_can_do(account):
-    assert automation.available_steps("webinar") == [Step.END]
+    # Webinars have live streams of their own (issue 16): every step, each as a webinar's kind.
+    assert automation.available_steps("webinar") == automation.available_steps("meeting")
+    assert automation.step_kind("webinar", Step.STOP_STREAM) == "stop_webinar_livestream"
+    assert automation.step_kind("webinar", Step.END) == "end_webinar"
     with pytest.raises(ValueError, match="cannot be scheduled"):
         automation.schedule(
             account=account,
             target_type="webinar",
             target_id=123456789,
             topic="",
-            steps=[Step.STOP_STREAM],
+            steps=["recover"],
             run_at=now(),
         )
 

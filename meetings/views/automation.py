@@ -289,9 +289,10 @@ def policies_page(request, pk):
 @dashboard_view
 @require_POST
 def edit_policy(request, pk):
+    # Another connection's policy is not found, whoever asks (as its page is not).
+    policy = get_visible(Policy.objects.all(), request.user, pk=pk)
     if not can_manage_connections(request.user):
         raise PermissionDenied("Only administrators change policies.")
-    policy = get_visible(Policy.objects.all(), request.user, pk=pk)
     form = PolicyForm(request.POST, instance=policy, prefix=f"p{policy.pk}")
     if form.is_valid():
         policy = form.save(commit=False)
