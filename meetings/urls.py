@@ -17,6 +17,7 @@ SCREENS = [
     "activity",
     "bulk",
     "preferences",
+    "notifications",
 ]
 
 urlpatterns = [

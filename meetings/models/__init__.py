@@ -12,6 +12,7 @@ from .mirror import (
     PastParticipant,
     Webinar,
 )
+from .notifications import Channel, Delivery, DeliveryState, DestinationSlot, Subscription
 from .ops import KeyHolder, WorkerHeartbeat
 from .preferences import UserPreferences
 from .presets import StreamPreset
@@ -27,7 +28,11 @@ __all__ = [
     "ActionState",
     "Attempt",
     "Batch",
+    "Channel",
     "ConnectionGrant",
+    "Delivery",
+    "DeliveryState",
+    "DestinationSlot",
     "KeyHolder",
     "LiveStreamStatus",
     "Meeting",
@@ -39,6 +44,7 @@ __all__ = [
     "RateLimitBucket",
     "Role",
     "StreamPreset",
+    "Subscription",
     "UserPreferences",
     "WebhookEvent",
     "Webinar",

@@ -116,10 +116,15 @@ DONE_WORDS = {
 
 
 class Batch(models.Model):
-    """A bulk action: many actions of one kind, requested together, run at the rate limit."""
+    """A bulk action: many actions of one kind, requested together, run at the rate limit.
+
+    `account` is the one connection of a batch on one connection; empty when the batch spans
+    several (each action names its own, and runs under that connection's rate limit)."""
 
     kind = models.CharField(max_length=30, choices=ActionKind.choices)
-    account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.PROTECT)
+    account = models.ForeignKey(
+        "meetings.ZoomAccount", null=True, blank=True, on_delete=models.PROTECT
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -586,6 +591,7 @@ class Action(models.Model):
         if zoom_code is not None:
             extra["zoom_code"] = zoom_code
         self._finish(ActionState.FAILED, summary, result, **extra)
+        _notify_failed(self)
 
     def _finish(self, state, summary, result, **extra):
         result = {**self.result, **(result or {})}
@@ -674,6 +680,9 @@ class Action(models.Model):
                     self.attempts.filter(outcome=Attempt.Outcome.PENDING).update(
                         outcome=Attempt.Outcome.INTERRUPTED, message=Attempt.INTERRUPTED_MESSAGE
                     )
+            if done:
+                self.refresh_from_db()
+                _notify_failed(self)
             return ActionState.FAILED if done else None
         done = base.update(
             state=ActionState.QUEUED,
@@ -683,6 +692,13 @@ class Action(models.Model):
             celery_task_id="",
         )
         return ActionState.QUEUED if done else None
+
+
+def _notify_failed(action):
+    """Those subscribed hear of it (after the commit; never in the way of the pipeline)."""
+    from ..notifications import action_failed
+
+    action_failed(action)
 
 
 class Attempt(models.Model):
