@@ -150,6 +150,16 @@ class Batch(models.Model):
         counts["finished"] = done >= self.total
         return counts
 
+    def connection_progress(self):
+        """Per connection of a batch that spans several: [(name, done, total)], by name."""
+        rows = {}
+        for row in self.actions.values("account__name", "state").annotate(n=models.Count("id")):
+            name = row["account__name"]
+            done, total = rows.get(name, (0, 0))
+            finished = row["n"] if row["state"] in TERMINAL_STATES else 0
+            rows[name] = (done + finished, total + row["n"])
+        return [(name, done, total) for name, (done, total) in sorted(rows.items())]
+
     @property
     def is_cancelled(self):
         return self.cancelled_at is not None

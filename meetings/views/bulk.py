@@ -32,6 +32,30 @@ def _selection(request, data):
     return form, kind, [found[i] for i in ids if i in found]
 
 
+def may_act_on(user, account, kind):
+    """Whether USER may request KIND on ACCOUNT's meetings. Swappable for per-connection roles
+    (`meetings.views.bulk.may_act_on = ...`); today the kind's permission covers every one."""
+    return can_act(user, kind)
+
+
+def _allowed_accounts(user, kind, meetings):
+    accounts = {m.account_id: m.account for m in meetings}
+    return {pk for pk, account in accounts.items() if may_act_on(user, account, kind)}
+
+
+def _by_connection(rows, meetings):
+    """The dry run's rows per connection, in the order each connection first appears:
+    [(account, rows, how many will be done)]."""
+    accounts = {m.account_id: m.account for m in meetings}
+    groups = {}
+    for item, meeting in rows:
+        groups.setdefault(item.account_id, []).append((item, meeting))
+    return [
+        (accounts.get(account_id), group, sum(1 for item, _ in group if item.do))
+        for account_id, group in groups.items()
+    ]
+
+
 def list_url(data):
     """The meetings list as the operator left it (search, filters, page), from the selection's
     `back` field: Cancel on the review, or a refused selection, used to drop them all.
@@ -60,10 +84,11 @@ def bulk_preview(request):
     if not meetings:
         messages.error(request, "None of the selected meetings exists any more. Reload the list.")
         return redirect(list_url(request.GET))
-    # A batch acts on one Zoom account: the first selected meeting's. Meetings of another
-    # account appear in the dry run as skipped, with that reason.
-    account = meetings[0].account
-    plan = actions.dry_run(kind, meetings, account=account)
+    # A batch may span connections: each meeting is acted on with its own, at that
+    # connection's rate limit. Those of connections this user may not act on are skipped.
+    plan = actions.dry_run(
+        kind, meetings, allowed_account_ids=_allowed_accounts(request.user, kind, meetings)
+    )
     by_key = {(m.account_id, m.zoom_id): m for m in meetings}
     rows = [(item, by_key.get((item.account_id, item.target_id))) for item in plan]
     todo = [item for item in plan if item.do]
@@ -72,7 +97,7 @@ def bulk_preview(request):
         "meetings/bulk_preview.html",
         {
             "kind": kind,
-            "account": account,
+            "groups": _by_connection(rows, meetings),
             "rows": rows,
             "todo_count": len(todo),
             "skip_count": len(plan) - len(todo),
@@ -94,12 +119,13 @@ def bulk_run(request):
         return redirect(list_url(request.POST))
     try:
         batch, plan = actions.create_batch(
-            account=meetings[0].account,
+            account=None,
             kind=kind,
             targets=meetings,
             user=request.user,
             source=ActionSource.BULK,
             client_ip=client_ip(request),
+            allowed_account_ids=_allowed_accounts(request.user, kind, meetings),
         )
     except ValueError as e:
         # Nothing left to do (everything ended meanwhile, or was requested by someone else).
@@ -128,10 +154,12 @@ def batch_context(request, batch):
     total = progress["total"] or 0
     return {
         "batch": batch,
+        "connections": batch.connection_progress() if batch.account_id is None else [],
         "progress": progress,
         "percent": round(100 * progress["done"] / total) if total else 100,
         "outcome": batch.outcome_words(progress) if progress["finished"] else "",
-        "rows": batch.actions.order_by("id").only(
+        "rows": batch.actions.order_by("id")
+        .only(
             "pk",
             "kind",
             "target_id",
@@ -141,7 +169,9 @@ def batch_context(request, batch):
             "attempts_count",
             "batch_id",
             "account_id",
-        ),
+            "account__name",
+        )
+        .select_related("account"),
         "can_cancel": (
             not batch.is_cancelled
             and not progress["finished"]
