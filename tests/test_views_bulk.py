@@ -51,9 +51,7 @@ def test_the_dry_run_of_stopping_streams_skips_those_not_streaming(as_operator, 
     assert "Stop 1 live stream" in page
 
 
-def test_the_dry_run_of_meetings_of_two_connections_is_grouped_by_connection(
-    as_operator, account
-):
+def test_the_dry_run_of_meetings_of_two_connections_is_grouped_by_connection(as_operator, account):
     mine = make_meeting(account, status="started", topic="Ours")
     other = make_account("Other")
     theirs = make_meeting(other, status="started", topic="Theirs")
@@ -71,9 +69,7 @@ def test_the_dry_run_of_meetings_of_two_connections_is_grouped_by_connection(
     assert Action.objects.count() == 0
 
 
-def test_one_batch_acts_on_meetings_of_several_connections_each_on_its_own(
-    as_operator, account
-):
+def test_one_batch_acts_on_meetings_of_several_connections_each_on_its_own(as_operator, account):
     other = make_account("Other")
     ours = [make_meeting(account, status="started") for _ in range(2)]
     theirs = [make_meeting(other, status="started") for _ in range(2)]
