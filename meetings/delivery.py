@@ -28,12 +28,9 @@ from django.utils.timezone import now
 from .fields import is_undecryptable
 from .models import Channel, Delivery, DeliveryState, DestinationSlot
 from .models.notifications import destination_key
+from .notifications import APPRISE_LOG
 
 log = logging.getLogger(__name__)
-
-# Apprise logs destinations' hosts and, at debug, whole answers: keep it out of our logs (the
-# messages are captured per send, scrubbed, and kept on the delivery instead).
-logging.getLogger("apprise").propagate = False
 
 
 class SendError(Exception):
@@ -196,24 +193,22 @@ def send_chat(url, delivery):
     """By apprise, to URL, with NOTIFY_TIMEOUT_SECONDS to connect and to read."""
     import apprise
 
-    plugin = apprise.Apprise.instantiate(url)
-    if plugin is None:
-        raise SendError("The chat address is not one the dashboard can send to.")
-    plugin.socket_connect_timeout = settings.NOTIFY_TIMEOUT_SECONDS
-    plugin.socket_read_timeout = settings.NOTIFY_TIMEOUT_SECONDS
     captured = StringIO()
     handler = logging.StreamHandler(captured)
     handler.setLevel(logging.WARNING)
-    logger = logging.getLogger("apprise")
-    logger.addHandler(handler)
-    level = logger.level
-    if logger.getEffectiveLevel() > logging.WARNING:
-        logger.setLevel(logging.WARNING)
+    APPRISE_LOG.addHandler(handler)
+    # Warnings only: its debug lines carry the whole URL, so they are never even made.
+    APPRISE_LOG.setLevel(logging.WARNING)
     try:
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is None:
+            raise SendError("The chat address is not one the dashboard can send to.")
+        plugin.socket_connect_timeout = settings.NOTIFY_TIMEOUT_SECONDS
+        plugin.socket_read_timeout = settings.NOTIFY_TIMEOUT_SECONDS
         ok = plugin.notify(body=_body(delivery), title=delivery.title)
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        APPRISE_LOG.removeHandler(handler)
+        APPRISE_LOG.setLevel(logging.CRITICAL)
     if not ok:
         said = " ".join(captured.getvalue().split())
         raise SendError(

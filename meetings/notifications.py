@@ -14,6 +14,14 @@ from django.db import models, transaction
 
 log = logging.getLogger(__name__)
 
+# Apprise logs whole destination URLs (tokens and all) at debug, and hosts at warning: keep it
+# out of our logs. Its warnings are captured per send (meetings.delivery), scrubbed, and kept on
+# the delivery; checking an address on the Notifications page logs nothing.
+APPRISE_LOG = logging.getLogger("apprise")
+APPRISE_LOG.propagate = False
+APPRISE_LOG.addHandler(logging.NullHandler())
+APPRISE_LOG.setLevel(logging.CRITICAL)
+
 
 class EventKind(models.TextChoices):
     ACTION_FAILED = "action_failed", "An action failed"

@@ -10,7 +10,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.worker", "tests.fixtures.secret_scan"]
+pytest_plugins = [
+    "tests.fixtures.sandbox",
+    "tests.fixtures.worker",
+    "tests.fixtures.secret_scan",
+    "tests.fixtures.notify",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
