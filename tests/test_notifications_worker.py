@@ -3,6 +3,7 @@ deliveries reach a real SMTP server (aiosmtpd) and a real HTTP chat receiver (ap
 spaced by the destination's rate limit; a destination that hangs neither holds actions back nor
 other destinations, and is retried until it is given up in plain words."""
 
+import itertools
 import time
 
 import pytest
@@ -67,11 +68,11 @@ def test_failed_actions_reach_the_mail_server_and_the_chat_spaced_by_its_rate_li
     assert all("Subject: [zoomadmin] End meeting failed" in m["data"] for m in smtp_server.messages)
     assert len(chat_receiver.received) == 3
     titles = sorted(r["json"]["title"] for r in chat_receiver.received)
-    assert titles == ["End meeting failed: meeting 9100000000%d" % n for n in range(3)]
+    assert titles == [f"End meeting failed: meeting {91000000000 + n}" for n in range(3)]
     # and the chat's sends were at least the destination's interval apart (1 s), although
     # the three were ready at about the same time
     times = sorted(r["at"] for r in chat_receiver.received)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.9, gaps
 
 
@@ -121,7 +122,7 @@ def test_a_hanging_chat_holds_back_neither_actions_nor_other_destinations(
     times = sorted(r["at"] for r in chat_receiver.received)
     assert len(times) == 6
     # one in flight at a time: each send began after the previous one timed out (2 s)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1.8, gaps
     assert Action.objects.filter(state=ActionState.FAILED).count() == 0
     assert "T0k3n" not in celery_worker_process.log()
