@@ -29,9 +29,12 @@ from meetings.models import (
     ActionSource,
     ActionState,
     Batch,
+    Channel,
+    Delivery,
     Meeting,
     MeetingStatus,
     PastMeeting,
+    Subscription,
     Webinar,
     ZoomAccount,
 )
@@ -64,6 +67,8 @@ ACTS = by_role(LOGIN, DENIED, DENIED, OK, OK)
 ADMINS = by_role(LOGIN, DENIED, DENIED, DENIED, OK)
 SIGNED_IN_WRONG_METHOD = by_role(LOGIN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED)
 SIGNED_IN = by_role(LOGIN, OK, OK, OK, OK)
+# A person's own things (their subscriptions): the operator owns them here.
+OWNER_ONLY = by_role(LOGIN, DENIED, 404, OK, 404)
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,19 @@ MATRIX = {
     "preferences": Rule(get=SCREEN, post=SCREEN),
     "action": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("action")),
     "bulk": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("batch")),
+    # Each person's own notifications: anyone who may see the dashboard manages theirs; another
+    # person's subscription or delivery (here: the operator's) answers 404.
+    "notifications": Rule(get=SCREEN, post=SCREEN),
+    "subscription-test": Rule(
+        get=SCREEN_WRONG_METHOD, post=OWNER_ONLY, kwargs=pk_of("subscription")
+    ),
+    "subscription-toggle": Rule(
+        get=SCREEN_WRONG_METHOD, post=OWNER_ONLY, kwargs=pk_of("subscription")
+    ),
+    "subscription-delete": Rule(
+        get=SCREEN_WRONG_METHOD, post=OWNER_ONLY, kwargs=pk_of("subscription")
+    ),
+    "delivery-status": Rule(get=OWNER_ONLY, post=SCREEN_WRONG_METHOD, kwargs=pk_of("delivery")),
     # --- acting (each needs its kind's permission; GET, where taken, is the confirmation) ---
     "account-sync": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("account")),
     "meeting-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("meeting")),
@@ -212,6 +230,8 @@ class Objects:
     past_meeting: PastMeeting
     action: Action
     batch: Batch
+    subscription: Subscription
+    delivery: Delivery
 
 
 @pytest.fixture
@@ -221,7 +241,7 @@ def fast_passwords(settings):
 
 
 @pytest.fixture
-def objects(db):
+def objects(db, operator):
     from meetings.zoom.sandbox import (
         DEFAULT_ACCOUNT_ID,
         DEFAULT_S2S_CLIENT_ID,
@@ -265,7 +285,13 @@ def objects(db):
         target_id=2,
         batch=batch,
     )
-    return Objects(account, meeting, deleted, webinar, past, action, batch)
+    subscription = Subscription.objects.create(
+        user=operator, kinds=",action_failed,", channel=Channel.EMAIL
+    )
+    delivery = Delivery.objects.create(
+        user=operator, subscription=subscription, kind="test", title="t", channel="email"
+    )
+    return Objects(account, meeting, deleted, webinar, past, action, batch, subscription, delivery)
 
 
 def outcome(expected, response, login_url):

@@ -4,7 +4,6 @@ to a chat), a "Send a test" button per subscription, and their deliveries' histo
 from django import forms
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path
@@ -197,7 +196,8 @@ def subscription_test(request, pk):
 def delivery_status(request, pk):
     delivery = get_object_or_404(Delivery, pk=pk, user=request.user)
     if not wants_fragment(request):
-        raise Http404("a fragment of the Notifications page")
+        # The status is a part of the Notifications page: its history says the same.
+        return redirect("notifications")
     context = {"delivery": delivery}
     if delivery.state in (DeliveryState.SENT, DeliveryState.FAILED):
         html = render_to_string("meetings/notifications.html#test-status", context, request=request)
