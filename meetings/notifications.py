@@ -153,6 +153,22 @@ def action_failed(action):
     target = action.topic or (
         f"{action.target_type} {action.target_id}" if action.target_id else ""
     )
+    if action.batch_id is not None:
+        # A bulk batch that fails, fails for many at once (Zoom down, a grant revoked): one
+        # message per batch, pointing at its page, rather than one per meeting.
+        notify(
+            EventKind.ACTION_FAILED,
+            title=f"{what} in bulk: some failed (batch #{action.batch_id})",
+            text=(
+                f"The first to fail: {target or 'an action'}: "
+                f"{action.result_summary or 'it failed.'} The batch's page lists every result."
+            ),
+            account=action.account_id,
+            url=reverse("bulk", args=[action.batch_id]),
+            action=action.pk,
+            dedupe_key=f"batch:{action.batch_id}",
+        )
+        return
     notify(
         EventKind.ACTION_FAILED,
         title=f"{what} failed" + (f": {target}" if target else ""),

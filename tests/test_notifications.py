@@ -175,6 +175,22 @@ def test_a_failed_action_notifies_a_cancelled_one_does_not(operator, account):
     assert Delivery.objects.count() == 1
 
 
+def test_the_failures_of_a_bulk_batch_are_one_message_pointing_at_the_batch(operator, account):
+    from meetings.models import Batch
+
+    subscribe(operator, [EventKind.ACTION_FAILED])
+    batch = Batch.objects.create(kind="end_meeting", account=account, total=3)
+    for n in range(3):
+        action = _running_action(account)
+        Action.objects.filter(pk=action.pk).update(batch=batch, target_id=n + 1)
+        action.refresh_from_db()
+        action.mark_failed(f"Zoom could not be reached ({n}).")
+    (d,) = Delivery.objects.all()
+    assert d.title == f"End meeting in bulk: some failed (batch #{batch.pk})"
+    assert "Zoom could not be reached (0)" in d.text
+    assert d.url == reverse("bulk", args=[batch.pk])
+
+
 def test_a_connection_needing_reconnecting_notifies_once(operator, account):
     subscribe(operator, [EventKind.NEEDS_RECONNECT])
     account.mark_needs_reconnect("Zoom refused the refresh token (invalid_grant).")
