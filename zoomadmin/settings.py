@@ -367,7 +367,13 @@ NOTIFY_SWEEP_GRACE_SECONDS = env_float("NOTIFY_SWEEP_GRACE_SECONDS", 120.0, mini
 NOTIFY_OWN_STOP_WINDOW_SECONDS = env_int("NOTIFY_OWN_STOP_WINDOW_SECONDS", 600, minimum=1)
 
 # Django's mail settings: the e-mail notifications.
-EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+# In development without a mail server (`make demo`), e-mails are written to the worker's log.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG and not env("EMAIL_HOST", "")
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
 EMAIL_HOST = env("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
