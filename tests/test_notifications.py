@@ -528,3 +528,17 @@ def test_the_admin_shows_deliveries_read_only_and_no_chat_address(
         assert response.status_code == 200, url
         assert TOKEN not in response.content.decode()
     assert client.post(reverse("admin:meetings_delivery_delete", args=[d.pk])).status_code == 403
+
+
+def test_deliveries_and_actions_go_to_their_own_queues_and_only_there():
+    from zoomadmin.celery import app
+
+    queues = app.amqp.queues
+    # a queue bound with another's routing key would get a copy of each of its messages
+    assert queues["celery"].routing_key == "celery"
+    assert queues["notifications"].routing_key == "notifications"
+    router = app.amqp.router
+    assert router.route({}, "meetings.tasks.notifications.deliver")["queue"].name == (
+        "notifications"
+    )
+    assert router.route({}, "meetings.tasks.actions.run_action")["queue"].name == "celery"

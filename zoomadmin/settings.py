@@ -341,7 +341,12 @@ CELERY_BEAT_SCHEDULE = {
 # worker that consumes both (`-Q celery,notifications`) or one for each.
 # Both queues are declared, so a worker started without -Q consumes both.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("notifications"))
+# Each its own routing key: a queue declared without one is bound with the default ("celery")
+# and would receive a copy of every action's message.
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("notifications", routing_key="notifications"),
+)
 CELERY_TASK_ROUTES = {
     "meetings.tasks.notifications.*": {"queue": "notifications"},
 }
