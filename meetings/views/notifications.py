@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -177,7 +177,7 @@ def subscription_test(request, pk):
                 f"{request.user.get_username()} asked for this test of a subscription on the "
                 "Notifications page. Events you chose will arrive like this."
             ),
-            url="/notifications/",
+            url=reverse("notifications"),
             channel=subscription.channel,
             hint=subscription.hint,
             event_id=f"test{subscription.pk}",
