@@ -19,7 +19,9 @@ Every operation on Zoom is an `Action` row (the audit record) executed by a Cele
    actions whose lease expired because their worker died.
 
 Bulk: `dry_run` says what a batch would do, `create_batch` makes it, `cancel_batch` stops what
-has not started. The per-kind work (which Zoom call, how to confirm it, what the mirror
+has not started. What the admins chose for two-person approval is written awaiting approval
+and sent only once another person approves it (meetings.approvals).
+The per-kind work (which Zoom call, how to confirm it, what the mirror
 records) is in `meetings.executors`.
 """
 
@@ -36,18 +38,21 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import Max
 from django.utils.timezone import now
 
+from . import approvals
 from .models import (
     Action,
     ActionKind,
     ActionSource,
     ActionState,
+    Approval,
+    ApprovalState,
     Attempt,
     Batch,
     Meeting,
     Webinar,
     ZoomAccount,
 )
-from .models.actions import REDACTED, LeaseLostError, db_time
+from .models.actions import PENDING_STATES, REDACTED, LeaseLostError, db_time
 from .zoom.client import encode_uuid, livestream_body, livestream_status_body, validate_zoom_id
 
 # A batch's actions need their connection's row, not its credentials (decrypted on load).
@@ -115,6 +120,9 @@ def request_action(
     the task to use. enqueue=False leaves the enqueueing to the caller (the command line may run
     `execute` inline; a batch sends its messages together).
 
+    A kind the admins chose for two-person approval, asked for by a person, is written
+    awaiting approval instead, and no task message is sent (meetings.approvals).
+
     Raises ValueError, with a message for the operator, for a bad kind, source, target or
     parameter; nothing is written then.
     """
@@ -135,6 +143,8 @@ def request_action(
     target_id, target_uuid = fields["target_id"], fields["target_uuid"]
     if not fields["topic"]:
         fields["topic"] = _topic(_mirror_topic(account, target_type, target_id))
+    if batch is None and approvals.action_needs_approval(kind, fields["source"]):
+        return _request_approval(fields)
     # Two tries: the active action we collided with may finish between our insert and look-up.
     for _ in range(3):
         try:
@@ -159,6 +169,34 @@ def request_action(
             if existing is not None:
                 return existing, False
     raise IntegrityError("could not create the action (a concurrent one kept colliding)")
+
+
+def _request_approval(fields):
+    """`request_action` for a kind that waits for a second person (meetings.approvals): the
+    action is written AWAITING, with its Approval, and no task message. While an action of the
+    kind is awaiting, queued or running for the target, that one is returned instead. (The
+    unique constraint covers queued and running only: two requests at the same instant may
+    both wait; approving the second finds the first in flight and cancels it, see
+    approvals._release.)"""
+    target = {k: fields[k] for k in ("account", "kind", "target_type", "target_id", "target_uuid")}
+    with transaction.atomic():
+        existing = (
+            Action.objects.filter(state__in=PENDING_STATES, **target).select_for_update().first()
+        )
+        if existing is not None:
+            return existing, False
+        action = Action.objects.create(**fields, state=ActionState.AWAITING)
+        approvals.open_request(
+            account=action.account,
+            kind=action.kind,
+            user=action.requested_by,
+            action=action,
+            plan=approvals.plan_for_target(
+                action.account, action.kind, action.target_type, action.target_id
+            ),
+        )
+    _log_requested(action, fields["requested_by"])
+    return action, True
 
 
 def _action_fields(
@@ -465,7 +503,7 @@ def _active_actions(kind, *, account_ids, target_ids):
         return {}
     found = {}
     rows = (
-        Action.objects.active()
+        Action.objects.filter(state__in=PENDING_STATES)
         .filter(kind=kind, account_id__in=account_ids, target_id__in=target_ids)
         .only("pk", "state", "account_id", "target_id")
     )
@@ -477,7 +515,9 @@ def _active_actions(kind, *, account_ids, target_ids):
 def _already_requested(item, existing):
     item.do = False
     item.existing_action_id = existing.pk
-    item.reason = f"already requested (action #{existing.pk}, {existing.state})"
+    item.reason = (
+        f"already requested (action #{existing.pk}, {existing.get_state_display().lower()})"
+    )
 
 
 def create_batch(
@@ -512,10 +552,17 @@ def create_batch(
         account_ids = {item.account_id for item in todo}
         if len(account_ids) == 1:
             account = ZoomAccount.objects.defer(*ACCOUNT_SECRETS).get(pk=account_ids.pop())
+    waits = approvals.batch_needs_approval(kind, len(todo), source)
     with transaction.atomic():
         batch = Batch.objects.create(kind=kind, account=account, requested_by=user)
         made = _insert_batch(
-            batch, todo, source=source, user=user, client_ip=client_ip, params=params
+            batch,
+            todo,
+            source=source,
+            user=user,
+            client_ip=client_ip,
+            params=params,
+            state=ActionState.AWAITING if waits else ActionState.QUEUED,
         )
         ids = [
             made[(item.account_id, item.target_id)].pk
@@ -524,12 +571,33 @@ def create_batch(
         ]
         batch.total = len(ids)
         batch.save(update_fields=["total"])
-        transaction.on_commit(lambda: enqueue_actions(ids))
-    log.info("batch %s: %s x %d requested", batch.pk, kind, len(ids))
+        if waits and ids:
+            # The whole batch waits for a second person; one approval releases all of it.
+            approvals.open_request(
+                # A batch over several connections is filed under its first one's.
+                account=account or accounts_of(todo)[0],
+                kind=kind,
+                user=user,
+                batch=batch,
+                plan=[item.as_dict() for item in todo if (item.account_id, item.target_id) in made],
+                size=len(ids),
+            )
+        else:
+            transaction.on_commit(lambda: enqueue_actions(ids))
+    log.info(
+        "batch %s: %s x %d requested%s", batch.pk, kind, len(ids), " (awaits approval)" * waits
+    )
     return batch, plan
 
 
-def _insert_batch(batch, todo, *, source, user, client_ip, params):
+def accounts_of(todo):
+    """The connections of planned items TODO, in the order they first appear."""
+    ids = list(dict.fromkeys(item.account_id for item in todo))
+    found = ZoomAccount.objects.defer(*ACCOUNT_SECRETS).in_bulk(ids)
+    return [found[pk] for pk in ids]
+
+
+def _insert_batch(batch, todo, *, source, user, client_ip, params, state=ActionState.QUEUED):
     """Write the actions of BATCH for the planned items TODO with one INSERT that skips the
     targets with an active action (ON CONFLICT DO NOTHING on PostgreSQL, INSERT OR IGNORE on
     SQLite: the partial unique constraint decides, and waits for a concurrent transaction
@@ -559,7 +627,8 @@ def _insert_batch(batch, todo, *, source, user, client_ip, params):
                     user=user,
                     client_ip=client_ip,
                     batch=batch,
-                )
+                ),
+                state=state,
             )
             # One order for every batch: two batches over the same meetings, selected in
             # different orders, would each wait for a row the other inserted (a deadlock that
@@ -605,7 +674,12 @@ def cancel_batch(batch, *, user=None):
     at = now()
     with transaction.atomic():
         Batch.objects.filter(pk=batch.pk, cancelled_at__isnull=True).update(cancelled_at=at)
-        cancelled = batch.actions.filter(state=ActionState.QUEUED).update(
+        approval = Approval.objects.filter(batch=batch, state=ApprovalState.WAITING).first()
+        if approval is not None:
+            approvals.withdraw(approval, user=user)
+        cancelled = batch.actions.filter(
+            state__in=(ActionState.QUEUED, ActionState.AWAITING)
+        ).update(
             state=ActionState.CANCELLED,
             finished_at=at,
             result_summary=f"Batch cancelled{who} before this action ran",

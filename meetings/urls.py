@@ -16,6 +16,7 @@ SCREENS = [
     "past_meetings",
     "activity",
     "bulk",
+    "approvals",
     "preferences",
     "notifications",
 ]

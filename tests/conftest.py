@@ -29,6 +29,17 @@ def _fast_password_hashing():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_second_person_unless_asked():
+    """The pipeline's tests ask for ends and recoveries as one operator; a second person
+    (meetings.approvals) is what tests/test_approvals.py turns on, with the shipped defaults."""
+    from django.test import override_settings
+
+    off = {"kinds": [], "bulk_enabled": False, "bulk_threshold": 20}
+    with override_settings(APPROVAL_DEFAULTS=off):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _static_files_from_the_source():
     """Django runs tests with DEBUG off, where the production storage links pages to the hashed
     names of the last collectstatic (a stale or missing manifest fails the page); tests link to

@@ -19,15 +19,18 @@ Acting POSTs are sent with valid form data, so the permission check is what deci
 """
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.timezone import now
 
 from meetings.models import (
     Action,
     ActionKind,
     ActionSource,
     ActionState,
+    Approval,
     Batch,
     Channel,
     Delivery,
@@ -173,6 +176,17 @@ MATRIX = {
     "bulk-preview": Rule(get=ACTS, post=SCREEN_WRONG_METHOD, query=bulk_selection),
     "bulk-run": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, data=bulk_selection),
     "bulk-cancel": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("batch")),
+    # --- two-person approval: anyone who sees the dashboard reads a request; deciding it takes
+    # the action's permission (and is never for the requester, tests/test_approvals.py) ------
+    "approval": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("approval")),
+    "approval-approve": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("approval")),
+    "approval-reject": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("approval")),
+    # Only the requester withdraws; the matrix's request was made by none of its users.
+    "approval-withdraw": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=by_role(LOGIN, DENIED, DENIED, DENIED, DENIED),
+        kwargs=pk_of("approval"),
+    ),
     # --- connection management: admins only ----------------------------------------------------
     "connections": Rule(get=ADMINS, post=SIGNED_IN_WRONG_METHOD),
     "connection-connect": Rule(get=ADMINS, post=ADMINS, data=lambda o: {"name": "", "plan": ""}),
@@ -230,6 +244,7 @@ class Objects:
     past_meeting: PastMeeting
     action: Action
     batch: Batch
+    approval: Approval
     subscription: Subscription
     delivery: Delivery
 
@@ -285,13 +300,29 @@ def objects(db, operator):
         target_id=2,
         batch=batch,
     )
+    awaiting = Action.objects.create(
+        account=account,
+        kind=ActionKind.END_WEBINAR,
+        source=ActionSource.DASHBOARD,
+        state=ActionState.AWAITING,
+        target_type="webinar",
+        target_id=webinar.zoom_id,
+    )
+    approval = Approval.objects.create(
+        kind=ActionKind.END_WEBINAR,
+        account=account,
+        action=awaiting,
+        expires_at=now() + timedelta(hours=1),
+    )
     subscription = Subscription.objects.create(
         user=operator, kinds=",action_failed,", channel=Channel.EMAIL
     )
     delivery = Delivery.objects.create(
         user=operator, subscription=subscription, kind="test", title="t", channel="email"
     )
-    return Objects(account, meeting, deleted, webinar, past, action, batch, subscription, delivery)
+    return Objects(
+        account, meeting, deleted, webinar, past, action, batch, approval, subscription, delivery
+    )
 
 
 def outcome(expected, response, login_url):

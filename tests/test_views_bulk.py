@@ -314,3 +314,22 @@ def test_bulk_needs_the_permission_of_its_kind(client, django_user_model, accoun
     response = client.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [meeting.pk]})
     assert response.status_code == 403
     assert Action.objects.count() == 0
+
+
+def test_a_batch_over_several_connections_that_needs_approval_waits_as_one(as_operator, account):
+    from meetings.models import Approval, ApprovalSettings
+
+    ApprovalSettings.objects.create(bulk_enabled=True, bulk_threshold=2, kinds=[])
+    other = make_account("Other")
+    meetings = [make_meeting(a, status="started") for a in (account, other, other)]
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings]})
+    batch = Batch.objects.get()
+    assert batch.account is None and batch.total == 3
+    assert set(batch.actions.values_list("state", flat=True)) == {"awaiting"}
+    approval = Approval.objects.get()
+    assert approval.batch == batch and approval.size == 3
+    # filed under the first connection, its plan naming each meeting's own
+    assert approval.account == account
+    assert sorted(item["account_id"] for item in approval.plan) == sorted(
+        m.account_id for m in meetings
+    )

@@ -93,6 +93,23 @@ def test_an_htmx_end_answers_the_status_panel_with_the_job(as_operator, live):
     assert "<html" not in html
 
 
+def test_an_instance_ended_from_here_and_confirmed_offers_no_second_end_but_a_new_one_would(
+    as_operator, account
+):
+    meeting = make_meeting(account, status="ended", uuid="instance-one==")
+    make_action(
+        account, "end_meeting", target=meeting, state="succeeded", target_uuid="instance-one=="
+    )
+    page = as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode()
+    assert "Ask Zoom to end it…" not in page
+    assert "Succeeded" in page
+    # The mirror lags a new instance (another UUID): asking Zoom is offered again.
+    meeting.uuid = "instance-two=="
+    meeting.save(update_fields=["uuid"])
+    page = as_operator.get(reverse("meeting", args=[meeting.pk])).content.decode()
+    assert "Ask Zoom to end it…" in page
+
+
 def test_end_of_a_meeting_not_shown_live_says_it_still_asks_zoom_and_recover_needs_deleted(
     as_operator, account
 ):

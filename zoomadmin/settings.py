@@ -284,6 +284,20 @@ ACTION_CONFIRM_CHECKS = env_int("ACTION_CONFIRM_CHECKS", 4, minimum=1)
 ACTION_CONFIRM_INTERVAL_SECONDS = env_float("ACTION_CONFIRM_INTERVAL_SECONDS", 5.0)
 # Retention of the audit trail, for `manage.py prune_actions` (the only thing that deletes it).
 ACTION_RETENTION_DAYS = env_int("ACTION_RETENTION_DAYS", 730, minimum=1)
+# Two-person approval (meetings.approvals): a request that waits for a second person is
+# cancelled when nobody approved it this long after it was made, by the database's clock.
+APPROVAL_EXPIRY_MINUTES = env_int("APPROVAL_EXPIRY_MINUTES", 60, minimum=1)
+# Which actions wait for a second person until an administrator saves a choice of their own in
+# the admin (Two-person approval → Approval settings): ends of webinars, recoveries of meetings,
+# and bulk batches of more than 20.
+APPROVAL_DEFAULTS = {
+    "kinds": ["end_webinar", "recover_meeting"],
+    "bulk_enabled": True,
+    "bulk_threshold": 20,
+}
+# The dashboard's address as operators reach it (e.g. https://zoom-admin.example.org), for the
+# links the command line prints; empty prints the path alone.
+DASHBOARD_URL = env("DASHBOARD_URL", "").strip().rstrip("/")
 # Per-label overrides of the plan's Zoom rate limits, requests per second ("" = the plan's).
 ZOOM_RATE_LIMIT_LIGHT = env_float("ZOOM_RATE_LIMIT_LIGHT", 0.0)
 ZOOM_RATE_LIMIT_MEDIUM = env_float("ZOOM_RATE_LIMIT_MEDIUM", 0.0)
@@ -334,6 +348,12 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep not started within one interval is superseded by the next one.
         "options": {"expires": ACTION_SWEEP_INTERVAL_SECONDS},
     },
+    # Requests for approval that nobody approved within APPROVAL_EXPIRY_MINUTES are cancelled.
+    "expire-approvals": {
+        "task": "meetings.tasks.actions.expire_approvals",
+        "schedule": ACTION_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": ACTION_SWEEP_INTERVAL_SECONDS},
+    },
 }
 
 # --- Notifications (meetings.notifications, meetings.delivery) ------------------------------
@@ -355,8 +375,6 @@ CELERY_BEAT_SCHEDULE["sweep-notifications"] = {
     "schedule": 60,
     "options": {"expires": 60},
 }
-# Where links in notifications point ("https://zoomadmin.example.org"); empty: paths only.
-DASHBOARD_URL = env("DASHBOARD_URL", "").strip()
 # Connect and read timeout of one send (the mail server, a chat service).
 NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 10.0, minimum=0.5)
 # Sends to one destination at least this far apart (Slack's incoming webhooks take about one a

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from . import accounts, actions, mirror, notifications  # noqa: F401
+from . import accounts, actions, approvals, mirror, notifications  # noqa: F401
 
 # The admin is where supervisors read the audit trail: its list needs the width that the
 # navigation sidebar took (300 px; at 1280 px the list's last columns ran past the edge).

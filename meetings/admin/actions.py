@@ -187,6 +187,10 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
             },
         ),
         (
+            "Second person",
+            {"fields": ("approval_requested", "approval_decided")},
+        ),
+        (
             "Machinery",
             {
                 "classes": ("collapse",),
@@ -203,7 +207,14 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = [f.name for f in Action._meta.fields if f.name not in HIDDEN_ACTION_FIELDS]
-        return [*fields, "params_pretty", "result_pretty", "duration_display"]
+        return [
+            *fields,
+            "params_pretty",
+            "result_pretty",
+            "duration_display",
+            "approval_requested",
+            "approval_decided",
+        ]
 
     # Read-only: the audit trail is written by the pipeline alone.
     def has_add_permission(self, request):
@@ -224,6 +235,36 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
         if ids:
             queryset |= filtered.filter(Q(target_id__in=ids) | Q(pk__in=ids))
         return queryset, may_have_duplicates
+
+    def _approval(self, obj):
+        from ..approvals import approval_of
+
+        if not hasattr(obj, "_approval_row"):
+            obj._approval_row = approval_of(obj)
+        return obj._approval_row
+
+    @admin.display(description="approval asked by")
+    def approval_requested(self, obj):
+        approval = self._approval(obj)
+        if approval is None:
+            return "Not needed"
+        who = approval.requested_by.get_username() if approval.requested_by else "—"
+        url = reverse("admin:meetings_approval_change", args=[approval.pk])
+        return format_html(
+            '<a href="{}">{}</a> at {:%Y-%m-%d %H:%M:%S %Z}', url, who, approval.requested_at
+        )
+
+    @admin.display(description="approved or rejected by")
+    def approval_decided(self, obj):
+        approval = self._approval(obj)
+        if approval is None:
+            return "—"
+        if approval.decided_at is None:
+            return approval.get_state_display()
+        who = approval.decided_by.get_username() if approval.decided_by else "nobody"
+        return (
+            f"{approval.get_state_display()}: {who} at {approval.decided_at:%Y-%m-%d %H:%M:%S %Z}"
+        )
 
     @admin.display(description="who", ordering="requested_by__username")
     def who(self, obj):

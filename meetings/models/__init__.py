@@ -3,6 +3,7 @@
 from .access import AccessEvent, ConnectionGrant, Role, record_access
 from .accounts import Plan, ZoomAccount
 from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
+from .approvals import Approval, ApprovalSettings, ApprovalState
 from .mirror import (
     LiveStreamStatus,
     Meeting,
@@ -26,6 +27,9 @@ __all__ = [
     "ActionKind",
     "ActionSource",
     "ActionState",
+    "Approval",
+    "ApprovalSettings",
+    "ApprovalState",
     "Attempt",
     "Batch",
     "Channel",

@@ -70,9 +70,15 @@ class ActionState(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Requested, held until a second person approves it (meetings.approvals): never sent to a
+    # worker, never swept, neither in flight (ACTIVE_STATES) nor finished.
+    AWAITING = "awaiting", "Awaiting approval"
 
 
+# In flight: a worker has it, or will.
 ACTIVE_STATES = (ActionState.QUEUED, ActionState.RUNNING)
+# Asked for and not finished: a second request for the same target is "already requested".
+PENDING_STATES = (*ACTIVE_STATES, ActionState.AWAITING)
 TERMINAL_STATES = (ActionState.SUCCEEDED, ActionState.FAILED, ActionState.CANCELLED)
 
 # What a redacted secret reads as in Action.params: says a value was given, shows nothing of it.
@@ -317,6 +323,10 @@ class Action(models.Model):
     @property
     def is_active(self):
         return self.state in ACTIVE_STATES
+
+    @property
+    def is_awaiting(self):
+        return self.state == ActionState.AWAITING
 
     @property
     def is_terminal(self):
@@ -618,13 +628,20 @@ class Action(models.Model):
         )
 
     def cancel(self, *, user=None, reason=""):
-        """queued → cancelled. Only an action no worker has started can be cancelled: once a
-        call to Zoom may be in flight, the action runs to its end. Returns True if cancelled."""
+        """queued or awaiting approval → cancelled. Only an action no worker has started can be
+        cancelled: once a call to Zoom may be in flight, the action runs to its end. A request
+        awaiting approval is withdrawn with it. Returns True if cancelled."""
+        from .approvals import Approval, ApprovalState
+
         who = f" by {user.get_username()}" if user is not None else ""
         summary = reason or f"Cancelled{who} before it ran"
+        if self.state == ActionState.AWAITING:
+            Approval.objects.filter(action_id=self.pk, state=ApprovalState.WAITING).update(
+                state=ApprovalState.WITHDRAWN, decided_by=user, decided_at=now()
+            )
         done = (
             type(self)
-            .objects.filter(pk=self.pk, state=ActionState.QUEUED)
+            .objects.filter(pk=self.pk, state__in=(ActionState.QUEUED, ActionState.AWAITING))
             .update(
                 state=ActionState.CANCELLED,
                 finished_at=now(),

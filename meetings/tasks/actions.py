@@ -63,3 +63,12 @@ def sweep_actions():
     from ..actions import sweep
 
     return sweep()
+
+
+# A few indexed queries and one conditional update per expired request.
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
+def expire_approvals():
+    """Cancel the requests nobody approved within APPROVAL_EXPIRY_MINUTES."""
+    from ..approvals import expire_due
+
+    return len(expire_due())

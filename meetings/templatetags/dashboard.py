@@ -40,6 +40,7 @@ STATUS_BADGES = {
     "succeeded": "badge-ok",
     "failed": "badge-error",
     "cancelled": "badge-muted",
+    "awaiting": "badge-waiting",
     "connected": "badge-ok",
     "needs_reconnect": "badge-error",
     "disconnected": "badge-muted",

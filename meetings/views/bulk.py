@@ -12,7 +12,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from .. import actions
 from ..forms import BulkForm
-from ..models import ActionKind, ActionSource, Batch, Meeting
+from ..models import ActionKind, ActionSource, Approval, Batch, Meeting
 from .access import can_act, client_ip, dashboard_view, require_action_permission, wants_fragment
 from .pagination import paginate
 
@@ -141,10 +141,12 @@ def bulk_run(request):
         )
         return redirect(list_url(request.POST))
     skipped = sum(1 for item in plan if not item.do)
+    waits = Approval.objects.filter(batch=batch).exists()
     messages.success(
         request,
         f"{batch.get_kind_display()}: {batch.total} requested"
-        + (f", {skipped} skipped." if skipped else "."),
+        + (f", {skipped} skipped." if skipped else ".")
+        + (" It is awaiting approval by another operator." if waits else ""),
     )
     return redirect("bulk", pk=batch.pk)
 
@@ -156,6 +158,7 @@ def batch_context(request, batch):
         "batch": batch,
         "connections": batch.connection_progress() if batch.account_id is None else [],
         "progress": progress,
+        "approval": Approval.objects.filter(batch=batch).first() if progress["awaiting"] else None,
         "percent": round(100 * progress["done"] / total) if total else 100,
         "outcome": batch.outcome_words(progress) if progress["finished"] else "",
         "rows": batch.actions.order_by("id")

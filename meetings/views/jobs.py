@@ -46,7 +46,13 @@ def start_action(request, *, account, kind, source=ActionSource.DASHBOARD, **tar
 
 def announce(request, action, created):
     """A one-line message about the job for the next page (plain POSTs only: htmx shows the job)."""
-    if created:
+    if created and action.is_awaiting:
+        messages.success(
+            request,
+            f"{action.get_kind_display()} requested. It is awaiting approval by another "
+            "operator: nothing is sent to Zoom until then.",
+        )
+    elif created:
         messages.success(request, f"{action.get_kind_display()} requested. It runs in a moment.")
     else:
         who = action.requested_by.get_username() if action.requested_by else "someone"

@@ -190,7 +190,7 @@ def status_context(request, meeting):
         "can_stream": ActionKind.START_LIVESTREAM in kinds,
         "can_fetch": ActionKind.FETCH_PAST_MEETING in kinds,
         "control_job": control_job,
-        "control_busy": bool(control_job and control_job.is_active),
+        "control_busy": bool(control_job and (control_job.is_active or control_job.is_awaiting)),
         "stream_job": stream_job,
         "stream_busy": bool(stream_job and stream_job.is_active),
         "started_with": started_with,

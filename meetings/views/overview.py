@@ -10,7 +10,17 @@ from django.urls import path, reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_POST
 
-from ..models import Action, ActionKind, Meeting, MeetingStatus, Webinar, ZoomAccount
+from .. import approvals
+from ..models import (
+    Action,
+    ActionKind,
+    Approval,
+    ApprovalState,
+    Meeting,
+    MeetingStatus,
+    Webinar,
+    ZoomAccount,
+)
 from ..models.actions import ACTIVE_STATES, ActionState
 from .access import allowed_kinds, dashboard_view, wants_fragment
 from .jobs import ActionRefused, announce, answer, start_action
@@ -70,6 +80,13 @@ def live_context(request):
         state=ActionState.FAILED, requested_at__gte=now() - FAILURES_WINDOW
     ).select_related("requested_by")
     return {
+        # Requests a second person must decide: those this user may, and this user's own.
+        "waiting_for_you": approvals.waiting_for(request.user),
+        "your_waiting": list(
+            Approval.objects.filter(state=ApprovalState.WAITING, requested_by=request.user)
+            .select_related("account")
+            .order_by("expires_at")[:20]
+        ),
         "live_meetings": list(live.order_by("-start_time", "-id")[:LIVE_SHOWN]),
         "live_count": live.count(),
         "live_webinars": list(

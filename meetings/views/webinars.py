@@ -109,7 +109,7 @@ def webinar_context(request, webinar, refused=""):
         "webinar": webinar,
         "can_end": ActionKind.END_WEBINAR in allowed_kinds(request.user),
         "control_job": job,
-        "control_busy": bool(job and job.is_active),
+        "control_busy": bool(job and (job.is_active or job.is_awaiting)),
         "timeline": timeline,
         "last_event_at": follow.last_event_at(webinar, timeline),
         "refused": refused,

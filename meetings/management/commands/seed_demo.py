@@ -57,3 +57,7 @@ class Command(BaseCommand):
         self.stdout.write("Demo users (passwords are new each run; copy them now):")
         for username, password in created:
             self.stdout.write(f"  {username.ljust(width)}  {password}")
+        self.stdout.write(
+            "Ending a webinar, recovering a meeting and bulk ends of more than 20 wait for a "
+            "second person: sign in as admin in another browser to approve operator's request."
+        )

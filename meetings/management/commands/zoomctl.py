@@ -28,6 +28,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from ... import approvals
 from ...actions import execute, request_action
 from ...models import Action, ActionKind, ActionSource, ActionState, ZoomAccount
 from ...models.actions import KIND_PERMISSIONS, TERMINAL_STATES
@@ -115,6 +116,14 @@ class Command(BaseCommand):
             except ValueError as e:
                 self.stderr.write(f"{ident}: refused: {e}")
                 refused += 1
+                continue
+            if action.is_awaiting:
+                # zoomctl may ask; the second person approves in the dashboard, never here.
+                self.stdout.write(
+                    f"#{action.pk} {self._label(action)}: "
+                    f"{'waits' if created else 'already waits'} for approval by another "
+                    f"operator in the dashboard: {approvals.url_for(approvals.approval_of(action))}"
+                )
                 continue
             if created:
                 self.stdout.write(f"#{action.pk} {self._label(action)}: queued")
