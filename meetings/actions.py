@@ -108,6 +108,7 @@ def request_action(
     params=None,
     user=None,
     client_ip=None,
+    os_user="",
     batch=None,
     enqueue=True,
 ):
@@ -118,7 +119,8 @@ def request_action(
     request's parameters are not applied). `params` must not hold secrets in clear: a stream
     key is passed as params["stream_key"] and stored redacted, the key itself kept encrypted for
     the task to use. enqueue=False leaves the enqueueing to the caller (the command line may run
-    `execute` inline; a batch sends its messages together).
+    `execute` inline; a batch sends its messages together). `os_user`: the operating system
+    user who ran the command line (beside `user`, who it acts as).
 
     A kind the admins chose for two-person approval, asked for by a person, is written
     awaiting approval instead, and no task message is sent (meetings.approvals).
@@ -139,6 +141,7 @@ def request_action(
         client_ip=client_ip,
         batch=batch,
     )
+    fields["os_user"] = (os_user or "")[: Action._meta.get_field("os_user").max_length]
     kind, target_type = fields["kind"], fields["target_type"]
     target_id, target_uuid = fields["target_id"], fields["target_uuid"]
     if not fields["topic"]:

@@ -19,9 +19,10 @@ from django.db.models.functions import Now
 from django.urls import reverse
 from django.utils.timezone import now
 
+from . import access
 from .models import Action, ActionSource, ActionState, Meeting, Webinar, record_access
 from .models.access import AccessEvent
-from .models.actions import KIND_PERMISSIONS, db_time
+from .models.actions import db_time
 from .models.approvals import Approval, ApprovalSettings, ApprovalState
 
 log = logging.getLogger(__name__)
@@ -39,22 +40,18 @@ class ApprovalRefused(Exception):
     """This user may not decide this request (now); the message is for them."""
 
 
-def may_approve(user, kind):
-    """Whether USER holds the permission to approve an action of KIND: the same permission
-    that requesting it needs. The one place that says so (the requester rule is separate)."""
-    return bool(
-        user is not None
-        and user.is_authenticated
-        and user.is_active
-        and user.has_perm(KIND_PERMISSIONS[kind])
-    )
+def may_approve(user, account, kind):
+    """Whether USER may approve an action of KIND on ACCOUNT (a ZoomAccount or its pk): the
+    same right that requesting it there needs, per connection (meetings.access). The one place
+    that says so (the requester rule is separate)."""
+    return bool(user is not None and access.can_act(user, account, kind))
 
 
 def refusal(user, approval):
     """Why USER may not decide APPROVAL, in words for them, or "" when they may."""
     if approval.requested_by_id is not None and approval.requested_by_id == user.pk:
         return "You asked for this yourself: another operator must approve or reject it."
-    if not may_approve(user, approval.kind):
+    if not may_approve(user, approval.account_id, approval.kind):
         return f"You are not allowed to approve {approval.get_kind_display().lower()}."
     return ""
 
@@ -323,7 +320,7 @@ def waiting_for(user):
         .select_related("requested_by", "account")
         .order_by("expires_at")
     )
-    return [a for a in rows if may_approve(user, a.kind)]
+    return [a for a in rows if may_approve(user, a.account_id, a.kind)]
 
 
 def minutes_left(approval):

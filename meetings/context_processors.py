@@ -11,6 +11,7 @@ def zoom_connections(request):
     """
 
     def accounts():
+        from .access import restrict
         from .models import ZoomAccount
         from .views.access import can_view
         from .views.connections import can_manage_connections
@@ -18,10 +19,9 @@ def zoom_connections(request):
         user = getattr(request, "user", None)
         if user is None or not (can_view(user) or can_manage_connections(user)):
             return []
-        return list(
-            ZoomAccount.objects.filter(status=ZoomAccount.Status.NEEDS_RECONNECT).only(
-                "id", "name", "status", "kind"
-            )
-        )
+        needing = ZoomAccount.objects.filter(status=ZoomAccount.Status.NEEDS_RECONNECT)
+        if not can_manage_connections(user):
+            needing = restrict(needing, user)  # only the connections this user may see
+        return list(needing.only("id", "name", "status", "kind"))
 
     return {"accounts_needing_reconnect": SimpleLazyObject(accounts)}

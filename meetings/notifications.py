@@ -36,13 +36,11 @@ TEST_KIND = "test"
 
 
 def may_see_connection(user, account):
-    """Whether USER may see events about ACCOUNT (None: events about no one connection).
+    """Whether USER may see events about ACCOUNT: their role on that connection (a global role,
+    or a grant on it; meetings/access.py)."""
+    from .access import can_view_dashboard, sees_account
 
-    Swappable (`meetings.notifications.may_see_connection = ...`) for per-connection roles: today
-    anyone who may see the dashboard sees every connection."""
-    from .views.access import can_view
-
-    return can_view(user)
+    return can_view_dashboard(user) and sees_account(user, account)
 
 
 def _matching_subscriptions(kind, account_id):

@@ -14,6 +14,9 @@ VIEWERS = "Zoom viewers"
 OPERATORS = "Zoom operators"
 
 ACTION_PERMISSION_CODENAMES = sorted({p.split(".", 1)[1] for p in KIND_PERMISSIONS.values()})
+# View permissions the roles do not get: the access audit (sign-ins, their addresses) and who
+# holds which connection role are for admins and the supervisors they allow.
+NOT_FOR_ROLES = ("view_accessevent", "view_connectiongrant")
 
 
 def ensure_roles(apps=None, verbosity=0):
@@ -30,7 +33,9 @@ def ensure_roles(apps=None, verbosity=0):
     create_permissions(app_config, apps=apps, verbosity=verbosity)
 
     meetings_perms = Permission.objects.filter(content_type__app_label="meetings")
-    view_perms = list(meetings_perms.filter(codename__startswith="view_"))
+    view_perms = list(
+        meetings_perms.filter(codename__startswith="view_").exclude(codename__in=NOT_FOR_ROLES)
+    )
     action_perms = list(meetings_perms.filter(codename__in=ACTION_PERMISSION_CODENAMES))
 
     viewers, _ = Group.objects.get_or_create(name=VIEWERS)

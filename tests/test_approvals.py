@@ -211,7 +211,7 @@ def test_someone_without_the_permission_cannot_approve(operator, viewer):
     action, _ = end_webinar(account, make_webinar(account, status="started"), operator)
     with pytest.raises(approvals.ApprovalRefused, match="not allowed to approve end webinar"):
         approvals.approve(action.approval, user=viewer)
-    assert not approvals.may_approve(viewer, "end_webinar")
+    assert not approvals.may_approve(viewer, account, "end_webinar")
 
 
 @pytest.mark.django_db

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
@@ -70,8 +71,8 @@ ACTS = by_role(LOGIN, DENIED, DENIED, OK, OK)
 ADMINS = by_role(LOGIN, DENIED, DENIED, DENIED, OK)
 SIGNED_IN_WRONG_METHOD = by_role(LOGIN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED)
 SIGNED_IN = by_role(LOGIN, OK, OK, OK, OK)
-# A person's own things (their subscriptions): the operator owns them here.
-OWNER_ONLY = by_role(LOGIN, DENIED, 404, OK, 404)
+# A person's own things (their notification subscriptions): another person's answer 404.
+SOMEONE_ELSES = by_role(LOGIN, DENIED, 404, 404, 404)
 
 
 @dataclass(frozen=True)
@@ -142,18 +143,18 @@ MATRIX = {
     "action": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("action")),
     "bulk": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("batch")),
     # Each person's own notifications: anyone who may see the dashboard manages theirs; another
-    # person's subscription or delivery (here: the operator's) answers 404.
+    # person's subscription or delivery answers 404 (the owner's own: tests/test_notifications).
     "notifications": Rule(get=SCREEN, post=SCREEN),
     "subscription-test": Rule(
-        get=SCREEN_WRONG_METHOD, post=OWNER_ONLY, kwargs=pk_of("subscription")
+        get=SCREEN_WRONG_METHOD, post=SOMEONE_ELSES, kwargs=pk_of("subscription")
     ),
     "subscription-toggle": Rule(
-        get=SCREEN_WRONG_METHOD, post=OWNER_ONLY, kwargs=pk_of("subscription")
+        get=SCREEN_WRONG_METHOD, post=SOMEONE_ELSES, kwargs=pk_of("subscription")
     ),
     "subscription-delete": Rule(
-        get=SCREEN_WRONG_METHOD, post=OWNER_ONLY, kwargs=pk_of("subscription")
+        get=SCREEN_WRONG_METHOD, post=SOMEONE_ELSES, kwargs=pk_of("subscription")
     ),
-    "delivery-status": Rule(get=OWNER_ONLY, post=SCREEN_WRONG_METHOD, kwargs=pk_of("delivery")),
+    "delivery-status": Rule(get=SOMEONE_ELSES, post=SCREEN_WRONG_METHOD, kwargs=pk_of("delivery")),
     # --- acting (each needs its kind's permission; GET, where taken, is the confirmation) ---
     "account-sync": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("account")),
     "meeting-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("meeting")),
@@ -255,32 +256,37 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture
-def objects(db, operator):
-    from meetings.zoom.sandbox import (
-        DEFAULT_ACCOUNT_ID,
-        DEFAULT_S2S_CLIENT_ID,
-        DEFAULT_S2S_CLIENT_SECRET,
-    )
-
+def make_objects(name, *, offset=0, **credentials):
+    """A Zoom account named NAME and one of each thing a URL can point at, on it: topics start
+    with NAME's first word, so a page showing another account's rows is caught by its words."""
+    word = name.split()[0]
     account = ZoomAccount.objects.create(
-        name="Matrix account",
-        kind=ZoomAccount.Kind.SERVER_TO_SERVER,
-        zoom_account_id=DEFAULT_ACCOUNT_ID,
-        client_id=DEFAULT_S2S_CLIENT_ID,
-        client_secret=DEFAULT_S2S_CLIENT_SECRET,
+        name=name, kind=ZoomAccount.Kind.SERVER_TO_SERVER, **credentials
     )
     meeting = Meeting.objects.create(
-        account=account, zoom_id=85746065432, topic="Matrix meeting", status=MeetingStatus.STARTED
+        account=account,
+        zoom_id=85746065432 + offset,
+        topic=f"{word} meeting",
+        status=MeetingStatus.STARTED,
     )
     deleted = Meeting.objects.create(
-        account=account, zoom_id=85746065433, topic="Deleted", status=MeetingStatus.DELETED
+        account=account,
+        zoom_id=85746065433 + offset,
+        topic=f"{word} deleted",
+        status=MeetingStatus.DELETED,
     )
     webinar = Webinar.objects.create(
-        account=account, zoom_id=91234567890, topic="Matrix webinar", status=MeetingStatus.STARTED
+        account=account,
+        zoom_id=91234567890 + offset,
+        topic=f"{word} webinar",
+        status=MeetingStatus.STARTED,
     )
     past = PastMeeting.objects.create(
-        account=account, meeting=meeting, uuid="JbkqFkfqQ0e7+CZluSnc1g==", zoom_id=meeting.zoom_id
+        account=account,
+        meeting=meeting,
+        uuid=f"JbkqFkfqQ0e7+CZluSnc{offset}g==",
+        zoom_id=meeting.zoom_id,
+        topic=f"{word} past",
     )
     action = Action.objects.create(
         account=account,
@@ -289,6 +295,8 @@ def objects(db, operator):
         state=ActionState.SUCCEEDED,
         target_type="meeting",
         target_id=1,
+        topic=f"{word} action",
+        client_ip="198.51.100.7",
     )
     batch = Batch.objects.create(kind=ActionKind.END_MEETING, account=account, total=1)
     Action.objects.create(
@@ -298,6 +306,7 @@ def objects(db, operator):
         state=ActionState.QUEUED,
         target_type="meeting",
         target_id=2,
+        topic=f"{word} batch",
         batch=batch,
     )
     awaiting = Action.objects.create(
@@ -314,14 +323,44 @@ def objects(db, operator):
         action=awaiting,
         expires_at=now() + timedelta(hours=1),
     )
+    # Someone's own subscription and delivery: no one else reaches them.
+    owner = get_user_model().objects.create_user(f"{word.lower()}-subscriber")
     subscription = Subscription.objects.create(
-        user=operator, kinds=",action_failed,", channel=Channel.EMAIL
+        user=owner, kinds=",action_failed,", channel=Channel.EMAIL
     )
     delivery = Delivery.objects.create(
-        user=operator, subscription=subscription, kind="test", title="t", channel="email"
+        user=owner, subscription=subscription, kind="test", title="t", channel="email"
     )
     return Objects(
         account, meeting, deleted, webinar, past, action, batch, approval, subscription, delivery
+    )
+
+
+@pytest.fixture
+def objects(db):
+    from meetings.zoom.sandbox import (
+        DEFAULT_ACCOUNT_ID,
+        DEFAULT_S2S_CLIENT_ID,
+        DEFAULT_S2S_CLIENT_SECRET,
+    )
+
+    return make_objects(
+        "Matrix account",
+        zoom_account_id=DEFAULT_ACCOUNT_ID,
+        client_id=DEFAULT_S2S_CLIENT_ID,
+        client_secret=DEFAULT_S2S_CLIENT_SECRET,
+    )
+
+
+@pytest.fixture
+def other_objects(db):
+    """The same things on a second connection, which the connection-role users may not see."""
+    return make_objects(
+        "Bravo account",
+        offset=1000,
+        zoom_account_id="bravo-account",
+        client_id="bravo-client",
+        client_secret="bravo-client-secret-1",
     )
 
 
@@ -370,3 +409,240 @@ def test_url_answers_each_role_as_the_matrix_says(
         problems.append(f"POST {url} as {role}: expected {rule.post[role]}, got {seen}")
 
     assert not problems, "\n".join(problems)
+
+
+# --- the account dimension: roles on one Zoom connection (issue 15) -----------------------------
+#
+# A user with no global role and a role on the matrix account only ("granted <role>"): on that
+# connection every URL answers as MATRIX says for the global role of the same rank (managing
+# connections stays with global admins); on another connection, every URL that names one of its
+# objects answers 404 (not 403: that would say it exists), whatever the method, and nothing of it
+# is in a list, a fragment, a poll, an export or the admin.
+
+# (An admin role on a connection acts there as an operator: tests/test_access.py.)
+GRANTED = ("viewer", "operator")
+AS_GLOBAL = {"viewer": "viewer", "operator": "operator"}
+NOT_FOUND = 404
+
+
+def granted_user(role, account, **extra):
+    from django.contrib.auth import get_user_model
+
+    from meetings.models import ConnectionGrant
+
+    user = get_user_model().objects.create_user(
+        username=f"granted-{role}", password="correct horse battery staple", **extra
+    )
+    ConnectionGrant.objects.create(user=user, account=account, role=role)
+    return user
+
+
+def on_another_connection(name, expected, names_an_object):
+    """What a URL naming another connection's object answers: 404 where its own connection's
+    answers or refuses, the method check (405) first as everywhere. Connection management
+    refuses everyone but global admins before looking anything up; a bulk selection's meetings
+    are looked up among the visible ones (another connection's are "no longer there")."""
+    if not names_an_object or name.startswith("connection"):
+        return expected
+    return NOT_FOUND if expected in (OK, DENIED) else expected
+
+
+@pytest.mark.parametrize("granted", GRANTED)
+@pytest.mark.parametrize(
+    "name", sorted(name for _, name in url_names() if name in MATRIX) or ["(no urls)"]
+)
+def test_url_answers_a_connection_role_on_its_connection_and_404_on_another(
+    name, granted, client, objects, other_objects
+):
+    rule = MATRIX[name]
+    client.force_login(granted_user(granted, objects.account))
+    login_url = reverse("login")
+    others_actions = set(Action.objects.filter(account=other_objects.account).values_list("pk"))
+    names_an_object = bool(rule.kwargs) and rule.kwargs(objects) != rule.kwargs(other_objects)
+
+    problems = []
+    for objs, where in ((objects, "its connection"), (other_objects, "another connection")):
+        url = reverse(name, kwargs=rule.kwargs(objs) if rule.kwargs else None)
+        for method, expectations, payload in (
+            ("GET", rule.get, rule.query),
+            ("POST", rule.post, rule.data),
+        ):
+            expected = expectations[AS_GLOBAL[granted]]
+            if objs is other_objects:
+                expected = on_another_connection(name, expected, names_an_object)
+            send = client.get if method == "GET" else client.post
+            answer = send(url, payload(objs) if payload else ({} if method == "POST" else None))
+            if (seen := outcome(expected, answer, login_url)) is not None:
+                problems.append(
+                    f"{method} {url} on {where} as granted {granted}: expected {expected}, "
+                    f"got {seen}"
+                )
+
+    assert not problems, "\n".join(problems)
+    # Nothing was requested on the connection the user may not see.
+    now_there = set(Action.objects.filter(account=other_objects.account).values_list("pk"))
+    assert now_there == others_actions
+
+
+def test_every_list_fragment_and_poll_shows_the_granted_connection_only(
+    client, objects, other_objects
+):
+    client.force_login(granted_user("operator", objects.account))
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    pages = [
+        (reverse("overview"), {}, {}),
+        (reverse("overview"), {"part": "accounts"}, htmx),
+        (reverse("overview"), {"part": "live"}, htmx),
+        (reverse("meetings"), {}, {}),
+        (reverse("meetings"), {"q": "meeting"}, {**htmx, "HTTP_HX_TARGET": "results"}),
+        (reverse("webinars"), {}, {}),
+        (reverse("past-meetings"), {}, {}),
+        (reverse("activity"), {}, {}),
+        (reverse("activity"), {"account": other_objects.account.pk}, {}),
+        (reverse("batches"), {}, {}),
+    ]
+    for url, query, headers in pages:
+        html = client.get(url, query, **headers).content.decode()
+        assert "Bravo" not in html, f"{url} {query} shows another connection's rows"
+    # The lists do show the connection's own rows.
+    assert "Matrix meeting" in client.get(reverse("meetings")).content.decode()
+    assert "Matrix webinar" in client.get(reverse("webinars")).content.decode()
+    assert "Matrix action" in client.get(reverse("activity")).content.decode()
+    assert "Matrix account" in client.get(reverse("overview")).content.decode()
+
+    # The badges poll answers for visible meetings only.
+    badges = client.get(
+        reverse("meeting-badges"), {"id": [objects.meeting.pk, other_objects.meeting.pk]}, **htmx
+    ).content.decode()
+    assert f'id="mstatus-{objects.meeting.pk}"' in badges
+    assert f'id="mstatus-{other_objects.meeting.pk}"' not in badges
+
+    # A meeting or webinar opened by its Zoom id: found on the granted connection only.
+    ok = client.get(reverse("meeting", args=[objects.meeting.zoom_id]))
+    assert ok.status_code == 302 and ok["Location"] == reverse("meeting", args=[objects.meeting.pk])
+    assert client.get(reverse("meeting", args=[other_objects.meeting.zoom_id])).status_code == 404
+    assert client.get(reverse("webinar", args=[other_objects.webinar.zoom_id])).status_code == 404
+
+
+def test_a_viewer_of_all_and_operator_of_one_connection_acts_there_only(
+    client, viewer, objects, other_objects
+):
+    from meetings.models import ConnectionGrant
+
+    ConnectionGrant.objects.create(user=viewer, account=objects.account, role="operator")
+    client.force_login(viewer)
+
+    # Both connections are visible; End is offered on the granted one only.
+    here = client.get(reverse("meeting", args=[objects.meeting.pk])).content.decode()
+    there = client.get(reverse("meeting", args=[other_objects.meeting.pk]))
+    assert there.status_code == 200
+    assert "End meeting" in here
+    assert "End meeting" not in there.content.decode()
+
+    # Acting on the other one is refused with a message that names the connection.
+    refused = client.post(reverse("meeting-end", args=[other_objects.meeting.pk]))
+    assert refused.status_code == 403
+    assert "not allowed to end meetings on the Zoom connection “Bravo account”" in (
+        refused.content.decode()
+    )
+    done = client.post(reverse("meeting-end", args=[objects.meeting.pk]))
+    assert done.status_code == 302
+    assert (
+        Action.objects.get(
+            account=objects.account, target_id=objects.meeting.zoom_id, kind="end_meeting"
+        ).requested_by
+        == viewer
+    )
+
+    # A bulk selection across both ends the granted connection's meeting; the review skips
+    # the other one, and the run acts on the granted connection.
+    review = client.get(
+        reverse("bulk-preview"),
+        {"kind": "end_meeting", "ids": [other_objects.meeting.pk, objects.meeting.pk]},
+    )
+    assert review.status_code == 200
+    # (the granted one's end was asked for above: it is already requested)
+    reasons = {
+        account: [item.reason for item, _ in rows] for account, rows, _ in review.context["groups"]
+    }
+    assert reasons[other_objects.account] == ["you may not act on this Zoom connection"]
+    assert reasons[objects.account][0].startswith("already requested")
+
+
+def test_the_admin_lists_and_exports_the_granted_connection_only(client, objects, other_objects):
+    user = granted_user("viewer", objects.account, is_staff=True)
+    client.force_login(user)
+
+    for model, own in (
+        ("meeting", "Matrix meeting"),
+        ("webinar", "Matrix webinar"),
+        ("pastmeeting", "Matrix past"),
+        ("action", "Matrix action"),
+        ("batch", "Matrix account"),
+        ("zoomaccount", "Matrix account"),
+    ):
+        page = client.get(reverse(f"admin:meetings_{model}_changelist"))
+        assert page.status_code == 200, model
+        html = page.content.decode()
+        assert own in html, model
+        assert "Bravo" not in html, f"the admin's {model} list shows another connection"
+
+    # Another connection's rows answer as rows that do not exist.
+    for model, obj in (
+        ("meeting", other_objects.meeting),
+        ("webinar", other_objects.webinar),
+        ("action", other_objects.action),
+        ("batch", other_objects.batch),
+        ("zoomaccount", other_objects.account),
+    ):
+        page = client.get(reverse(f"admin:meetings_{model}_change", args=[obj.pk]))
+        assert page.status_code == 302 and page["Location"] == reverse("admin:index"), model
+    assert (
+        client.get(reverse("admin:meetings_meeting_change", args=[objects.meeting.pk])).status_code
+        == 200
+    )
+
+    export = b"".join(client.get(reverse("admin:meetings_action_export")).streaming_content)
+    assert b"Matrix action" in export and b"Bravo" not in export
+    # A viewer does not see where the operators were.
+    assert b"198.51.100.7" not in export and b"client_ip" not in export.split(b"\r\n")[0]
+
+
+def test_zoomctl_acts_with_the_users_rights_on_each_connection(objects, other_objects):
+    import pwd
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    def zoomctl(*args):
+        err = StringIO()
+        try:
+            call_command("zoomctl", *args, stdout=StringIO(), stderr=err)
+        except CommandError as e:
+            return str(e)
+        return ""
+
+    operator = granted_user("operator", objects.account)
+    meeting_id = str(objects.meeting.zoom_id)
+
+    # The other connection is not found (its name is not even listed), as a 404.
+    refused = zoomctl(
+        "end-meeting", meeting_id, "--user", operator.username, "--account", "Bravo account"
+    )
+    assert "No Zoom account is named 'Bravo account' (accounts: Matrix account)" in refused
+    # With one visible connection, it is the one acted on.
+    assert zoomctl("end-meeting", meeting_id, "--user", operator.username) == ""
+    action = Action.objects.get(target_id=objects.meeting.zoom_id, kind="end_meeting")
+    assert (action.account, action.requested_by, action.source) == (
+        objects.account,
+        operator,
+        "cli",
+    )
+    # The operating system user who ran it, beside the --user it acted as.
+    assert action.os_user.startswith(pwd.getpwuid(__import__("os").getuid()).pw_name)
+
+    viewer = granted_user("viewer", objects.account)
+    refused = zoomctl("end-meeting", meeting_id, "--user", viewer.username)
+    assert "may not do that on 'Matrix account'" in refused
+    assert "needs the meetings.end_meeting permission" in refused

@@ -333,3 +333,31 @@ def test_a_batch_over_several_connections_that_needs_approval_waits_as_one(as_op
     assert sorted(item["account_id"] for item in approval.plan) == sorted(
         m.account_id for m in meetings
     )
+
+
+def test_a_batch_over_two_connections_is_seen_and_cancelled_only_by_who_has_both(
+    client, django_user_model, account
+):
+    from meetings.actions import create_batch
+    from meetings.models import ConnectionGrant
+
+    other = make_account("Other")
+    meetings = [make_meeting(a, status="started") for a in (account, other)]
+    batch, _ = create_batch(account=None, kind="end_meeting", targets=meetings)
+    one = django_user_model.objects.create_user("one-connection", password="x" * 20)
+    ConnectionGrant.objects.create(user=one, account=account, role="operator")
+    both = django_user_model.objects.create_user("two-connections", password="x" * 20)
+    for a in (account, other):
+        ConnectionGrant.objects.create(user=both, account=a, role="operator")
+
+    client.force_login(one)
+    assert client.get(reverse("bulk", args=[batch.pk])).status_code == 404
+    assert client.post(reverse("bulk-cancel", args=[batch.pk])).status_code == 404
+    assert f"#{batch.pk}" not in client.get(reverse("batches")).content.decode()
+
+    client.force_login(both)
+    page = client.get(reverse("bulk", args=[batch.pk])).content.decode()
+    assert "Cancel what has not started" in page
+    client.post(reverse("bulk-cancel", args=[batch.pk]))
+    batch.refresh_from_db()
+    assert batch.is_cancelled

@@ -295,7 +295,9 @@ def test_activity_s_user_box_takes_a_long_paste_whole_and_says_it_is_too_long(cl
     assert 'aria-invalid="true"' in user_box
 
 
-def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewer, operator):
+def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(
+    client, viewer, operator, admin_user
+):
     account = make_account()
     meeting = make_meeting(account)
     action = make_action(
@@ -324,9 +326,13 @@ def test_an_action_page_shows_who_what_when_and_every_call_to_zoom(client, viewe
     )
     client.force_login(viewer)
     page = client.get(reverse("action", args=[action.pk])).content.decode()
+    # Where the operator was is not the viewers' business (issue 15): admins see it.
+    assert "198.51.100.4" not in page
+    client.force_login(admin_user)
+    assert "198.51.100.4" in client.get(reverse("action", args=[action.pk])).content.decode()
+    client.force_login(viewer)
     for text in (
         "oscar-operator",
-        "198.51.100.4",
         "87 ms",
         "3000",
         "rtmp://x.example/app",

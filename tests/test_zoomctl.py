@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from meetings.management.commands.zoomctl import system_user
 from meetings.models import Action, ActionState, Meeting, PastMeeting
 from tests.fixtures.worker import purge_broker
 
@@ -81,6 +82,8 @@ def test_ending_meetings_inline_prints_outcomes_and_exits_zero(
             operator,
             ActionState.SUCCEEDED,
         )
+        # who ran it on the server, beside the --user it acted as (issue 15)
+        assert action.os_user == system_user() != ""
     assert zoom_sandbox.state.get_meeting(first["id"])["status"] == "waiting"
 
 

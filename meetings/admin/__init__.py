@@ -1,8 +1,8 @@
-"""Admin registrations, one module per area (accounts, mirror, actions)."""
+"""Admin registrations, one module per area (accounts, mirror, actions, access)."""
 
 from django.contrib import admin
 
-from . import accounts, actions, approvals, mirror, notifications  # noqa: F401
+from . import access, accounts, actions, approvals, mirror, notifications  # noqa: F401
 
 # The admin is where supervisors read the audit trail: its list needs the width that the
 # navigation sidebar took (300 px; at 1280 px the list's last columns ran past the edge).

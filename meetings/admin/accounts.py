@@ -15,7 +15,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 from ..models import ZoomAccount
 from ..zoom import oauth
 from ..zoom.errors import ZoomError
+from .access import GrantChanges, GrantOnAccountInline
 from .guards import SafeChangeList
+from .scope import AccountScopedAdmin
 
 TOKEN_STATES = {
     "unreadable": "unreadable: FIELD_ENCRYPTION_KEY cannot decrypt it",
@@ -94,8 +96,15 @@ class ZoomAccountForm(forms.ModelForm):
 
 
 @admin.register(ZoomAccount)
-class ZoomAccountAdmin(SafeChangeList, admin.ModelAdmin):
+class ZoomAccountAdmin(GrantChanges, AccountScopedAdmin, SafeChangeList, admin.ModelAdmin):
     form = ZoomAccountForm
+    account_field = "pk"
+    inlines = (GrantOnAccountInline,)
+
+    def get_inlines(self, request, obj):
+        # Roles are given on an existing connection (its page after adding it).
+        return self.inlines if obj is not None else ()
+
     list_display = [
         "name",
         "kind",

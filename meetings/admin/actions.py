@@ -18,8 +18,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from .. import access
 from ..models import Action, Attempt, Batch, ZoomAccount
 from .guards import SafeChangeList
+from .scope import AccountScopedAdmin
 
 HIDDEN_ACTION_FIELDS = ("secret_params", "lease_token")
 ANSWER_LENGTH = 120  # characters of Zoom's answer in the list; the whole of it is on the page
@@ -29,6 +31,7 @@ CSV_COLUMNS = (
     ("requested_at", lambda a: _iso(a.requested_at)),
     ("requested_by", lambda a: a.requested_by.get_username() if a.requested_by else ""),
     ("source", lambda a: a.source),
+    ("os_user", lambda a: a.os_user),
     ("client_ip", lambda a: a.client_ip or ""),
     ("account", lambda a: a.account.name),
     ("kind", lambda a: a.kind),
@@ -132,7 +135,7 @@ class NeverDeleted:
 
 
 @admin.register(Action)
-class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
+class ActionAdmin(NeverDeleted, AccountScopedAdmin, SafeChangeList, admin.ModelAdmin):
     # What happened is one column (Zoom's answer with its HTTP status and code): the eleven
     # columns this list had ran past the right edge at 1280 px, and the answer was not among them.
     list_display = (
@@ -168,7 +171,16 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
         ),
         (
             "Asked",
-            {"fields": ("requested_by", "requested_at", "source", "client_ip", "params_pretty")},
+            {
+                "fields": (
+                    "requested_by",
+                    "os_user",
+                    "requested_at",
+                    "source",
+                    "client_ip",
+                    "params_pretty",
+                )
+            },
         ),
         (
             "Outcome",
@@ -205,8 +217,20 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
             return self.list_display
         return tuple(name for name in self.list_display if name != "account")
 
+    def get_fieldsets(self, request, obj=None):
+        # Where a request came from is for admins and whom they allow (issue 15), not viewers.
+        if access.sees_client_addresses(request.user):
+            return self.fieldsets
+        return [
+            (name, {**options, "fields": tuple(f for f in options["fields"] if f != "client_ip")})
+            for name, options in self.fieldsets
+        ]
+
     def get_readonly_fields(self, request, obj=None):
-        fields = [f.name for f in Action._meta.fields if f.name not in HIDDEN_ACTION_FIELDS]
+        hidden = HIDDEN_ACTION_FIELDS
+        if not access.sees_client_addresses(request.user):
+            hidden = (*hidden, "client_ip")
+        fields = [f.name for f in Action._meta.fields if f.name not in hidden]
         return [
             *fields,
             "params_pretty",
@@ -268,7 +292,9 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
 
     @admin.display(description="who", ordering="requested_by__username")
     def who(self, obj):
-        return obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+        who = obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+        # zoomctl: the server's user who ran it, beside the user it acted as.
+        return f"{who} (server user {obj.os_user})" if obj.os_user else who
 
     @admin.display(description="target")
     def target(self, obj):
@@ -330,12 +356,15 @@ class ActionAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
         except IncorrectLookupParameters:
             return HttpResponseBadRequest("Those filters are not valid for the action list.")
         queryset = queryset.select_related("account", "requested_by")
+        columns = CSV_COLUMNS
+        if not access.sees_client_addresses(request.user):
+            columns = tuple(c for c in CSV_COLUMNS if c[0] != "client_ip")
         writer = csv.writer(_Echo())
 
         def rows():
-            yield writer.writerow([name for name, _ in CSV_COLUMNS])
+            yield writer.writerow([name for name, _ in columns])
             for action in queryset.iterator(chunk_size=500):
-                yield writer.writerow([_csv_cell(value(action)) for _, value in CSV_COLUMNS])
+                yield writer.writerow([_csv_cell(value(action)) for _, value in columns])
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="zoom-actions.csv"'
@@ -363,7 +392,7 @@ class BatchActionInline(ReadOnlyInline):
 
 
 @admin.register(Batch)
-class BatchAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
+class BatchAdmin(NeverDeleted, AccountScopedAdmin, SafeChangeList, admin.ModelAdmin):
     list_display = (
         "created",
         "kind",

@@ -15,13 +15,15 @@ from django.utils.text import smart_split, unescape_string_literal
 from ..models import Meeting, PastMeeting, WebhookEvent, Webinar
 from ..templatetags.dashboard import MEETING_TYPES
 from .guards import SafeChangeList
+from .scope import AccountScopedAdmin
 
 # A bigint as PostgreSQL and SQLite write it as text: the only terms Django's "=zoom_id" can match.
 INTEGER_TEXT = re.compile(r"0|-?[1-9][0-9]*")
 
 
-class ReadOnlyAdmin(SafeChangeList, admin.ModelAdmin):
-    """View permission only: Zoom and the mirror's writers own these rows."""
+class ReadOnlyAdmin(AccountScopedAdmin, SafeChangeList, admin.ModelAdmin):
+    """View permission only: Zoom and the mirror's writers own these rows. Each reader sees the
+    rows of the Zoom connections they may see (scope.py)."""
 
     def has_add_permission(self, request, obj=None):
         return False

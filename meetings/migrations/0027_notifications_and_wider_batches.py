@@ -10,6 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
+        ('meetings', '0023_access_per_connection'),
         ('meetings', '0024_approvals'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -236,6 +236,9 @@ class Action(models.Model):
     requested_at = models.DateTimeField(default=now)
     source = models.CharField(max_length=20, choices=ActionSource.choices)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # `zoomctl`: the operating system user who ran it, beside the --user it acted as
+    # (`requested_by`): a shared dashboard account used from a shell still names the person.
+    os_user = models.CharField("server user (command line)", max_length=150, blank=True)
     state = models.CharField(max_length=10, choices=ActionState.choices, default=ActionState.QUEUED)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -268,6 +271,8 @@ class Action(models.Model):
             ("manage_livestream", "Can configure, start and stop live streams"),
             ("fetch_past_meeting", "Can fetch past meeting details"),
             ("sync_account", "Can sync an account's meetings"),
+            # Not "view_...": the viewers group is given every view permission of the app.
+            ("see_client_addresses", "Can see the network addresses actions came from"),
         ]
         constraints = [
             # Idempotency: one queued-or-running action of a kind per target, so a double click

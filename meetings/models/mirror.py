@@ -5,6 +5,9 @@ from django.utils.timezone import now
 from ..fields import EncryptedTextField
 from ..timefmt import in_words
 
+# A set stream key, as pages, the admin and exports show it: the same dots whatever the key.
+STREAM_KEY_MASK = "••••••••"
+
 
 class MeetingStatus(models.TextChoices):
     WAITING = "waiting", "Waiting"
@@ -105,11 +108,9 @@ class Meeting(MirroredObject):
 
     @property
     def masked_stream_key(self):
-        """The stream key as it may be shown: its length in dots and its last two characters."""
-        key = self.stream_key
-        if not key:
-            return ""
-        return "•" * min(len(key) - 2, 12) + key[-2:] if len(key) > 4 else "••••"
+        """The stream key as it may be shown: that one is set, and nothing of it (not its last
+        characters, not its length: issue 15)."""
+        return STREAM_KEY_MASK if self.stream_key else ""
 
 
 class Webinar(MirroredObject):

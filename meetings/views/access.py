@@ -1,9 +1,10 @@
 """Who may see and do what on the dashboard. Every view checks here; templates only hide controls.
 
-A user sees the dashboard with `meetings.view_meeting` (the "Zoom viewers" group) or any action
-permission (the "Zoom operators" group); acting needs the action kind's own permission
-(`KIND_PERMISSIONS`), so a supervisor can allow live-stream control without allowing ends.
-Superusers have every permission. Signed-in users with none of these get the "no access" page.
+A user sees the dashboard with `meetings.view_meeting` (the "Zoom viewers" group), any action
+permission (the "Zoom operators" group) or a role on one Zoom connection (a ConnectionGrant);
+acting needs the action kind's own permission (`KIND_PERMISSIONS`), globally or through an
+operator grant on the meeting's connection (meetings/access.py decides). Superusers have every
+permission. Signed-in users with none of these get the "no access" page.
 """
 
 from functools import wraps
@@ -12,12 +13,13 @@ from urllib.parse import quote
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render, resolve_url
+from django.shortcuts import get_object_or_404, render, resolve_url
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
+from .. import access as connection_access
 from ..middleware import client_address
-from ..models.actions import KIND_PERMISSIONS, ActionKind
+from ..models.actions import ActionKind
 from ..timezones import zone_for
 
 VIEW_PERMISSION = "meetings.view_meeting"
@@ -25,23 +27,19 @@ CONNECTIONS_PERMISSION = "meetings.manage_connections"
 
 
 def can_view(user):
-    if not (user.is_authenticated and user.is_active):
-        return False
-    if user.is_superuser:
-        return True
-    granted = user.get_all_permissions()  # cached on the user for the request
-    return VIEW_PERMISSION in granted or any(p in granted for p in KIND_PERMISSIONS.values())
+    """May see the dashboard: a global role, or a role on at least one Zoom connection."""
+    return connection_access.can_view_dashboard(user)
 
 
-def can_act(user, kind):
-    return can_view(user) and user.has_perm(KIND_PERMISSIONS[kind])
+def can_act(user, kind, account):
+    """May request KIND on ACCOUNT (a ZoomAccount or its pk): meetings/access.py decides."""
+    return connection_access.can_act(user, account, kind)
 
 
-def allowed_kinds(user):
-    """The action kinds this user may request: what templates consult to show controls."""
-    if not can_view(user):
-        return frozenset()
-    return frozenset(kind for kind, perm in KIND_PERMISSIONS.items() if user.has_perm(perm))
+def allowed_kinds(user, account):
+    """The action kinds this user may request on ACCOUNT: what templates consult to show
+    controls."""
+    return connection_access.allowed_kinds(user, account)
 
 
 # What each kind allows, as the refusal says it ("You are not allowed to end meetings.").
@@ -58,10 +56,20 @@ KIND_REFUSALS = {
 }
 
 
-def require_action_permission(user, kind):
-    if not can_act(user, kind):
+def require_action_permission(user, kind, account):
+    """403 with a clear message unless the user may request KIND on ACCOUNT. (Whether they may
+    see the account at all is checked before: a connection they may not see answers 404.)"""
+    if not can_act(user, kind, account):
         what = KIND_REFUSALS.get(kind, kind.label.lower())
-        raise PermissionDenied(f"You are not allowed to {what}.")
+        where = ""
+        if connection_access.kinds_anywhere(user) and hasattr(account, "name"):
+            where = f" on the Zoom connection “{account.name}”"
+        raise PermissionDenied(f"You are not allowed to {what}{where}.")
+
+
+def get_visible(queryset, user, **lookup):
+    """The object of QUERYSET matching LOOKUP among the connections USER may see, else 404."""
+    return get_object_or_404(connection_access.restrict(queryset, user), **lookup)
 
 
 def dashboard_view(view):

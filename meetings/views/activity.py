@@ -2,15 +2,16 @@
 and one action's page, whose job fragment is what every in-flight job on the dashboard polls."""
 
 from django.db.models import Q
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
+from ..access import sees_client_addresses, visible_accounts, visible_actions
 from ..forms import ActivityFilterForm
-from ..models import Action, ActionKind, ZoomAccount
-from .access import dashboard_view, wants_fragment
+from ..models import Action, ActionKind
+from .access import dashboard_view, get_visible, wants_fragment
 from .pagination import paginate
 
 # Which panel refreshes when a job of a kind finishes: "<group>-job-finished" (see meeting.html).
@@ -27,8 +28,8 @@ JOB_GROUPS = {
 }
 
 
-def filtered_actions(form):
-    actions = Action.objects.all()
+def filtered_actions(form, user):
+    actions = visible_actions(user)
     q = (form.value("q") or "").strip()
     if q:
         digits = q.replace(" ", "").replace("-", "")
@@ -54,11 +55,13 @@ def filtered_actions(form):
 @dashboard_view
 @require_GET
 def activity(request):
-    accounts = list(ZoomAccount.objects.only("pk", "name"))
+    accounts = list(visible_accounts(request.user).only("pk", "name"))
     form = ActivityFilterForm(request.GET, accounts=accounts)
     form.is_valid()
     page = paginate(
-        filtered_actions(form).select_related("requested_by", "account").only(*ACTIVITY_FIELDS),
+        filtered_actions(form, request.user)
+        .select_related("requested_by", "account")
+        .only(*ACTIVITY_FIELDS),
         field="requested_at",
         after=request.GET.get("after"),
         before=request.GET.get("before"),
@@ -105,10 +108,11 @@ ACTIVITY_FIELDS = (
 @require_GET
 def action_page(request, pk):
     """One action in full; for htmx, its job fragment, which stops the poll once it is over."""
-    action = get_object_or_404(
+    action = get_visible(
         Action.objects.select_related("requested_by", "batch")
         .defer("account__client_secret", "account__access_token", "account__refresh_token")
         .select_related("account"),
+        request.user,
         pk=pk,
     )
     if wants_fragment(request):
@@ -135,6 +139,8 @@ def action_page(request, pk):
             "attempts": attempts,
             "params": shown_params(action),
             "target_url": target_url(action),
+            # Where a request came from is for admins (and whom they allow), not every viewer.
+            "show_client_ip": sees_client_addresses(request.user),
         },
     )
 

@@ -1,28 +1,32 @@
 """A request waiting for a second person: what it will do (the dry run), and Approve / Reject.
 
-Anyone who sees the dashboard may look at a request; deciding it takes the action's own
+Anyone who sees the request's connection may look at it (another connection's answers 404);
+deciding it takes the action's own
 permission (meetings.approvals.may_approve) and is never for the person who asked. The rule is
 checked here and again in meetings.approvals, which the buttons only reflect.
 """
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import approvals
 from ..models import Meeting, Webinar
 from ..models.approvals import Approval
-from .access import client_ip, dashboard_view
+from .access import client_ip, dashboard_view, get_visible
 
 TEMPLATE = "meetings/approval.html"
 # Rows of a batch's plan the page lists; the rest is counted.
 PLAN_SHOWN = 500
 
 
-def get_approval(pk):
-    approval = get_object_or_404(
-        Approval.objects.select_related("requested_by", "decided_by", "account", "batch"), pk=pk
+def get_approval(request, pk):
+    """The request, among the connections this user may see (another connection's: 404)."""
+    approval = get_visible(
+        Approval.objects.select_related("requested_by", "decided_by", "account", "batch"),
+        request.user,
+        pk=pk,
     )
     if approval.is_waiting and approvals.expire(approval):  # lazily, by the database's clock
         approval.refresh_from_db()
@@ -56,7 +60,7 @@ def approval_context(request, approval, refused=""):
 @dashboard_view
 @require_GET
 def approval_page(request, pk):
-    approval = get_approval(pk)
+    approval = get_approval(request, pk)
     return render(request, TEMPLATE, approval_context(request, approval))
 
 
@@ -68,7 +72,7 @@ def _refused(request, approval, message):
 @dashboard_view
 @require_POST
 def approve(request, pk):
-    approval = get_approval(pk)
+    approval = get_approval(request, pk)
     try:
         queued = approvals.approve(approval, user=request.user, client_ip=client_ip(request))
     except approvals.ApprovalRefused as e:
@@ -85,7 +89,7 @@ def approve(request, pk):
 @dashboard_view
 @require_POST
 def reject(request, pk):
-    approval = get_approval(pk)
+    approval = get_approval(request, pk)
     try:
         approvals.reject(
             approval,
@@ -102,7 +106,7 @@ def reject(request, pk):
 @dashboard_view
 @require_POST
 def withdraw(request, pk):
-    approval = get_approval(pk)
+    approval = get_approval(request, pk)
     if approval.requested_by_id != request.user.pk:
         return _refused(request, approval, "Only the person who asked may withdraw a request.")
     if approvals.withdraw(approval, user=request.user):

@@ -2,18 +2,28 @@
 skipped and why) → run as one batch → its progress bar and per-row results → cancel."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.http import QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from .. import actions
+from ..access import kinds_anywhere, visible_batches, visible_meetings
 from ..forms import BulkForm
-from ..models import ActionKind, ActionSource, Approval, Batch, Meeting
-from .access import can_act, client_ip, dashboard_view, require_action_permission, wants_fragment
+from ..models import ActionKind, ActionSource, Approval, Batch, ZoomAccount
+from .access import (
+    KIND_REFUSALS,
+    can_act,
+    client_ip,
+    dashboard_view,
+    get_visible,
+    require_action_permission,
+    wants_fragment,
+)
 from .pagination import paginate
 
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
@@ -21,26 +31,38 @@ SECRETS = ("account__client_secret", "account__access_token", "account__refresh_
 
 def _selection(request, data):
     """(form, kind, meetings in the order given) from the list's selection; kind is None if the
-    form is invalid. Permission for the kind is checked before anything is looked up."""
+    form is invalid. Permission for the kind (on one connection at least) is checked before
+    anything is looked up; meetings of connections the user may not see are not found."""
     form = BulkForm(data)
     if not form.is_valid():
         return form, None, []
     kind = ActionKind(form.cleaned_data["kind"])
-    require_action_permission(request.user, kind)
+    if kind not in kinds_anywhere(request.user):
+        what = KIND_REFUSALS.get(kind, kind.label.lower())
+        raise PermissionDenied(f"You are not allowed to {what}.")
     ids = form.cleaned_data["ids"]
-    found = Meeting.objects.select_related("account").defer("stream_key", *SECRETS).in_bulk(ids)
+    found = (
+        visible_meetings(request.user)
+        .select_related("account")
+        .defer("stream_key", *SECRETS)
+        .in_bulk(ids)
+    )
     return form, kind, [found[i] for i in ids if i in found]
 
 
 def may_act_on(user, account, kind):
-    """Whether USER may request KIND on ACCOUNT's meetings. Swappable for per-connection roles
-    (`meetings.views.bulk.may_act_on = ...`); today the kind's permission covers every one."""
-    return can_act(user, kind)
+    """Whether USER may request KIND on ACCOUNT's meetings (their role on that connection)."""
+    return can_act(user, kind, account)
 
 
-def _allowed_accounts(user, kind, meetings):
+def _allowed_accounts(request, kind, meetings):
+    """The connections of MEETINGS on which the user may do KIND; 403 when there is none
+    (meetings of the others appear in the dry run as skipped, with that reason)."""
     accounts = {m.account_id: m.account for m in meetings}
-    return {pk for pk, account in accounts.items() if may_act_on(user, account, kind)}
+    allowed = {pk for pk, account in accounts.items() if may_act_on(request.user, account, kind)}
+    if not allowed:
+        require_action_permission(request.user, kind, meetings[0].account)
+    return allowed
 
 
 def _by_connection(rows, meetings):
@@ -54,6 +76,22 @@ def _by_connection(rows, meetings):
         (accounts.get(account_id), group, sum(1 for item, _ in group if item.do))
         for account_id, group in groups.items()
     ]
+
+
+def batch_accounts(batch):
+    """The connections of BATCH: its own, or each of its actions' when it spans several."""
+    if batch.account_id is not None:
+        return [batch.account]
+    return list(
+        ZoomAccount.objects.filter(pk__in=batch.actions.values("account_id").distinct()).only(
+            "pk", "name"
+        )
+    )
+
+
+def may_act_on_batch(user, batch):
+    """Cancelling a batch takes the right to its kind on each of its connections."""
+    return all(may_act_on(user, a, ActionKind(batch.kind)) for a in batch_accounts(batch))
 
 
 def list_url(data):
@@ -87,7 +125,7 @@ def bulk_preview(request):
     # A batch may span connections: each meeting is acted on with its own, at that
     # connection's rate limit. Those of connections this user may not act on are skipped.
     plan = actions.dry_run(
-        kind, meetings, allowed_account_ids=_allowed_accounts(request.user, kind, meetings)
+        kind, meetings, allowed_account_ids=_allowed_accounts(request, kind, meetings)
     )
     by_key = {(m.account_id, m.zoom_id): m for m in meetings}
     rows = [(item, by_key.get((item.account_id, item.target_id))) for item in plan]
@@ -125,7 +163,7 @@ def bulk_run(request):
             user=request.user,
             source=ActionSource.BULK,
             client_ip=client_ip(request),
-            allowed_account_ids=_allowed_accounts(request.user, kind, meetings),
+            allowed_account_ids=_allowed_accounts(request, kind, meetings),
         )
     except ValueError as e:
         # Nothing left to do (everything ended meanwhile, or was requested by someone else).
@@ -178,7 +216,7 @@ def batch_context(request, batch):
         "can_cancel": (
             not batch.is_cancelled
             and not progress["finished"]
-            and can_act(request.user, ActionKind(batch.kind))
+            and may_act_on_batch(request.user, batch)
         ),
     }
 
@@ -186,7 +224,9 @@ def batch_context(request, batch):
 @dashboard_view
 @require_GET
 def bulk_page(request, pk):
-    batch = get_object_or_404(Batch.objects.select_related("requested_by", "account"), pk=pk)
+    batch = get_visible(
+        Batch.objects.select_related("requested_by", "account"), request.user, pk=pk
+    )
     context = batch_context(request, batch)
     if wants_fragment(request):
         if context["progress"]["finished"]:
@@ -200,8 +240,9 @@ def bulk_page(request, pk):
 @dashboard_view
 @require_POST
 def bulk_cancel(request, pk):
-    batch = get_object_or_404(Batch, pk=pk)
-    require_action_permission(request.user, ActionKind(batch.kind))
+    batch = get_visible(Batch.objects.select_related("account"), request.user, pk=pk)
+    for account in batch_accounts(batch):
+        require_action_permission(request.user, ActionKind(batch.kind), account)
     actions.cancel_batch(batch, user=request.user)
     # The progress panel says what the cancel did, from the batch's state, on every poll after.
     if wants_fragment(request):
@@ -216,7 +257,7 @@ def batches_list(request):
     request an operator makes: few enough to page along `created` without an index of its own;
     each row's counts are one small grouped query on the actions' batch index.)"""
     page = paginate(
-        Batch.objects.select_related("requested_by", "account").defer(*SECRETS),
+        visible_batches(request.user).select_related("requested_by", "account").defer(*SECRETS),
         field="created",
         after=request.GET.get("after"),
         before=request.GET.get("before"),

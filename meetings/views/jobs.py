@@ -28,7 +28,7 @@ def start_action(request, *, account, kind, source=ActionSource.DASHBOARD, **tar
     A second request for a job already queued or running returns that job (created=False):
     a double click, or two operators at once, makes one job.
     """
-    require_action_permission(request.user, kind)
+    require_action_permission(request.user, kind, account)
     try:
         return actions.request_action(
             account=account,

@@ -10,15 +10,22 @@ fields are never in a swapped part, so typed input stays."""
 
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ..access import restrict
 from ..forms import LiveStreamConfigForm, LiveStreamStartForm
 from ..models import Action, ActionKind, Meeting, MeetingStatus, PastMeeting
 from ..templatetags.dashboard import ago
 from . import follow
-from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
+from .access import (
+    allowed_kinds,
+    dashboard_view,
+    get_visible,
+    require_action_permission,
+    wants_fragment,
+)
 from .jobs import ActionRefused, announce, start_action
 
 TEMPLATE = "meetings/meeting.html"
@@ -33,11 +40,13 @@ MEETING_KINDS = (*CONTROL_KINDS, *STREAM_KINDS, ActionKind.FETCH_PAST_MEETING)
 PAST_LENGTH = 20
 
 
-def get_meeting(pk):
-    return get_object_or_404(
+def get_meeting(request, pk):
+    """The meeting, if it is of a Zoom connection this user may see; else 404."""
+    return get_visible(
         Meeting.objects.select_related("account").defer(
             "account__client_secret", "account__access_token", "account__refresh_token"
         ),
+        request.user,
         pk=pk,
     )
 
@@ -59,12 +68,16 @@ def start_unavailable_reason(meeting):
     return ""
 
 
-def by_zoom_id(model, page, list_page, number):
+def by_zoom_id(request, model, page, list_page, number):
     """`/meetings/<Zoom's meeting id>/` (a link or a pasted id): the meeting's page, or the list
     searched for the id when several accounts have it; a 404 when none has. The dashboard's own
     numbers are small, Zoom's have 9 to 11 digits, so one is not taken for the other."""
     if 0 < number < 2**63:
-        found = list(model.objects.filter(zoom_id=number).values_list("pk", flat=True)[:2])
+        found = list(
+            restrict(model.objects.filter(zoom_id=number), request.user).values_list(
+                "pk", flat=True
+            )[:2]
+        )
         if len(found) == 1:
             return redirect(page, pk=found[0])
         if found:
@@ -169,7 +182,7 @@ def status_context(request, meeting):
     (An End or Recover answers with the status panel alone, from this.)"""
     control_job = latest_job(meeting, CONTROL_KINDS)
     stream_job = latest_job(meeting, STREAM_KINDS)
-    kinds = allowed_kinds(request.user)
+    kinds = allowed_kinds(request.user, meeting.account)
     # The settings a live stream was started with (the active speaker's name, the display name)
     # are Zoom's to keep and it cannot be asked for them: the latest start from the dashboard
     # says what they were, and the page says that is where they come from.
@@ -224,8 +237,8 @@ def meeting_context(request, meeting, *, config_form=None, start_form=None):
 @require_GET
 def meeting_page(request, pk):
     if not Meeting.objects.filter(pk=pk).exists():
-        return by_zoom_id(Meeting, "meeting", "meetings", pk)
-    meeting = get_meeting(pk)
+        return by_zoom_id(request, Meeting, "meeting", "meetings", pk)
+    meeting = get_meeting(request, pk)
     template = TEMPLATE
     part = request.GET.get("part")
     if wants_fragment(request) and part in PARTS:
@@ -246,7 +259,7 @@ def meeting_state(request, pk):
     its actions, events and past instances (what the timeline and the past instances panel show,
     at most 30, 30 and 20 rows). A plain GET (no htmx) is sent to the page itself.
     """
-    meeting = get_meeting(pk)
+    meeting = get_meeting(request, pk)
     if not wants_fragment(request):
         return redirect("meeting", pk=meeting.pk)
     return follow.state_answer(request, TEMPLATE, state_context(request, meeting))
@@ -327,8 +340,8 @@ def _refuse(request, meeting, part, message):
 @dashboard_view
 @require_http_methods(["GET", "POST"])
 def end_meeting(request, pk):
-    meeting = get_meeting(pk)
-    require_action_permission(request.user, ActionKind.END_MEETING)
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.END_MEETING, meeting.account)
     deleted = "This meeting was deleted at Zoom: recover it first."
     if request.method == "GET":
         # A meeting the mirror does not show live is still offered an End: the mirror lags Zoom
@@ -353,8 +366,8 @@ def end_meeting(request, pk):
 @dashboard_view
 @require_http_methods(["GET", "POST"])
 def recover_meeting(request, pk):
-    meeting = get_meeting(pk)
-    require_action_permission(request.user, ActionKind.RECOVER_MEETING)
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.RECOVER_MEETING, meeting.account)
     not_deleted = "Only a deleted meeting can be recovered."
     if request.method == "GET":
         # The POST refuses a meeting the mirror does not show deleted, so the page offers nothing.
@@ -381,8 +394,8 @@ def _stream_form_answer(request, meeting, **forms):
 @dashboard_view
 @require_POST
 def update_livestream(request, pk):
-    meeting = get_meeting(pk)
-    require_action_permission(request.user, ActionKind.UPDATE_LIVESTREAM)
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.UPDATE_LIVESTREAM, meeting.account)
     form = LiveStreamConfigForm(request.POST, meeting=meeting)
     if not form.is_valid():
         return _stream_form_answer(request, meeting, config_form=form)
@@ -407,8 +420,8 @@ def update_livestream(request, pk):
 @dashboard_view
 @require_POST
 def start_livestream(request, pk):
-    meeting = get_meeting(pk)
-    require_action_permission(request.user, ActionKind.START_LIVESTREAM)
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.START_LIVESTREAM, meeting.account)
     form = LiveStreamStartForm(request.POST)
     valid = form.is_valid()
     reason = start_unavailable_reason(meeting)
@@ -424,8 +437,8 @@ def start_livestream(request, pk):
 @dashboard_view
 @require_http_methods(["GET", "POST"])
 def stop_livestream(request, pk):
-    meeting = get_meeting(pk)
-    require_action_permission(request.user, ActionKind.STOP_LIVESTREAM)
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.STOP_LIVESTREAM, meeting.account)
     if request.method == "GET":
         return _confirm_page(request, meeting, ActionKind.STOP_LIVESTREAM, "meeting-stream-stop")
     return _request(request, meeting, ActionKind.STOP_LIVESTREAM, "livestream")
@@ -435,13 +448,15 @@ def stop_livestream(request, pk):
 @require_POST
 def fetch_past_meeting(request, pk):
     """Fetch an instance's details: the latest instance, or the one whose UUID is posted."""
-    meeting = get_meeting(pk)
-    require_action_permission(request.user, ActionKind.FETCH_PAST_MEETING)
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.FETCH_PAST_MEETING, meeting.account)
     uuid = request.POST.get("uuid", "").strip()
     # NUL cannot be in a UUID, and PostgreSQL refuses it in a query (a 500 before this check).
     if uuid and (
         "\x00" in uuid
-        or not PastMeeting.objects.filter(zoom_id=meeting.zoom_id, uuid=uuid).exists()
+        or not PastMeeting.objects.filter(
+            account_id=meeting.account_id, zoom_id=meeting.zoom_id, uuid=uuid
+        ).exists()
     ):
         return _refuse(request, meeting, "past", "That instance is not one of this meeting's.")
     return _request(request, meeting, ActionKind.FETCH_PAST_MEETING, "past", target_uuid=uuid)

@@ -5,24 +5,28 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.db.models import Count
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.timezone import now
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import approvals
+from ..access import (
+    kinds_anywhere,
+    visible_accounts,
+    visible_actions,
+    visible_meetings,
+    visible_webinars,
+)
 from ..models import (
-    Action,
     ActionKind,
     Approval,
     ApprovalState,
-    Meeting,
     MeetingStatus,
-    Webinar,
     ZoomAccount,
 )
 from ..models.actions import ACTIVE_STATES, ActionState
-from .access import allowed_kinds, dashboard_view, wants_fragment
+from .access import allowed_kinds, dashboard_view, get_visible, wants_fragment
 from .jobs import ActionRefused, announce, answer, start_action
 
 TEMPLATE = "meetings/overview.html"
@@ -40,10 +44,12 @@ FAILURES_WINDOW = timedelta(hours=24)
 
 def accounts_context(request, refused=None):
     """The accounts panel; `refused` is (account pk, why) when a Sync was just refused."""
-    accounts = list(ZoomAccount.objects.defer(*SECRETS))
+    user = request.user
+    accounts = list(visible_accounts(user).defer(*SECRETS))
     # Live meetings per account, from the status index (not a join over every meeting).
     live = dict(
-        Meeting.objects.filter(status=MeetingStatus.STARTED)
+        visible_meetings(user)
+        .filter(status=MeetingStatus.STARTED)
         .order_by()
         .values_list("account")
         .annotate(n=Count("id"))
@@ -51,7 +57,8 @@ def accounts_context(request, refused=None):
     # The latest sync of each account (the job shown beside its "Sync now" button).
     syncs = {}
     for action in (
-        Action.objects.filter(kind=ActionKind.SYNC)
+        visible_actions(user)
+        .filter(kind=ActionKind.SYNC)
         .select_related("requested_by")
         .order_by("-requested_at", "-id")[: 5 * max(len(accounts), 1)]
     ):
@@ -60,9 +67,10 @@ def accounts_context(request, refused=None):
         account.live_count = live.get(account.pk, 0)
         account.sync_job = syncs.get(account.pk)
         account.refused = refused[1] if refused and refused[0] == account.pk else ""
+        account.can_sync = ActionKind.SYNC in allowed_kinds(user, account)
     return {
         "accounts": accounts,
-        "can_sync": ActionKind.SYNC in allowed_kinds(request.user),
+        "can_sync": any(account.can_sync for account in accounts),
         # While a sync runs its job polls, and its end refreshes the panel (no periodic refresh
         # then, which could swallow the job's end).
         "syncing": any(a.sync_job and a.sync_job.is_active for a in accounts),
@@ -70,15 +78,19 @@ def accounts_context(request, refused=None):
 
 
 def live_context(request):
+    user = request.user
     live = (
-        Meeting.objects.filter(status=MeetingStatus.STARTED)
+        visible_meetings(user)
+        .filter(status=MeetingStatus.STARTED)
         .select_related("account")
         .defer("stream_key", *(f"account__{s}" for s in SECRETS))
     )
-    in_flight = Action.objects.filter(state__in=ACTIVE_STATES).select_related("requested_by")
-    failures = Action.objects.filter(
-        state=ActionState.FAILED, requested_at__gte=now() - FAILURES_WINDOW
-    ).select_related("requested_by")
+    in_flight = visible_actions(user).filter(state__in=ACTIVE_STATES).select_related("requested_by")
+    failures = (
+        visible_actions(user)
+        .filter(state=ActionState.FAILED, requested_at__gte=now() - FAILURES_WINDOW)
+        .select_related("requested_by")
+    )
     return {
         # Requests a second person must decide: those this user may, and this user's own.
         "waiting_for_you": approvals.waiting_for(request.user),
@@ -90,7 +102,7 @@ def live_context(request):
         "live_meetings": list(live.order_by("-start_time", "-id")[:LIVE_SHOWN]),
         "live_count": live.count(),
         "live_webinars": list(
-            Webinar.objects.filter(status=MeetingStatus.STARTED).order_by("-start_time")[:10]
+            visible_webinars(user).filter(status=MeetingStatus.STARTED).order_by("-start_time")[:10]
         ),
         "in_flight": list(in_flight.order_by("-requested_at", "-id")[:20]),
         "in_flight_count": in_flight.count(),
@@ -113,7 +125,7 @@ def overview(request):
             **accounts_context(request),
             **live_context(request),
             # Said once, where a person lands: nothing on the dashboard will act for them.
-            "read_only": not allowed_kinds(request.user),
+            "read_only": not kinds_anywhere(request.user),
         },
     )
 
@@ -121,7 +133,7 @@ def overview(request):
 @dashboard_view
 @require_POST
 def sync_account(request, pk):
-    account = get_object_or_404(ZoomAccount.objects.defer(*SECRETS), pk=pk)
+    account = get_visible(ZoomAccount.objects.defer(*SECRETS), request.user, pk=pk)
     refused = None
     try:
         action, created = start_action(

@@ -4,13 +4,20 @@ import re
 
 from django.contrib import messages
 from django.db.models import Q
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
+from ..access import visible_accounts, visible_past_meetings
 from ..forms import ListFilterForm
-from ..models import Action, ActionKind, Meeting, PastMeeting, ZoomAccount
-from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
+from ..models import Action, ActionKind, Meeting, PastMeeting
+from .access import (
+    allowed_kinds,
+    dashboard_view,
+    get_visible,
+    require_action_permission,
+    wants_fragment,
+)
 from .jobs import ActionRefused, announce, start_action
 from .meetings_list import ID_ONLY_DIGITS, ID_PATTERN, id_prefix_filter
 from .pagination import paginate
@@ -37,10 +44,10 @@ def past_search(q):
 @dashboard_view
 @require_GET
 def past_meetings_list(request):
-    accounts = list(ZoomAccount.objects.only("pk", "name"))
+    accounts = list(visible_accounts(request.user).only("pk", "name"))
     form = ListFilterForm(request.GET, accounts=accounts)
     form.is_valid()
-    past = PastMeeting.objects.filter(past_search(form.value("q") or ""))
+    past = visible_past_meetings(request.user).filter(past_search(form.value("q") or ""))
     account = form.value("account")
     if account:
         past = past.filter(account=account)
@@ -64,7 +71,7 @@ def past_meetings_list(request):
 
 
 def participants_context(request, past):
-    kinds = allowed_kinds(request.user)
+    kinds = allowed_kinds(request.user, past.account_id)
     job = (
         Action.objects.filter(
             account_id=past.account_id,
@@ -93,7 +100,7 @@ def participants_context(request, past):
 @dashboard_view
 @require_GET
 def past_meeting_page(request, pk):
-    past = get_object_or_404(PastMeeting, pk=pk)
+    past = get_visible(PastMeeting.objects.all(), request.user, pk=pk)
     if wants_fragment(request) and request.GET.get("part") == "participants":
         return render(
             request,
@@ -116,8 +123,8 @@ def past_meeting_page(request, pk):
 @require_POST
 def fetch_participants(request, pk):
     """Ask Zoom who took part in this instance (an Action: audited like the details)."""
-    past = get_object_or_404(PastMeeting.objects.select_related("account"), pk=pk)
-    require_action_permission(request.user, ActionKind.FETCH_PARTICIPANTS)
+    past = get_visible(PastMeeting.objects.select_related("account"), request.user, pk=pk)
+    require_action_permission(request.user, ActionKind.FETCH_PARTICIPANTS, past.account)
     try:
         action, created = start_action(
             request,

@@ -6,15 +6,22 @@ mirror like a meeting's page (meetings/views/follow.py): it polls `webinar_state
 version of each part it shows, and gets 204 when nothing changed, else the parts that changed."""
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ..access import visible_accounts, visible_webinars
 from ..forms import WebinarFilterForm
-from ..models import ActionKind, MeetingStatus, Webinar, ZoomAccount
+from ..models import ActionKind, MeetingStatus, Webinar
 from ..templatetags.dashboard import ago
 from . import follow
-from .access import allowed_kinds, dashboard_view, require_action_permission, wants_fragment
+from .access import (
+    allowed_kinds,
+    dashboard_view,
+    get_visible,
+    require_action_permission,
+    wants_fragment,
+)
 from .jobs import ActionRefused, announce, answer, start_action
 from .meeting import by_zoom_id
 from .meetings_list import search_filter
@@ -31,10 +38,10 @@ SECRETS = ("account__client_secret", "account__access_token", "account__refresh_
 @dashboard_view
 @require_GET
 def webinars_list(request):
-    accounts = list(ZoomAccount.objects.only("pk", "name"))
+    accounts = list(visible_accounts(request.user).only("pk", "name"))
     form = WebinarFilterForm(request.GET, accounts=accounts)
     form.is_valid()
-    webinars = Webinar.objects.filter(search_filter(form.value("q") or ""))
+    webinars = visible_webinars(request.user).filter(search_filter(form.value("q") or ""))
     for name in ("status", "account"):
         value = form.value(name)
         if value not in (None, ""):
@@ -67,8 +74,11 @@ def webinars_list(request):
     return render(request, template, context)
 
 
-def get_webinar(pk):
-    return get_object_or_404(Webinar.objects.select_related("account").defer(*SECRETS), pk=pk)
+def get_webinar(request, pk):
+    """The webinar, if it is of a Zoom connection this user may see; else 404."""
+    return get_visible(
+        Webinar.objects.select_related("account").defer(*SECRETS), request.user, pk=pk
+    )
 
 
 def part_versions(context):
@@ -107,7 +117,7 @@ def webinar_context(request, webinar, refused=""):
     job = next((a for a in actions if a.kind == ActionKind.END_WEBINAR), None)
     context = {
         "webinar": webinar,
-        "can_end": ActionKind.END_WEBINAR in allowed_kinds(request.user),
+        "can_end": ActionKind.END_WEBINAR in allowed_kinds(request.user, webinar.account),
         "control_job": job,
         "control_busy": bool(job and (job.is_active or job.is_awaiting)),
         "timeline": timeline,
@@ -122,8 +132,8 @@ def webinar_context(request, webinar, refused=""):
 @require_GET
 def webinar_page(request, pk):
     if not Webinar.objects.filter(pk=pk).exists():
-        return by_zoom_id(Webinar, "webinar", "webinars", pk)
-    webinar = get_webinar(pk)
+        return by_zoom_id(request, Webinar, "webinar", "webinars", pk)
+    webinar = get_webinar(request, pk)
     template = TEMPLATE
     part = request.GET.get("part")
     if wants_fragment(request) and part in PARTS:
@@ -139,7 +149,7 @@ def webinar_state(request, pk):
     A constant number of queries whatever the webinar's history: the session and permissions,
     the webinar (with its account's name), its newest actions and Zoom events (at most 30 each).
     A plain GET (no htmx) is sent to the page itself."""
-    webinar = get_webinar(pk)
+    webinar = get_webinar(request, pk)
     if not wants_fragment(request):
         return redirect("webinar", pk=webinar.pk)
     return follow.state_answer(request, TEMPLATE, webinar_context(request, webinar))
@@ -148,8 +158,8 @@ def webinar_state(request, pk):
 @dashboard_view
 @require_http_methods(["GET", "POST"])
 def end_webinar(request, pk):
-    webinar = get_webinar(pk)
-    require_action_permission(request.user, ActionKind.END_WEBINAR)
+    webinar = get_webinar(request, pk)
+    require_action_permission(request.user, ActionKind.END_WEBINAR, webinar.account)
     if request.method == "GET":
         return render(
             request,

@@ -9,10 +9,13 @@
     zoomctl stop-livestream ID
     zoomctl past-meeting ID_OR_UUID
 
-with, on any of them: --account NAME (needed when several accounts are connected), --user
-USERNAME (who the action is recorded as; that user needs the action's permission), --wait (wait
-for the outcomes and print them). Each request goes through the very same pipeline as a click
-(`request_action`, source "cli", then a worker), so scripts are audited like clicks.
+with, on any of them: --account NAME (needed when several accounts the user may see are
+connected), --user USERNAME (who the action is recorded as; that user needs the action's
+permission on that Zoom connection, globally or by a connection role: an account the user may not
+see is not found, as on the dashboard), --wait (wait for the outcomes and print them). Each
+request goes through the very same pipeline as a click (`request_action`, source "cli", then a
+worker), so scripts are audited like clicks; the operating system user who ran the command is
+recorded beside the --user it acted as.
 
 Exit status: 0 when every action was queued (without --wait) or succeeded (with --wait); 1 when
 one failed or was refused; 3 when --wait gave up waiting (--timeout, default 120 s). `--inline`
@@ -22,13 +25,15 @@ the shell history.
 """
 
 import argparse
+import getpass
+import os
 import sys
 import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from ... import approvals
+from ... import access, approvals
 from ...actions import execute, request_action
 from ...models import Action, ActionKind, ActionSource, ActionState, ZoomAccount
 from ...models.actions import KIND_PERMISSIONS, TERMINAL_STATES
@@ -45,6 +50,26 @@ COMMANDS = {
     "stop-livestream": ActionKind.STOP_LIVESTREAM,
     "past-meeting": ActionKind.FETCH_PAST_MEETING,
 }
+
+
+def system_user():
+    """Who ran this command on the server: the account of the process's user id (not $USER,
+    which anyone can set), with the person sudo names when run through sudo (`sudo -u zoomadmin
+    manage.py zoomctl ...` is the usual way in); the numeric id when the id has no name (a
+    container's user)."""
+    try:
+        import pwd
+
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    sudo_user = os.environ.get("SUDO_USER", "")
+    if sudo_user and sudo_user != name:
+        return f"{name} (sudo by {sudo_user})"
+    return name
 
 
 class Command(BaseCommand):
@@ -94,9 +119,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, command, ids, account=None, user=None, **options):
         kind = COMMANDS[command]
-        zoom_account = self._account(account)
-        by = self._user(user, kind)
+        by = self._user(user)
+        zoom_account = self._account(account, by)
+        permission = KIND_PERMISSIONS[kind]
+        if not access.can_act(by, zoom_account, kind):
+            raise CommandError(
+                f"{by.get_username()} may not do that on {zoom_account.name!r} (needs the "
+                f"{permission} permission, or an operator role on that connection)"
+            )
         params = self._params(kind, options)
+        os_user = system_user()
 
         actions, refused = [], 0
         for ident in ids:
@@ -110,6 +142,7 @@ class Command(BaseCommand):
                     source=ActionSource.COMMAND_LINE,
                     params=params,
                     user=by,
+                    os_user=os_user,
                     enqueue=not options["inline"],
                     **target,
                 )
@@ -145,21 +178,23 @@ class Command(BaseCommand):
 
     # --- arguments ---
 
-    def _account(self, name):
+    def _account(self, name, user):
+        """The named account among those USER may see (the others are not named either)."""
+        visible = access.restrict(ZoomAccount.objects.all(), user)
         if name:
-            account = ZoomAccount.objects.filter(name=name).first()
+            account = visible.filter(name=name).first()
             if account is None:
-                names = ", ".join(ZoomAccount.objects.values_list("name", flat=True)) or "none"
+                names = ", ".join(visible.values_list("name", flat=True)) or "none"
                 raise CommandError(f"No Zoom account is named {name!r} (accounts: {names})")
             return account
-        connected = list(ZoomAccount.objects.filter(status=ZoomAccount.Status.CONNECTED)[:2])
+        connected = list(visible.filter(status=ZoomAccount.Status.CONNECTED)[:2])
         if len(connected) == 1:
             return connected[0]
         if not connected:
             raise CommandError("No connected Zoom account; give --account NAME")
         raise CommandError("Several Zoom accounts are connected; give --account NAME")
 
-    def _user(self, username, kind):
+    def _user(self, username):
         if not username:
             raise CommandError(
                 "--user USERNAME is required: every action is recorded with who asked for it"
@@ -167,9 +202,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"No active user is named {username!r}")
-        permission = KIND_PERMISSIONS[kind]
-        if not user.has_perm(permission):
-            raise CommandError(f"{username} may not do that (needs the {permission} permission)")
+        if not access.can_view_dashboard(user):
+            raise CommandError(f"{username} may not use the dashboard (no role on any connection)")
         return user
 
     def _params(self, kind, options):
