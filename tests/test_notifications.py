@@ -98,6 +98,19 @@ def test_no_one_hears_of_a_connection_they_may_not_see(operator, viewer, account
     assert Delivery.objects.get().user == operator
 
 
+def test_a_role_on_another_connection_only_hears_nothing_of_this_one(django_user_model, account):
+    from meetings.models import ConnectionGrant
+
+    elsewhere = django_user_model.objects.create_user("elsewhere", password="x" * 20)
+    ConnectionGrant.objects.create(user=elsewhere, account=make_account("Other"), role="viewer")
+    here = django_user_model.objects.create_user("here", password="x" * 20)
+    ConnectionGrant.objects.create(user=here, account=account, role="viewer")
+    subscribe(elsewhere, [EventKind.ACTION_FAILED])
+    subscribe(here, [EventKind.ACTION_FAILED])
+    assert raise_failed(account) == 1
+    assert Delivery.objects.get().user == here
+
+
 def test_inactive_people_and_people_without_access_get_nothing(operator, outsider, account):
     subscribe(outsider, [EventKind.ACTION_FAILED])
     subscribe(operator, [EventKind.ACTION_FAILED])
