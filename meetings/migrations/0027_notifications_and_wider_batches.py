@@ -8,6 +8,10 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    # Not one transaction: new tables, and a nullable batch account, need no atomicity, and a
+    # transaction would hold the locks of its foreign keys' ALTERs (on accounts, actions) until
+    # the last index of the new tables is built, making writers wait (tests/test_online_migrations).
+    atomic = False
 
     dependencies = [
         ('meetings', '0023_access_per_connection'),
