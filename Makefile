@@ -43,7 +43,13 @@ else
 TEST_MARKS := not faults
 endif
 
-test: lint
+# The single sign-on tests' OpenID provider (the npm package oidc-provider; Node.js 20+ and npm).
+# tests/fixtures/oidc.py runs the same `npm ci` when a test needs it and this has not run.
+OIDC_STAMP := tests/oidc/node_modules/.package-lock.json
+$(OIDC_STAMP): tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
+test: lint $(OIDC_STAMP)
 ifeq ($(and $(DATABASE_URL),$(REDIS_URL)),)
 	@echo "== deselected: tests/browser/test_production.py (the production profile needs DATABASE_URL and REDIS_URL)"
 endif
@@ -68,4 +74,4 @@ load: $(LOAD_STAMP)
 	DEBUG=true $(BIN)/python -m bench load $(LOAD_ARGS)
 
 clean:
-	rm -rf var staticfiles .pytest_cache .ruff_cache
+	rm -rf var staticfiles .pytest_cache .ruff_cache tests/oidc/node_modules

@@ -26,5 +26,6 @@ BENCHMARKS = (
     "webhooks",
     "bulk_post",
     "sweeper",
+    "schedules",
 )
 EXTRA = ("load",)

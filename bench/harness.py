@@ -69,6 +69,9 @@ def base_env(secrets, profile, *, database_url="", redis_url=""):
         LOG_LEVEL="INFO",
         LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
+        # The benchmarks' operators sign in with a password alone (production would send them to
+        # set up a second factor first: meetings/signin.py).
+        MFA_REQUIRED_ROLES="none",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
     )

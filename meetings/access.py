@@ -34,6 +34,9 @@ ACCESS_AUDIT_PERMISSION = "meetings.view_accessevent"
 
 _GRANTS = "_zoom_connection_grants"
 _OPERATOR_PERMS = "_zoom_operator_permissions"
+# What makes a global admin besides superuser status: managing connections, which the
+# "Zoom admins" group holds and operators do not.
+ADMIN_PERMISSION = "meetings.change_zoomaccount"
 
 
 def _active(user):
@@ -105,6 +108,8 @@ def _global_role(user):
     if user.is_superuser:
         return Role.ADMIN
     granted = user.get_all_permissions()
+    if ADMIN_PERMISSION in granted:
+        return Role.ADMIN  # the "Zoom admins" group (meetings/roles.py): manages connections
     if any(p in granted for p in KIND_PERMISSIONS.values()):
         return Role.OPERATOR
     if VIEW_PERMISSION in granted:

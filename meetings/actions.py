@@ -70,18 +70,44 @@ TARGET_TYPES = {
     ActionKind.FETCH_PAST_MEETING: "meeting",
     ActionKind.FETCH_PARTICIPANTS: "meeting",
     ActionKind.END_WEBINAR: "webinar",
+    ActionKind.UPDATE_WEBINAR_LIVESTREAM: "webinar",
+    ActionKind.START_WEBINAR_LIVESTREAM: "webinar",
+    ActionKind.STOP_WEBINAR_LIVESTREAM: "webinar",
     ActionKind.SYNC: "account",
 }
+# The kinds that configure, start and stop a live stream, by what they act on.
+CONFIGURE_KINDS = (ActionKind.UPDATE_LIVESTREAM, ActionKind.UPDATE_WEBINAR_LIVESTREAM)
+START_KINDS = (ActionKind.START_LIVESTREAM, ActionKind.START_WEBINAR_LIVESTREAM)
+STOP_KINDS = (ActionKind.STOP_LIVESTREAM, ActionKind.STOP_WEBINAR_LIVESTREAM)
+# A configuration may come from a stream preset (meetings.presets): the action records which,
+# by id and by the name it had at the click (the preset may be renamed or deleted later).
+CONFIGURE_PARAMS = (
+    "stream_url",
+    "stream_key",
+    "page_url",
+    "resolution",
+    "preset_id",
+    "preset_name",
+)
+START_PARAMS = ("active_speaker_name", "display_name")
 # The parameters each kind takes; the others take none.
 PARAMS = {
-    ActionKind.UPDATE_LIVESTREAM: ("stream_url", "stream_key", "page_url", "resolution"),
-    ActionKind.START_LIVESTREAM: ("active_speaker_name", "display_name"),
+    ActionKind.UPDATE_LIVESTREAM: CONFIGURE_PARAMS,
+    ActionKind.START_LIVESTREAM: START_PARAMS,
+    ActionKind.UPDATE_WEBINAR_LIVESTREAM: CONFIGURE_PARAMS,
+    ActionKind.START_WEBINAR_LIVESTREAM: START_PARAMS,
 }
 # Parameters never stored in clear: Action.params says "•••• (set)", Action.secret_params holds
 # them encrypted until the action finishes.
 SECRET_PARAMS = ("stream_key",)
 # What a batch may do.
-BULK_KINDS = (ActionKind.END_MEETING, ActionKind.END_WEBINAR, ActionKind.STOP_LIVESTREAM)
+BULK_KINDS = (
+    ActionKind.END_MEETING,
+    ActionKind.END_WEBINAR,
+    ActionKind.STOP_LIVESTREAM,
+    ActionKind.START_WEBINAR_LIVESTREAM,
+    ActionKind.STOP_WEBINAR_LIVESTREAM,
+)
 
 # The database connection broke (a restart, a failover): not the action's failure, whatever
 # the run was doing. The run stops without writing; its task sends itself again and the new
@@ -111,6 +137,8 @@ def request_action(
     os_user="",
     batch=None,
     enqueue=True,
+    rule_type="",
+    rule_id=None,
 ):
     """Create the Action in a transaction and enqueue its task on commit.
 
@@ -142,6 +170,7 @@ def request_action(
         batch=batch,
     )
     fields["os_user"] = (os_user or "")[: Action._meta.get_field("os_user").max_length]
+    fields["rule_type"], fields["rule_id"] = rule_type or "", rule_id
     kind, target_type = fields["kind"], fields["target_type"]
     target_id, target_uuid = fields["target_id"], fields["target_uuid"]
     if not fields["topic"]:
@@ -294,7 +323,7 @@ def _clean_params(kind, params):
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(f"{ActionKind(kind).label} takes no parameter {', '.join(unknown)}")
-    if kind == ActionKind.UPDATE_LIVESTREAM:
+    if kind in CONFIGURE_KINDS:
         # The client's own validation: the same rules the request will be held to, and its
         # messages name the field, never the value (the key is a secret).
         body = livestream_body(
@@ -309,8 +338,9 @@ def _clean_params(kind, params):
             "page_url": body["page_url"],
             "resolution": body.get("resolution", ""),
         }
+        public.update(_preset_params(params))
         return public, {"stream_key": body["stream_key"]}
-    if kind == ActionKind.START_LIVESTREAM:
+    if kind in START_KINDS:
         active_speaker_name = params.get("active_speaker_name")
         display_name = params.get("display_name") or None
         livestream_status_body(
@@ -318,6 +348,19 @@ def _clean_params(kind, params):
         )
         return {"active_speaker_name": active_speaker_name, "display_name": display_name}, {}
     return {}, {}
+
+
+def _preset_params(params):
+    """The preset a configuration was taken from ({} when typed in): its id, a positive
+    integer, and its name at the time, 1..100 characters, both or neither."""
+    preset_id, preset_name = params.get("preset_id"), params.get("preset_name")
+    if preset_id is None and preset_name is None:
+        return {}
+    if isinstance(preset_id, bool) or not isinstance(preset_id, int) or preset_id <= 0:
+        raise ValueError("preset_id must be a preset's number")
+    if not isinstance(preset_name, str) or not 0 < len(preset_name.strip()) <= 100:
+        raise ValueError("preset_name must be the preset's name (1 to 100 characters)")
+    return {"preset_id": preset_id, "preset_name": preset_name.strip()}
 
 
 def _mirror_topic(account, target_type, target_id):
@@ -468,10 +511,14 @@ def dry_run(kind, targets, *, account=None, allowed_account_ids=None):
             else:
                 item.account_id = account.pk
                 item.reason = "not in the dashboard's copy: Zoom will say whether it applies"
-        elif kind == ActionKind.STOP_LIVESTREAM and row.livestream_status != "live":
+        elif kind in STOP_KINDS and row.livestream_status != "live":
             item.do, item.reason = False, "its live stream is not running"
-        elif kind != ActionKind.STOP_LIVESTREAM and row.status != "started":
+        elif kind not in STOP_KINDS and row.status != "started":
             item.do, item.reason = False, f"not live ({row.get_status_display().lower()})"
+        elif kind in START_KINDS and row.livestream_status == "live":
+            item.do, item.reason = False, "its live stream is already running"
+        elif kind in START_KINDS and not (row.has_stream_configured and row.stream_key):
+            item.do, item.reason = False, "no live stream is configured for it"
     todo = [item for item in plan if item.do]
     active = _active_actions(
         kind,
@@ -751,6 +798,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         while True:
             delay = run.step()
             if delay is None:
+                _after(action)
                 return action.state
             if not inline:
                 retry_id = str(uuid.uuid4())
@@ -769,6 +817,21 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         # The task sends itself again with this lease: its next delivery is this run going on.
         e.lease_token = action.lease_token
         raise
+
+
+def _after(action):
+    """A finished action a schedule or a trigger asked for: ask for their next step now (the
+    beat does it too, for actions finished elsewhere). Never fails the run that finished it."""
+    if not action.rule_type or not action.is_terminal:
+        return
+    from .automation import after_action
+
+    try:
+        after_action(action)
+    except Exception:
+        log.exception(
+            "action %s: the next step of its %s could not be asked for", action.pk, action.rule_type
+        )
 
 
 class Run:

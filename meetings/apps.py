@@ -14,6 +14,11 @@ class MeetingsConfig(AppConfig):
         # The "Zoom viewers"/"Zoom operators" groups stay complete as models are added.
         post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="meetings.ensure_roles")
 
+        from .signin import connect_signals
+
+        # Sign-ins, sign-outs and second-factor events go to the access audit.
+        connect_signals()
+
         from .logging import install as install_log_scrubbing
 
         # Every log record, whichever handler writes it, is scrubbed and tagged with its action.

@@ -31,7 +31,8 @@ proves nothing; the hooks look for evidence:
   the running stream, so the action succeeds with the 429 among its attempts. A repeated
   configuration sends the same settings again (204). Should Zoom ever refuse a repeated stop,
   the evidence to look for would be a meeting.live_streaming_stopped event since the action
-  started: Zoom has no stream status to read.
+  started: Zoom has no stream status to read. Webinars' streams behave as meetings' (the spec's
+  webinarLiveStreamStatusUpdate), and Zoom sends no event for them at all.
 """
 
 import logging
@@ -41,9 +42,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from . import mirror
-from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent
+from .models import ActionKind, LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar
 from .timefmt import in_words
 
 log = logging.getLogger(__name__)
@@ -64,11 +66,6 @@ class Executor:
     success_text: str
     resumable: bool = True
     already_done: Any = None
-
-
-def _meeting_row(run):
-    action = run.action
-    return Meeting.objects.filter(account=action.account, zoom_id=action.target_id).first()
 
 
 def _event_since_start(run, event):
@@ -324,9 +321,27 @@ def _end_webinar_already_done(run):
 # --- live streams --------------------------------------------------------------------------------
 
 
+# Meetings and webinars alike: the client's method for each, and the mirror's row. The key
+# comes from the action's encrypted secret parameters (run.params), never from Action.params;
+# for a preset, it is the key the preset had when the operator clicked (copied then), so an
+# edit or a deletion of the preset since changes nothing here.
+
+
+def _stream_row(run):
+    action = run.action
+    model = Webinar if action.target_type == "webinar" else Meeting
+    return model.objects.filter(account=action.account, zoom_id=action.target_id).first()
+
+
+def _stream_client_call(run, meeting_method, webinar_method):
+    return getattr(
+        run.client, webinar_method if run.action.target_type == "webinar" else meeting_method
+    )
+
+
 def _update_livestream(run):
     p = run.params
-    run.client.update_livestream(
+    _stream_client_call(run, "update_livestream", "update_webinar_livestream")(
         run.action.target_id,
         stream_url=p["stream_url"],
         stream_key=p["stream_key"],
@@ -337,10 +352,10 @@ def _update_livestream(run):
 
 def _finish_update_livestream(run, _):
     p = run.params
-    meeting = _meeting_row(run)
-    if meeting is not None:
+    row = _stream_row(run)
+    if row is not None:
         mirror.record_livestream(
-            meeting,
+            row,
             config={
                 "stream_url": p["stream_url"],
                 "stream_key": p["stream_key"],
@@ -348,12 +363,15 @@ def _finish_update_livestream(run, _):
                 "resolution": p.get("resolution") or "",
             },
         )
-    return Outcome(True, f"Live stream configured: {p['stream_url']} (page {p['page_url']})")
+    preset = f" from the preset “{p['preset_name']}”" if p.get("preset_name") else ""
+    return Outcome(
+        True, f"Live stream configured{preset}: {p['stream_url']} (page {p['page_url']})"
+    )
 
 
 def _start_livestream(run):
     p = run.params
-    run.client.start_livestream(
+    _stream_client_call(run, "start_livestream", "start_webinar_livestream")(
         run.action.target_id,
         active_speaker_name=p.get("active_speaker_name"),
         display_name=p.get("display_name") or None,
@@ -361,20 +379,20 @@ def _start_livestream(run):
 
 
 def _finish_start_livestream(run, _):
-    meeting = _meeting_row(run)
-    if meeting is not None:
-        mirror.record_livestream(meeting, status=LiveStreamStatus.LIVE)
+    row = _stream_row(run)
+    if row is not None:
+        mirror.record_livestream(row, status=LiveStreamStatus.LIVE)
     return Outcome(True, "Live stream started")
 
 
 def _stop_livestream(run):
-    run.client.stop_livestream(run.action.target_id)
+    _stream_client_call(run, "stop_livestream", "stop_webinar_livestream")(run.action.target_id)
 
 
 def _finish_stop_livestream(run, _):
-    meeting = _meeting_row(run)
-    if meeting is not None:
-        mirror.record_livestream(meeting, status=LiveStreamStatus.STOPPED)
+    row = _stream_row(run)
+    if row is not None:
+        mirror.record_livestream(row, status=LiveStreamStatus.STOPPED)
     return Outcome(True, "Live stream stopped")
 
 
@@ -427,7 +445,21 @@ def _sync(run):
 
 
 def _finish_sync(run, result):
+    _fire_triggers_after_sync(run.action.account)
     return Outcome(True, result.summary(), result.as_dict())
+
+
+def _fire_triggers_after_sync(account):
+    """The sync may have found meetings live whose meeting.started never came: their
+    "when it starts" triggers fire now (once per instance, as from the event)."""
+    from .automation import fire_triggers_for_live
+
+    try:
+        with transaction.atomic():
+            fire_triggers_for_live(account)
+    except Exception:
+        # The sync itself succeeded; the next one tries the triggers again.
+        log.exception("sync of %s: its triggers could not be fired", account)
 
 
 EXECUTORS = {
@@ -466,6 +498,24 @@ EXECUTORS = {
     ),
     ActionKind.STOP_LIVESTREAM: Executor(
         "meetingLiveStreamStatusUpdate",
+        _stop_livestream,
+        _finish_stop_livestream,
+        "Live stream stopped",
+    ),
+    ActionKind.UPDATE_WEBINAR_LIVESTREAM: Executor(
+        "webinarLiveStreamUpdate",
+        _update_livestream,
+        _finish_update_livestream,
+        "Live stream configured",
+    ),
+    ActionKind.START_WEBINAR_LIVESTREAM: Executor(
+        "webinarLiveStreamStatusUpdate",
+        _start_livestream,
+        _finish_start_livestream,
+        "Live stream started",
+    ),
+    ActionKind.STOP_WEBINAR_LIVESTREAM: Executor(
+        "webinarLiveStreamStatusUpdate",
         _stop_livestream,
         _finish_stop_livestream,
         "Live stream stopped",

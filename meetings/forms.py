@@ -3,8 +3,8 @@ operator learns about a bad value from the form, not from a failed job a second 
 
 import datetime as dt
 
+from allauth.account.forms import LoginForm
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db.models import Q
@@ -52,16 +52,29 @@ class DashboardForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
-class SignInForm(DashboardForm, AuthenticationForm):
-    """Django's sign-in form with the dashboard's labels ("Username", no colon), and, after a
-    wrong password, the cursor in the password box: the username is kept, and focus on it sent
-    the next keystrokes into a field that was already right."""
+class SignInForm(LoginForm):
+    """allauth's sign-in form (throttled, then the second factor) with the dashboard's labels
+    ("Username", no colon), its field named `username` as before, and, after a wrong password,
+    the cursor in the password box: the username is kept, and focus on it sent the next
+    keystrokes into a field that was already right."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        self.fields["login"].label = "Username"
+        self.fields["login"].widget.attrs.pop("placeholder", None)
+        self.fields["password"].widget.attrs.pop("placeholder", None)
+        self.fields["password"].help_text = ""
         if self.is_bound:
-            self.fields["username"].widget.attrs.pop("autofocus", None)
+            self.fields["login"].widget.attrs.pop("autofocus", None)
             self.fields["password"].widget.attrs["autofocus"] = True
+        else:
+            self.fields["login"].widget.attrs["autofocus"] = True
+
+    def add_prefix(self, field_name):
+        # allauth calls the field "login"; browsers' password managers and our tests know it as
+        # "username".
+        return "username" if field_name == "login" else super().add_prefix(field_name)
 
 
 def _no_control_characters(value):
@@ -355,13 +368,20 @@ BULK_KINDS = [
     (ActionKind.END_MEETING, "End meetings"),
     (ActionKind.STOP_LIVESTREAM, "Stop live streams"),
 ]
+# The webinars list's: each kind acts on webinars (meetings.actions.TARGET_TYPES).
+WEBINAR_BULK_KINDS = [
+    (ActionKind.END_WEBINAR, "End webinars"),
+    (ActionKind.START_WEBINAR_LIVESTREAM, "Start live streams"),
+    (ActionKind.STOP_WEBINAR_LIVESTREAM, "Stop live streams"),
+]
 BULK_MAX = 500
 
 
 class BulkForm(DashboardForm):
-    """Which meetings (dashboard ids) and what to do with them."""
+    """Which meetings or webinars (dashboard ids) and what to do with them: the kind says
+    which of the two the ids are."""
 
-    kind = forms.ChoiceField(label="Bulk action", choices=BULK_KINDS)
+    kind = forms.ChoiceField(label="Bulk action", choices=[*BULK_KINDS, *WEBINAR_BULK_KINDS])
     ids = forms.TypedMultipleChoiceField(coerce=int, required=True)
 
     def __init__(self, *args, **kwargs):

@@ -5,6 +5,7 @@ clickjacking middleware's). Django 5.2 has no CSP support of its own; 6.0 does.
 And the proxy's headers, believed only from a trusted proxy (TrustedProxyMiddleware)."""
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -66,6 +67,7 @@ class SecurityHeadersMiddleware:
         # Django's technical error pages (DEBUG only) are made of inline styles and scripts.
         debug_page = settings.DEBUG and response.status_code in (404, 500)
         if policy and not debug_page:
+            policy = with_identity_provider(policy)
             header = (
                 "Content-Security-Policy-Report-Only"
                 if settings.CSP_REPORT_ONLY
@@ -75,6 +77,21 @@ class SecurityHeadersMiddleware:
         if settings.PERMISSIONS_POLICY:
             response.headers.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
         return response
+
+
+def with_identity_provider(policy):
+    """POLICY with the single sign-on provider's origin allowed as a form's destination: the "Sign
+    in with …" button posts here and is redirected there, and browsers apply form-action to the
+    redirect too."""
+    if not settings.OIDC_ENABLED:
+        return policy
+    parts = urlsplit(settings.OIDC_SERVER_URL)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    directives = [d.strip() for d in policy.split(";")]
+    for i, directive in enumerate(directives):
+        if directive.split(" ", 1)[0] == "form-action" and origin not in directive.split():
+            directives[i] = f"{directive} {origin}"
+    return "; ".join(d for d in directives if d)
 
 
 class KeyRingMiddleware:

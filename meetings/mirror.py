@@ -221,8 +221,12 @@ def record_meeting_status(account, zoom_id, status, *, uuid=None, at=None, detai
 def record_webinar_status(account, zoom_id, status, *, uuid=None, at=None, details=None):
     """Record that Zoom reported webinar `zoom_id` in `status`. Zoom's webinar API has no
     status, so this comes from webhook events (and the end action). Returns the Webinar."""
+    extra = {}
+    if status in (MeetingStatus.ENDED, MeetingStatus.DELETED, MeetingStatus.WAITING):
+        # The stream ends with the webinar; Zoom sends no event saying so for webinars.
+        extra["livestream_status"] = LiveStreamStatus.STOPPED
     webinar, _ = _record_status(
-        Webinar, account, zoom_id, status, uuid=uuid, at=at, details=details
+        Webinar, account, zoom_id, status, uuid=uuid, at=at, details=details, extra=extra
     )
     return webinar
 
@@ -295,16 +299,18 @@ def record_created(model, account, zoom_id, details, *, uuid=None, at=None):
 
 
 def record_livestream(meeting, *, status=None, config=None, at=None):
-    """Record a meeting's live stream status ("live" / "stopped") and/or configuration.
+    """Record a meeting's (or webinar's) live stream status ("live" / "stopped") and/or
+    configuration.
 
     `config` is a LiveStream (or a dict) as Zoom holds it after `GET`/`PATCH .../livestream`;
     the stream key is stored encrypted and never shown in clear. A live stream runs only in a
     started meeting, so "live" also marks the meeting started. A report older than the
-    meeting's last applied report (`at`, default now) changes nothing. Returns the meeting.
+    meeting's last applied report (`at`, default now) changes nothing. Returns the row.
     """
     at = at or now()
+    model = type(meeting)
     with transaction.atomic():
-        meeting = Meeting.objects.select_for_update().get(pk=meeting.pk)
+        meeting = model.objects.select_for_update().get(pk=meeting.pk)
         stale = bool(meeting.last_event_at and at < meeting.last_event_at)
         changes = {}
         if config is not None and not stale:
@@ -312,7 +318,7 @@ def record_livestream(meeting, *, status=None, config=None, at=None):
             for name in ("stream_url", "stream_key", "page_url", "resolution"):
                 value = get(name)
                 if value is not None:
-                    changes[name] = clip(Meeting, name, value)
+                    changes[name] = clip(model, name, value)
         if status is not None and not stale:
             if status not in LiveStreamStatus.values:
                 raise ValueError(f"unknown live stream status {status!r}")

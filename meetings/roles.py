@@ -1,4 +1,6 @@
-"""The two roles, as Django groups: "Zoom viewers" see everything, "Zoom operators" also act.
+"""The roles, as Django groups: "Zoom viewers" see everything, "Zoom operators" also act,
+"Zoom admins" also manage connections and hold every permission of the dashboard's models (single
+sign-on's admin role: that group and staff status for the admin site, never superuser).
 
 Created by a data migration and kept complete after every `migrate` (a post_migrate handler), so
 models and permissions added later are granted too. Each action kind has its own permission
@@ -12,6 +14,7 @@ from .models.actions import KIND_PERMISSIONS
 
 VIEWERS = "Zoom viewers"
 OPERATORS = "Zoom operators"
+ADMINS = "Zoom admins"
 
 ACTION_PERMISSION_CODENAMES = sorted({p.split(".", 1)[1] for p in KIND_PERMISSIONS.values()})
 # View permissions the roles do not get: the access audit (sign-ins, their addresses) and who
@@ -42,6 +45,8 @@ def ensure_roles(apps=None, verbosity=0):
     viewers.permissions.add(*view_perms)
     operators, _ = Group.objects.get_or_create(name=OPERATORS)
     operators.permissions.add(*view_perms, *action_perms)
+    admins, _ = Group.objects.get_or_create(name=ADMINS)
+    admins.permissions.add(*meetings_perms)
 
 
 def ensure_roles_after_migrate(sender, app_config=None, apps=None, verbosity=0, **kwargs):

@@ -550,7 +550,7 @@ class _Sync:
             if status != row.status:
                 changed.add("status")
                 row.status = status
-                if model is Meeting and status != MeetingStatus.STARTED:
+                if status != MeetingStatus.STARTED:
                     row.livestream_status = LiveStreamStatus.STOPPED
             if item.uuid and item.uuid != row.uuid:
                 changed.add("uuid")
@@ -604,9 +604,7 @@ class _Sync:
         self.result.created += len(rows)
 
     def _update(self, model, rows):
-        fields = [*DATA_FIELDS, *EVENT_FIELDS, "last_synced_at"]
-        if model is Meeting:
-            fields.append("livestream_status")
+        fields = [*DATA_FIELDS, *EVENT_FIELDS, "last_synced_at", "livestream_status"]
         at = now()
         with transaction.atomic():
             # Rows with an event applied since the snapshot keep the event's status and UUID.
@@ -647,9 +645,11 @@ class _Sync:
         self._ask_about_absent()
 
     def _set_status(self, model, pks, status):
-        changes = {"status": status, "last_synced_at": now()}
-        if model is Meeting:
-            changes["livestream_status"] = LiveStreamStatus.STOPPED
+        changes = {
+            "status": status,
+            "last_synced_at": now(),
+            "livestream_status": LiveStreamStatus.STOPPED,
+        }
         done = 0
         for start in range(0, len(pks), WRITE_BATCH):
             done += (

@@ -17,6 +17,7 @@ SCREENS = [
     "activity",
     "bulk",
     "approvals",
+    "automation",
     "preferences",
     "notifications",
 ]

@@ -455,6 +455,8 @@ def apply_event(event):
                 continue
             mirror.record_webinar_status(account, zoom_id, status, uuid=uuid, at=at, details=obj)
 
+    if event.event in ("meeting.started", "webinar.started"):
+        _fire_triggers(event, accounts, zoom_id, uuid)
     if event.event in ("meeting.ended", "webinar.ended"):
         _confirm_waiting_ends(event, accounts, zoom_id)
     if event.event == "meeting.ended" and uuid:
@@ -521,6 +523,24 @@ def _request_meeting_fetch(account, zoom_id):
             log.warning("meeting %s: its details fetch could not be queued", zoom_id)
 
     transaction.on_commit(enqueue_fetch)
+
+
+def _fire_triggers(event, accounts, zoom_id, uuid):
+    """The "when it starts" triggers of the meeting (webinar) and its connection, once per
+    instance. A trigger that cannot fire never stops the event from being applied."""
+    from .automation import fire_triggers
+
+    target_type = "webinar" if event.event.startswith("webinar.") else "meeting"
+    for account in accounts:
+        if account.status != ZoomAccount.Status.CONNECTED:
+            continue
+        try:
+            with transaction.atomic():
+                fire_triggers(account, target_type, zoom_id, uuid, seen_by="webhook")
+        except Exception:
+            log.exception(
+                "event %s: the triggers of %s %s could not fire", event.pk, target_type, zoom_id
+            )
 
 
 def _confirm_waiting_ends(event, accounts, zoom_id):

@@ -15,7 +15,29 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.secret_scan",
     "tests.fixtures.notify",
+    "tests.fixtures.oidc",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_memory():
+    """The tests' own cache in this process's memory: with REDIS_URL the settings put it in Redis,
+    whose clear() would empty the broker's database under a running worker."""
+    from django.test import override_settings
+
+    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES=caches):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sign_in_counts(_cache_in_memory):
+    """Failed sign-ins are counted in the cache (allauth's rate limits): each test starts with
+    none, whatever the tests before it typed."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)

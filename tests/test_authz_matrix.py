@@ -73,6 +73,11 @@ SIGNED_IN_WRONG_METHOD = by_role(LOGIN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, N
 SIGNED_IN = by_role(LOGIN, OK, OK, OK, OK)
 # A person's own things (their notification subscriptions): another person's answer 404.
 SOMEONE_ELSES = by_role(LOGIN, DENIED, 404, 404, 404)
+# One's own second factor, password and sessions (allauth): anyone signed in, for themselves.
+OWN = SIGNED_IN
+OWN_NOTHING_YET = by_role(LOGIN, 404, 404, 404, 404)  # e.g. remove an authenticator one lacks
+OWN_WRONG_METHOD = SIGNED_IN_WRONG_METHOD
+NOT_FOUND = 404
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,66 @@ def stream_config(o):
     }
 
 
+def a_schedule(o, target="meeting"):
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    from meetings import automation
+
+    row = o.webinar if target == "webinar" else o.meeting
+    return automation.schedule(
+        account=o.account,
+        target_type=target,
+        target_id=row.zoom_id,
+        topic=row.topic,
+        steps=["end"],
+        run_at=now() + timedelta(hours=1),
+    )
+
+
+def schedule_form(o):
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    at = (now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    return {"schedule-run_at": at, "schedule-steps": ["end"]}
+
+
+def a_preset(o):
+    from meetings.models import StreamPreset
+
+    preset, _ = StreamPreset.objects.get_or_create(
+        account=o.account,
+        name="Matrix preset",
+        defaults={
+            "stream_url": "rtmp://live.example.com/app",
+            "stream_key": "matrix-preset-key-1",
+            "page_url": "https://example.com/live",
+        },
+    )
+    return preset
+
+
+def preset_choice(o):
+    return {"preset": a_preset(o).pk}
+
+
+def a_trigger(o):
+    from meetings.models import Trigger
+
+    return Trigger.objects.create(
+        account=o.account, target_type="meeting", target_id=o.meeting.zoom_id, preset=a_preset(o)
+    )
+
+
+def a_policy(o):
+    from meetings.models import Policy
+
+    return Policy.objects.get_or_create(account=o.account, kind=Policy.Kind.END_OVERDUE)[0]
+
+
 MATRIX = {
     # --- Django's sign-in pages (public or any signed-in user) -----------------------------
     "login": Rule(get=everyone(OK), post=everyone(OK)),
@@ -117,6 +182,62 @@ MATRIX = {
         kwargs=lambda o: {"uidb64": "MQ", "token": "not-a-valid-token"},
     ),
     "password_reset_complete": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    # --- allauth: second factor, sessions, single sign-on (meetings/signin.py, meetings/sso/) ---
+    # Its own address for the sign-in page and Django's sign-out view (accounts/logout/).
+    "account_login": Rule(get=everyone(OK), post=everyone(OK)),
+    "account_logout": Rule(get=everyone(NOT_ALLOWED), post=everyone(REDIRECT)),
+    # Signing up is closed (accounts are made by admins or by a first single sign-on): the page
+    # says so.
+    "account_signup": Rule(get=everyone(OK), post=everyone(OK)),
+    "account_inactive": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    "account_email_verification_sent": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    # A bad key: the page says the link is invalid (GET); posting it finds nothing.
+    "account_confirm_email": Rule(
+        get=everyone(OK), post=everyone(NOT_FOUND), kwargs=lambda o: {"key": "not-a-key"}
+    ),
+    "account_reset_password": Rule(get=everyone(OK), post=everyone(OK)),
+    "account_reset_password_done": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    "account_reset_password_from_key": Rule(
+        get=everyone(OK),
+        post=everyone(OK),
+        kwargs=lambda o: {"uidb36": "1", "key": "not-a-key"},
+    ),
+    "account_reset_password_from_key_done": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    "account_change_password": Rule(get=OWN, post=OWN),
+    "account_set_password": Rule(get=OWN, post=OWN),
+    "account_email": Rule(get=OWN, post=OWN),
+    "account_reauthenticate": Rule(get=OWN, post=OWN),
+    "account_request_reauthentication_code": Rule(get=OWN, post=OWN),
+    "account_confirm_reauthentication_code": Rule(get=OWN, post=OWN),
+    # Steps of a sign-in in progress: with none, back to the sign-in page (or the overview).
+    "account_confirm_login_code": Rule(get=SIGNED_IN, post=SIGNED_IN),
+    "mfa_authenticate": Rule(get=SIGNED_IN, post=SIGNED_IN),
+    "mfa_index": Rule(get=OWN, post=OWN_WRONG_METHOD),
+    "mfa_activate_totp": Rule(get=OWN, post=OWN),
+    "mfa_deactivate_totp": Rule(get=OWN_NOTHING_YET, post=OWN_NOTHING_YET),
+    "mfa_view_recovery_codes": Rule(get=OWN_NOTHING_YET, post=OWN_WRONG_METHOD),
+    "mfa_generate_recovery_codes": Rule(get=OWN, post=OWN),
+    "mfa_download_recovery_codes": Rule(get=OWN_NOTHING_YET, post=OWN_NOTHING_YET),
+    "mfa_list_webauthn": Rule(get=OWN, post=OWN_WRONG_METHOD),
+    "mfa_add_webauthn": Rule(get=OWN, post=OWN),
+    "mfa_reauthenticate": Rule(get=OWN, post=OWN),
+    "mfa_reauthenticate_webauthn": Rule(get=OWN, post=OWN),
+    "mfa_edit_webauthn": Rule(
+        get=OWN_NOTHING_YET, post=OWN_NOTHING_YET, kwargs=lambda o: {"pk": 999999}
+    ),
+    "mfa_remove_webauthn": Rule(
+        get=OWN_NOTHING_YET, post=OWN_NOTHING_YET, kwargs=lambda o: {"pk": 999999}
+    ),
+    "usersessions_list": Rule(get=OWN, post=OWN),
+    "socialaccount_connections": Rule(get=OWN, post=OWN),
+    "socialaccount_login_cancelled": Rule(get=everyone(OK), post=everyone(NOT_ALLOWED)),
+    # The single sign-on failure page answers 401, as allauth's does.
+    "socialaccount_login_error": Rule(get=everyone(UNAUTHORIZED), post=everyone(NOT_ALLOWED)),
+    "socialaccount_signup": Rule(get=everyone(LOGIN), post=everyone(LOGIN)),
+    # Single sign-on is not set up in this matrix: its addresses are not there (tests/test_sso.py
+    # signs in through them).
+    "sso_login": Rule(get=everyone(NOT_FOUND), post=everyone(NOT_FOUND)),
+    "sso_callback": Rule(get=everyone(NOT_FOUND), post=everyone(NOT_FOUND)),
     # --- monitoring and Zoom's webhook (no session involved) --------------------------------
     "healthz": Rule(get=everyone(HEALTH), post=everyone(NOT_ALLOWED)),
     "metrics": Rule(
@@ -173,7 +294,23 @@ MATRIX = {
     "past-meeting-participants": Rule(
         get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("past_meeting")
     ),
+    "meeting-stream-preset": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("meeting"), data=preset_choice
+    ),
     "webinar-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("webinar")),
+    "webinar-stream-update": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("webinar"), data=stream_config
+    ),
+    "webinar-stream-start": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("webinar"),
+        data=lambda o: {"display_name": "Main hall"},
+    ),
+    "webinar-stream-stop": Rule(get=ACTS, post=ACTS, kwargs=pk_of("webinar")),
+    "webinar-stream-preset": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("webinar"), data=preset_choice
+    ),
     "bulk-preview": Rule(get=ACTS, post=SCREEN_WRONG_METHOD, query=bulk_selection),
     "bulk-run": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, data=bulk_selection),
     "bulk-cancel": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("batch")),
@@ -187,6 +324,40 @@ MATRIX = {
         get=SCREEN_WRONG_METHOD,
         post=by_role(LOGIN, DENIED, DENIED, DENIED, DENIED),
         kwargs=pk_of("approval"),
+    ),
+    # --- scheduled and automatic actions (issue 16) --------------------------------------------
+    "meeting-automation": Rule(get=SCREEN, post=ACTS, kwargs=pk_of("meeting"), data=schedule_form),
+    "webinar-automation": Rule(get=SCREEN, post=ACTS, kwargs=pk_of("webinar"), data=schedule_form),
+    "schedule-edit": Rule(
+        get=ACTS,
+        post=ACTS,
+        kwargs=lambda o: {"pk": a_schedule(o).pk},
+        data=schedule_form,
+    ),
+    "schedule-cancel": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=lambda o: {"pk": a_schedule(o).pk}
+    ),
+    "meeting-trigger-add": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("meeting"),
+        data=lambda o: {"trigger-preset": a_preset(o).pk},
+    ),
+    "webinar-trigger-add": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ACTS,
+        kwargs=pk_of("webinar"),
+        data=lambda o: {"trigger-preset": a_preset(o).pk},
+    ),
+    "trigger-remove": Rule(
+        get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=lambda o: {"pk": a_trigger(o).pk}
+    ),
+    "connection-policies": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("account")),
+    "policy-edit": Rule(
+        get=SCREEN_WRONG_METHOD,
+        post=ADMINS,
+        kwargs=lambda o: {"pk": a_policy(o).pk},
+        data=lambda o: {f"p{a_policy(o).pk}-enabled": "on", f"p{a_policy(o).pk}-minutes": "15"},
     ),
     # --- connection management: admins only ----------------------------------------------------
     "connections": Rule(get=ADMINS, post=SIGNED_IN_WRONG_METHOD),

@@ -83,7 +83,8 @@ def test_the_extracted_subset_is_a_valid_openapi_document_with_our_operations():
         "meetingStatus", "webinarStatus", "pastMeetingDetails", "getMeetingLiveStreamDetails",
         "meetingLiveStreamUpdate", "meetingLiveStreamStatusUpdate", "meeting", "webinar",
         "users", "user", "meetings", "webinars", "pastWebinars", "dashboardMeetings",
-        "pastMeetingParticipants",
+        "pastMeetingParticipants", "getWebinarLiveStreamDetails", "webinarLiveStreamUpdate",
+        "webinarLiveStreamStatusUpdate",
     }  # fmt: skip
     status = subset["paths"]["/meetings/{meetingId}/status"]["put"]
     assert status["requestBody"]["content"].keys() == {"application/json"}

@@ -82,6 +82,8 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
         assert f"zoomadmin is running: http://127.0.0.1:{port}/" in text
         passwords = dict(re.findall(r"^\s+(admin|operator|viewer)\s+(\S+)$", text, re.M))
         assert set(passwords) == {"admin", "operator", "viewer"}
+        assert f"Sign in at http://127.0.0.1:{port}/accounts/login/" in text
+        assert "no second factor is asked for in the demo" in text
 
         # the printed operator password signs in, and the synced sandbox is there
         base = f"http://127.0.0.1:{port}"
@@ -104,6 +106,19 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
             assert "Live now" in overview.text
             meetings = browser.get(f"{base}/meetings/", timeout=10)
             assert re.search(r"\d+ meetings", meetings.text)
+
+            # the demo's scheduled stream stop, trigger and policy preview (issue 16)
+            stop = re.search(r"a stream stop at \S+ UTC: (/meetings/\d+/)", text)
+            assert stop, text[-1500:]
+            page = browser.get(f"{base}{stop.group(1)}", timeout=10).text
+            assert "Stop the live stream" in page and "schedules-waiting" in page
+            trigger = re.search(r"stream with “Demo stage”: (/meetings/\d+/)", text)
+            assert trigger, text[-1500:]
+            page = browser.get(f"{base}{trigger.group(1)}", timeout=10).text
+            assert "its live stream starts with “Demo stage”" in page
+            policies = re.search(r"with their preview: (/connections/\d+/policies/)", text)
+            page = browser.get(f"{base}{policies.group(1)}", timeout=10).text
+            assert "Preview: what it would do now" in page and "End it" in page
 
             # Every action has something to try on: what the seed made live shows live, though
             # Zoom's lists cannot say so (the sandbox announced it through its webhooks).

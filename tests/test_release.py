@@ -57,7 +57,7 @@ def test_a_release_migrates_collects_the_static_files_and_creates_the_roles(rele
     assert list((var_dir / "static" / "meetings").glob("app.*.css.gz"))
     with sqlite3.connect(var_dir / "zoomadmin.sqlite3") as db:
         groups = {name for (name,) in db.execute("SELECT name FROM auth_group")}
-    assert groups == {"Zoom viewers", "Zoom operators"}
+    assert groups == {"Zoom viewers", "Zoom operators", "Zoom admins"}
     assert output.rstrip().endswith("Released: start the new web and worker processes.")
 
 

@@ -39,6 +39,10 @@ def test_defaults_load_with_no_configuration():
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("FIELD_ENCRYPTION_KEY", "not-a-fernet-key"),
         ("ZOOM_TIMEOUT_SECONDS", "-1"),
+        ("MFA_REQUIRED_ROLES", "admin,boss"),
+        ("SESSION_IDLE_MINUTES", "0"),
+        ("OIDC_ONLY", "true"),  # without single sign-on set up
+        ("OIDC_CLIENT_ID", "zoomadmin"),  # without the issuer and the secret
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value):

@@ -24,8 +24,8 @@ STREAM_KEY = "sk-follow-7c1d9e2b44"
 # What a poll may cost, whatever the meeting's history: the session, the user, the user's and
 # the groups' permissions, the user's chosen time zone, the meeting, its latest status job and
 # its latest stream job, and what the timeline and the past instances show (its newest actions,
-# events, past instances).
-POLL_QUERIES = 11
+# events, past instances), and the names of its connection's stream presets (the panel's picker).
+POLL_QUERIES = 12
 
 
 @pytest.fixture

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 # What a poll may cost, whatever the webinar's history: the session, the user, the user's and
 # the groups' permissions, the user's chosen time zone, the webinar (with its account), its
-# newest actions and Zoom events.
-POLL_QUERIES = 8
+# newest actions (its End and live stream jobs among them) and Zoom events, and the names of
+# its connection's stream presets (the live stream panel's picker).
+POLL_QUERIES = 9
+# The live stream panel's followed parts (its forms' fields are never swapped).
+STREAM_PARTS = ["livestream-state", "stream-config-actions", "stream-start-actions"]
 HOSTILE_TOPIC = '<img src=x onerror="alert(1)"> Investor day </title><script>x()</script>'
 
 
@@ -91,7 +94,8 @@ def test_a_webinar_ended_in_zoom_no_longer_offers_end_and_shows_the_event(
     html = poll(as_operator, webinar, shown_version(page)).content.decode()
 
     # only what changed: the status, when Zoom was last heard from, the timeline
-    assert swapped(html) == ["controls", "heard", "timeline", "follow"]
+    # the live stream panel too: Start is no longer offered once the webinar is not live
+    assert swapped(html) == ["controls", "heard", *STREAM_PARTS, "timeline", "follow"]
     assert re.search(r'id="webinar-status" class="badge [^"]*">Ended<', html)
     assert "End webinar…" not in html
     assert "webinar.ended" in part(html, "timeline").replace("<wbr>", "")
@@ -226,4 +230,12 @@ def test_a_plain_get_of_the_state_goes_to_the_webinar_page(as_operator, webinar)
 def test_a_version_the_page_could_not_have_brings_every_part(as_operator, webinar):
     html = poll(as_operator, webinar, "not-a-version").content.decode()
 
-    assert swapped(html) == ["heading", "controls", "details", "heard", "timeline", "follow"]
+    assert swapped(html) == [
+        "heading",
+        "controls",
+        "details",
+        "heard",
+        *STREAM_PARTS,
+        "timeline",
+        "follow",
+    ]

@@ -116,9 +116,19 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # allauth's list of open sessions
     "django_htmx",
     "template_partials",
     "meetings",
+    # Sign-in: passwords with a second factor (TOTP, recovery codes, WebAuthn), single sign-on
+    # with the organisation's OpenID Connect provider (meetings.sso), failed-sign-in throttling
+    # and each user's list of open sessions (ended when single sign-on takes a role away).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "meetings.sso",
 ]
 
 MIDDLEWARE = [
@@ -132,9 +142,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After authentication, messages and htmx: ends idle and too-old sessions, then sends a user
+    # whose role needs a second factor and who has none to set one up (meetings/signin.py).
+    "meetings.signin.SessionLifetimeMiddleware",
+    "meetings.signin.MfaRequiredMiddleware",
     "meetings.middleware.KeyRingMiddleware",
 ]
 
@@ -193,12 +208,24 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Tests that run a worker in another process need a database file both can open.
     _db["TEST"] = {"NAME": str(VAR_DIR / "test-zoomadmin.sqlite3")}
 DATABASES = {"default": _db}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and Celery -------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", "").strip()
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must be a redis:// or rediss:// URL, not {REDIS_URL!r}")
+
+# The cache holds the failed-sign-in counts: in Redis when there is one, so that every web process
+# counts the same failures; else in each process's memory (the embedded profile's one process).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "zoomadmin",
+        }
+    }
 
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "").strip() or REDIS_URL or "filesystem://"
@@ -329,6 +356,20 @@ ZOOM_RATE_LIMIT_BURST = env_int("ZOOM_RATE_LIMIT_BURST", 1, minimum=1)
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)
 ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS", 60.0)
 
+# Scheduled and automatic actions (meetings.automation): how often the beat looks for due
+# schedules (and steps to advance), how late a schedule may still run by default, from what
+# lateness a run is reported late, how many schedules one beat starts.
+AUTOMATION_INTERVAL_SECONDS = env_int("AUTOMATION_INTERVAL_SECONDS", 10, minimum=1)
+SCHEDULE_GRACE_SECONDS = env_int("SCHEDULE_GRACE_SECONDS", 300, minimum=0)
+SCHEDULE_LATE_SECONDS = env_int("SCHEDULE_LATE_SECONDS", 30, minimum=1)
+SCHEDULE_BATCH = env_int("SCHEDULE_BATCH", 1000, minimum=1)
+# Policies: how often they run, the most actions one asks for per run and connection (so that
+# they do not crowd operators' clicks out of the rate limit, which has no priorities), and how
+# long before a policy tries a meeting again after its action on it.
+POLICY_INTERVAL_SECONDS = env_int("POLICY_INTERVAL_SECONDS", 60, minimum=1)
+POLICY_MAX_ACTIONS_PER_RUN = env_int("POLICY_MAX_ACTIONS_PER_RUN", 20, minimum=1)
+POLICY_RETRY_AFTER_SECONDS = env_int("POLICY_RETRY_AFTER_SECONDS", 3600, minimum=60)
+
 # Celery beat's periodic tasks; each area adds its own entries.
 CELERY_BEAT_SCHEDULE = {
     # A sync action per connected account (the mirror; webhooks keep it current in between).
@@ -353,6 +394,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "meetings.tasks.actions.expire_approvals",
         "schedule": ACTION_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": ACTION_SWEEP_INTERVAL_SECONDS},
+    },
+    # Due schedules (claimed once, by the database's clock), and the next steps of running ones.
+    "run-schedules": {
+        "task": "meetings.tasks.automation.run_schedules",
+        "schedule": AUTOMATION_INTERVAL_SECONDS,
+        # Superseded by the next tick: a schedule waits at most one interval more (never lost).
+        "options": {"expires": AUTOMATION_INTERVAL_SECONDS},
+    },
+    # The enabled policies of each connection.
+    "apply-policies": {
+        "task": "meetings.tasks.automation.apply_policies",
+        "schedule": POLICY_INTERVAL_SECONDS,
+        "options": {"expires": POLICY_INTERVAL_SECONDS},
     },
 }
 
@@ -436,6 +490,128 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Sign-in: django-allauth (README "Signing in") --------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # Django's own (the admin's permission checks, `client.login` in tests) and allauth's, which
+    # the sign-in page uses: it throttles failures and asks for the second factor.
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "meetings.signin.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "meetings.sso.adapter.SSOAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_REDIRECT_URL = "login"
+# The sign-in page stays open to someone signed in: a page their role cannot open sends them there
+# to sign in as someone who can.
+ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
+ACCOUNT_SESSION_REMEMBER = False  # a browser-session cookie; lifetimes: SESSION_* below
+ACCOUNT_PRESERVE_USERNAME_CASING = True
+ACCOUNT_USERNAME_MIN_LENGTH = 1
+# Changing the second factor asks for the password again unless it was typed this recently.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# Failed sign-ins, counted whether or not the username exists, with one message for both: at
+# most SIGN_IN_FAILURES_PER_USER for one username typed and SIGN_IN_FAILURES_PER_ADDRESS from one
+# client address, each within SIGN_IN_FAILURE_WINDOW_MINUTES. Counted in the cache (Redis when
+# REDIS_URL is set, so every web process shares the counts).
+SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5, minimum=1)
+SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 20, minimum=1)
+SIGN_IN_FAILURE_WINDOW_MINUTES = env_int("SIGN_IN_FAILURE_WINDOW_MINUTES", 15, minimum=1)
+_failure_window = SIGN_IN_FAILURE_WINDOW_MINUTES * 60
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"{SIGN_IN_FAILURES_PER_ADDRESS}/{_failure_window}s/ip,"
+        f"{SIGN_IN_FAILURES_PER_USER}/{_failure_window}s/key"
+    ),
+    # Sign-in attempts of any outcome from one address (allauth's default; an office behind one
+    # NAT address signs in at nine o'clock).
+    "login": "30/m/ip",
+    "change_password": "5/m/user",
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+    "reset_password_from_key": "20/m/ip",
+    "signup": "20/m/ip",
+}
+
+# Second factor for local accounts: an authenticator app (TOTP) with recovery codes, and security
+# keys / passkeys (WebAuthn). Required for the roles in MFA_REQUIRED_ROLES (admin, operator,
+# viewer; comma-separated; "none" for none): such a user who has none set up is sent to set one
+# up before anything else. Default: admin and operator in production, none under DEBUG (the demo).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = False
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG  # http://localhost in development only
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "zoomadmin").strip() or "zoomadmin"
+_mfa_roles = env("MFA_REQUIRED_ROLES", "").strip().lower()
+if not _mfa_roles:
+    MFA_REQUIRED_ROLES = [] if DEBUG else ["admin", "operator"]
+elif _mfa_roles == "none":
+    MFA_REQUIRED_ROLES = []
+else:
+    MFA_REQUIRED_ROLES = [r.strip() for r in _mfa_roles.split(",") if r.strip()]
+    _unknown = sorted(set(MFA_REQUIRED_ROLES) - {"admin", "operator", "viewer"})
+    if _unknown:
+        raise ImproperlyConfigured(
+            "MFA_REQUIRED_ROLES names roles among admin, operator and viewer (or none), not "
+            + ", ".join(repr(r) for r in _unknown)
+        )
+
+# Sessions end after SESSION_IDLE_MINUTES without a click (the dashboard's automatic refreshes
+# do not count) and SESSION_MAX_HOURS after sign-in whatever happens (meetings/signin.py).
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
+# allauth keeps each user's open sessions (recorded at sign-in) so that single sign-on can end
+# them; it does not track activity (the idle clock is our own: polls are not activity).
+USERSESSIONS_TRACK_ACTIVITY = False
+
+# Single sign-on with the organisation's OpenID Connect provider (meetings/sso/). On when the
+# issuer, client id and secret are set; OIDC_PROVIDER_NAME names the button. Roles come from the
+# ID token's OIDC_ROLE_CLAIM (a list of group names) through OIDC_ROLE_MAP, checked at start-up
+# (meetings.sso.roles, system check zoomadmin.E010): "group=role" or "group=role@Connection name".
+OIDC_SERVER_URL = env("OIDC_SERVER_URL", "").strip().rstrip("/")
+OIDC_CLIENT_ID = env("OIDC_CLIENT_ID", "").strip()
+OIDC_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", "").strip()
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", "").strip() or "single sign-on"
+OIDC_ROLE_CLAIM = env("OIDC_ROLE_CLAIM", "groups").strip() or "groups"
+OIDC_ROLE_MAP = env("OIDC_ROLE_MAP", "").strip()
+OIDC_SCOPES = env("OIDC_SCOPES", "openid profile email").split()
+# How long a call to the provider (discovery, keys, token) may take before the sign-in says the
+# provider cannot be reached.
+OIDC_TIMEOUT_SECONDS = env_float("OIDC_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+OIDC_ENABLED = bool(OIDC_SERVER_URL and OIDC_CLIENT_ID and OIDC_CLIENT_SECRET)
+if any((OIDC_SERVER_URL, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)) and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "Single sign-on needs OIDC_SERVER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET (or "
+        "OIDC_CLIENT_SECRET_FILE) together; some are missing"
+    )
+if OIDC_ENABLED and not OIDC_SERVER_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"OIDC_SERVER_URL must be the issuer's URL, not {OIDC_SERVER_URL!r}")
+# Password sign-in off for everyone but superusers (kept for emergencies).
+OIDC_ONLY = env_bool("OIDC_ONLY", default=False)
+if OIDC_ONLY and not OIDC_ENABLED:
+    raise ImproperlyConfigured("OIDC_ONLY=true needs single sign-on set up (OIDC_SERVER_URL, …)")
+SOCIALACCOUNT_PROVIDERS = {}
+if OIDC_ENABLED:
+    SOCIALACCOUNT_PROVIDERS["sso"] = {
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": OIDC_PROVIDER_NAME,
+                "client_id": OIDC_CLIENT_ID,
+                "secret": OIDC_CLIENT_SECRET,
+                "settings": {"server_url": OIDC_SERVER_URL},
+            }
+        ],
+        "SCOPE": OIDC_SCOPES,
+        "OAUTH_PKCE_ENABLED": True,
+    }
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never join a local account by a matching address
+SOCIALACCOUNT_STORE_TOKENS = False  # the provider's tokens are not needed after sign-in
+SOCIALACCOUNT_REQUESTS_TIMEOUT = OIDC_TIMEOUT_SECONDS
+SOCIALACCOUNT_LOGIN_ON_GET = False
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

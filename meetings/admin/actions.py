@@ -177,6 +177,7 @@ class ActionAdmin(NeverDeleted, AccountScopedAdmin, SafeChangeList, admin.ModelA
                     "os_user",
                     "requested_at",
                     "source",
+                    "rule_display",
                     "client_ip",
                     "params_pretty",
                 )
@@ -236,6 +237,7 @@ class ActionAdmin(NeverDeleted, AccountScopedAdmin, SafeChangeList, admin.ModelA
             "params_pretty",
             "result_pretty",
             "duration_display",
+            "rule_display",
             "approval_requested",
             "approval_decided",
         ]
@@ -292,9 +294,16 @@ class ActionAdmin(NeverDeleted, AccountScopedAdmin, SafeChangeList, admin.ModelA
 
     @admin.display(description="who", ordering="requested_by__username")
     def who(self, obj):
+        if obj.rule_type:
+            # An automatic action: which rule made it ("Scheduled by alice for 7 Dec 17:30").
+            return f"({obj.get_source_display()}) {obj.rule_words}"
         who = obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
         # zoomctl: the server's user who ran it, beside the user it acted as.
         return f"{who} (server user {obj.os_user})" if obj.os_user else who
+
+    @admin.display(description="made by rule")
+    def rule_display(self, obj):
+        return obj.rule_words or "—"
 
     @admin.display(description="target")
     def target(self, obj):

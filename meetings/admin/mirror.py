@@ -138,15 +138,26 @@ class WebinarAdmin(ReadOnlyAdmin):
         "topic",
         "host_email",
         "status",
+        "livestream_status",
         "start_time",
         "account",
         "last_synced_at",
         "last_event_at",
     )
-    list_filter = ("status", "account")
+    list_filter = ("status", "livestream_status", "account")
     search_fields = ("topic", "host_email", "=zoom_id", "=uuid")
     date_hierarchy = "start_time"
     list_select_related = ("account",)
+    # The stream key is a secret, as a meeting's: its masked form only.
+    hidden_fields = ("stream_key",)
+    extra_readonly = ("stream_key_masked",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("stream_key")
+
+    @admin.display(description="stream key")
+    def stream_key_masked(self, obj):
+        return obj.masked_stream_key or "—"
 
 
 @admin.register(PastMeeting)

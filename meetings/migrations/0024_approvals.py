@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('meetings', '0019_access_grants_and_stream_presets'),
+        ('meetings', '0023_access_per_connection'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

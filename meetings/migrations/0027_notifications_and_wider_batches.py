@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('meetings', '0023_access_per_connection'),
-        ('meetings', '0024_approvals'),
+        ('meetings', '0026_scheduled_and_automatic_actions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

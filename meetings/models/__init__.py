@@ -4,6 +4,7 @@ from .access import AccessEvent, ConnectionGrant, Role, record_access
 from .accounts import Plan, ZoomAccount
 from .actions import Action, ActionKind, ActionSource, ActionState, Attempt, Batch
 from .approvals import Approval, ApprovalSettings, ApprovalState
+from .automation import Policy, RuleType, ScheduledAction, Step, Trigger, TriggerFiring
 from .mirror import (
     LiveStreamStatus,
     Meeting,
@@ -45,10 +46,16 @@ __all__ = [
     "PastMeeting",
     "PastParticipant",
     "Plan",
+    "Policy",
     "RateLimitBucket",
     "Role",
+    "RuleType",
+    "ScheduledAction",
+    "Step",
     "StreamPreset",
     "Subscription",
+    "Trigger",
+    "TriggerFiring",
     "UserPreferences",
     "WebhookEvent",
     "Webinar",

@@ -35,6 +35,9 @@ class ActionKind(models.TextChoices):
     UPDATE_LIVESTREAM = "update_livestream", "Configure live stream"
     START_LIVESTREAM = "start_livestream", "Start live stream"
     STOP_LIVESTREAM = "stop_livestream", "Stop live stream"
+    UPDATE_WEBINAR_LIVESTREAM = "update_webinar_livestream", "Configure webinar live stream"
+    START_WEBINAR_LIVESTREAM = "start_webinar_livestream", "Start webinar live stream"
+    STOP_WEBINAR_LIVESTREAM = "stop_webinar_livestream", "Stop webinar live stream"
     FETCH_PAST_MEETING = "fetch_past_meeting", "Fetch past meeting details"
     FETCH_PARTICIPANTS = "fetch_participants", "Fetch past meeting participants"
     SYNC = "sync", "Sync account"
@@ -48,6 +51,9 @@ KIND_PERMISSIONS = {
     ActionKind.UPDATE_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.START_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.STOP_LIVESTREAM: "meetings.manage_livestream",
+    ActionKind.UPDATE_WEBINAR_LIVESTREAM: "meetings.manage_livestream",
+    ActionKind.START_WEBINAR_LIVESTREAM: "meetings.manage_livestream",
+    ActionKind.STOP_WEBINAR_LIVESTREAM: "meetings.manage_livestream",
     ActionKind.FETCH_PAST_MEETING: "meetings.fetch_past_meeting",
     # Who took part is read with the same right as the rest of a past meeting's details.
     ActionKind.FETCH_PARTICIPANTS: "meetings.fetch_past_meeting",
@@ -62,6 +68,8 @@ class ActionSource(models.TextChoices):
     COMMAND_LINE = "cli", "Command line"
     WEBHOOK = "webhook", "Webhook"
     SCHEDULE = "schedule", "Schedule"
+    TRIGGER = "trigger", "Trigger"
+    POLICY = "policy", "Policy"
 
 
 class ActionState(models.TextChoices):
@@ -259,6 +267,10 @@ class Action(models.Model):
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="actions"
     )
+    # The rule that made an automatic action (meetings.models.automation): its type (schedule,
+    # trigger, policy) and id. No foreign key: the audit record outlives the rule.
+    rule_type = models.CharField(max_length=10, blank=True)
+    rule_id = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = ActionQuerySet.as_manager()
 
@@ -332,6 +344,18 @@ class Action(models.Model):
     @property
     def is_awaiting(self):
         return self.state == ActionState.AWAITING
+
+    @property
+    def rule_words(self):
+        """Which rule made this automatic action, in words ("Scheduled by alice for 17:30"),
+        or "" for a click. One query, made only for automatic actions."""
+        if not self.rule_type:
+            return ""
+        if not hasattr(self, "_rule_words"):
+            from ..automation import describe_rule
+
+            self._rule_words = describe_rule(self.rule_type, self.rule_id)
+        return self._rule_words
 
     @property
     def is_terminal(self):

@@ -66,7 +66,11 @@ class MirroredObject(models.Model):
         return self.status == MeetingStatus.STARTED
 
 
-class Meeting(MirroredObject):
+class LiveStreamMirror(models.Model):
+    """A custom live stream as the dashboard last knew it: meetings and webinars alike (Zoom's
+    `.../livestream` settings; the status from the dashboard's own start and stop, and for
+    meetings from Zoom's live_streaming events). The key is stored encrypted, shown masked."""
+
     stream_url = models.CharField(max_length=1024, blank=True)
     stream_key = EncryptedTextField(blank=True)
     page_url = models.CharField(max_length=1024, blank=True)
@@ -75,6 +79,21 @@ class Meeting(MirroredObject):
         max_length=10, choices=LiveStreamStatus.choices, default=LiveStreamStatus.STOPPED
     )
 
+    class Meta:
+        abstract = True
+
+    @property
+    def has_stream_configured(self):
+        return bool(self.stream_url and self.page_url)
+
+    @property
+    def masked_stream_key(self):
+        """The stream key as it may be shown: that one is set, and nothing of it (not its last
+        characters, not its length: issue 15)."""
+        return STREAM_KEY_MASK if self.stream_key else ""
+
+
+class Meeting(MirroredObject, LiveStreamMirror):
     class Meta:
         ordering = ["-start_time", "-id"]
         constraints = [
@@ -102,19 +121,11 @@ class Meeting(MirroredObject):
             models.Index(Upper("uuid"), name="meeting_uuid_upper_idx"),
         ]
 
-    @property
-    def has_stream_configured(self):
-        return bool(self.stream_url and self.page_url)
 
-    @property
-    def masked_stream_key(self):
-        """The stream key as it may be shown: that one is set, and nothing of it (not its last
-        characters, not its length: issue 15)."""
-        return STREAM_KEY_MASK if self.stream_key else ""
-
-
-class Webinar(MirroredObject):
-    """A webinar. Zoom's webinar API has no status: it is derived from webhook events."""
+class Webinar(MirroredObject, LiveStreamMirror):
+    """A webinar. Zoom's webinar API has no status: it is derived from webhook events. Nor does
+    Zoom send a webinar live stream event (NOTES.md lists meeting.live_streaming_* only): the
+    stream's status is what the dashboard's own start and stop did, and stops with the webinar."""
 
     class Meta:
         ordering = ["-start_time", "-id"]

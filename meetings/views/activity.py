@@ -22,6 +22,9 @@ JOB_GROUPS = {
     ActionKind.UPDATE_LIVESTREAM: "stream",
     ActionKind.START_LIVESTREAM: "stream",
     ActionKind.STOP_LIVESTREAM: "stream",
+    ActionKind.UPDATE_WEBINAR_LIVESTREAM: "stream",
+    ActionKind.START_WEBINAR_LIVESTREAM: "stream",
+    ActionKind.STOP_WEBINAR_LIVESTREAM: "stream",
     ActionKind.FETCH_PAST_MEETING: "fetch",
     ActionKind.FETCH_PARTICIPANTS: "participants",
     ActionKind.SYNC: "sync",
@@ -155,6 +158,8 @@ PARAM_LABELS = {
     "resolution": "Resolution",
     "active_speaker_name": "Show the active speaker's name",
     "display_name": "Display name",
+    "preset_id": "Stream preset number",
+    "preset_name": "Stream preset",
 }
 
 # Zoom's operations (the spec's operationId, what Attempt.operation records) in plain words.
@@ -167,6 +172,9 @@ OPERATION_LABELS = {
     "meetingLiveStreamUpdate": "Save the live stream settings",
     "meetingLiveStreamStatusUpdate": "Start or stop the live stream",
     "getMeetingLiveStreamDetails": "Read the live stream settings",
+    "webinarLiveStreamUpdate": "Save the webinar's live stream settings",
+    "webinarLiveStreamStatusUpdate": "Start or stop the webinar's live stream",
+    "getWebinarLiveStreamDetails": "Read the webinar's live stream settings",
     "pastMeetingDetails": "Read the past meeting's details",
     "pastMeetingParticipants": "Read the past meeting's participants",
     "pastMeetings": "List the meeting's past instances",
@@ -181,6 +189,8 @@ KIND_OPERATION_LABELS = {
     (ActionKind.END_WEBINAR, "webinarStatus"): "End the webinar",
     (ActionKind.START_LIVESTREAM, "meetingLiveStreamStatusUpdate"): "Start the live stream",
     (ActionKind.STOP_LIVESTREAM, "meetingLiveStreamStatusUpdate"): "Stop the live stream",
+    (ActionKind.START_WEBINAR_LIVESTREAM, "webinarLiveStreamStatusUpdate"): "Start the live stream",
+    (ActionKind.STOP_WEBINAR_LIVESTREAM, "webinarLiveStreamStatusUpdate"): "Stop the live stream",
 }
 # The checks an executor makes after its call ("meeting (confirm end)", meetings/executors.py).
 CHECK_LABELS = {

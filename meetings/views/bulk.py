@@ -1,5 +1,6 @@
-"""Bulk actions: the meetings list's selection → a dry run (what would be done, and what is
-skipped and why) → run as one batch → its progress bar and per-row results → cancel."""
+"""Bulk actions: the meetings or webinars list's selection → a dry run (what would be done, and
+what is skipped and why) → run as one batch → its progress bar and per-row results → cancel.
+The kind says which list the ids come from (meetings.actions.TARGET_TYPES)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from .. import actions
-from ..access import kinds_anywhere, visible_batches, visible_meetings
+from ..access import kinds_anywhere, visible_batches, visible_meetings, visible_webinars
 from ..forms import BulkForm
 from ..models import ActionKind, ActionSource, Approval, Batch, ZoomAccount
 from .access import (
@@ -29,10 +30,24 @@ from .pagination import paginate
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
 
+# What the pages call a kind's targets, the verb on its buttons, and its targets' pages.
+WORDS = {
+    ActionKind.END_MEETING: ("meeting", "End"),
+    ActionKind.STOP_LIVESTREAM: ("meeting", "Stop"),
+    ActionKind.END_WEBINAR: ("webinar", "End"),
+    ActionKind.START_WEBINAR_LIVESTREAM: ("webinar", "Start"),
+    ActionKind.STOP_WEBINAR_LIVESTREAM: ("webinar", "Stop"),
+}
+
+
+def _what(kind):
+    return actions.TARGET_TYPES[kind]
+
+
 def _selection(request, data):
-    """(form, kind, meetings in the order given) from the list's selection; kind is None if the
-    form is invalid. Permission for the kind (on one connection at least) is checked before
-    anything is looked up; meetings of connections the user may not see are not found."""
+    """(form, kind, meetings or webinars in the order given) from the list's selection; kind is
+    None if the form is invalid. Permission for the kind (on one connection at least) is checked
+    before anything is looked up; targets of connections the user may not see are not found."""
     form = BulkForm(data)
     if not form.is_valid():
         return form, None, []
@@ -41,12 +56,12 @@ def _selection(request, data):
         what = KIND_REFUSALS.get(kind, kind.label.lower())
         raise PermissionDenied(f"You are not allowed to {what}.")
     ids = form.cleaned_data["ids"]
-    found = (
-        visible_meetings(request.user)
-        .select_related("account")
-        .defer("stream_key", *SECRETS)
-        .in_bulk(ids)
-    )
+    visible = visible_webinars if _what(kind) == "webinar" else visible_meetings
+    rows = visible(request.user).select_related("account")
+    if kind != ActionKind.START_WEBINAR_LIVESTREAM:
+        # Only a start's dry run asks whether a key is configured (it decrypts it to know).
+        rows = rows.defer("stream_key")
+    found = rows.defer(*SECRETS).in_bulk(ids)
     return form, kind, [found[i] for i in ids if i in found]
 
 
@@ -94,23 +109,34 @@ def may_act_on_batch(user, batch):
     return all(may_act_on(user, a, ActionKind(batch.kind)) for a in batch_accounts(batch))
 
 
-def list_url(data):
-    """The meetings list as the operator left it (search, filters, page), from the selection's
-    `back` field: Cancel on the review, or a refused selection, used to drop them all.
+def list_url(data, what="meeting"):
+    """The meetings (or webinars) list as the operator left it (search, filters, page), from
+    the selection's `back` field: Cancel on the review, or a refused selection, used to drop
+    them all.
 
     Only a query string is taken, re-encoded after the list's own path: it cannot lead elsewhere.
     """
     back = QueryDict(data.get("back", ""), mutable=True)
     back.pop("back", None)
     query = back.urlencode()
-    return reverse("meetings") + (f"?{query}" if query else "")
+    page = "webinars" if what == "webinar" else "meetings"
+    return reverse(page) + (f"?{query}" if query else "")
+
+
+def _list_url_for(data):
+    """The list the selection came from: its kind says which (the meetings list when the kind
+    is not one we know: the form refused it)."""
+    try:
+        return list_url(data, _what(ActionKind(data.get("kind", ""))))
+    except (ValueError, KeyError):
+        return list_url(data)
 
 
 def _form_problem(request, form, data):
     for errors in form.errors.values():
         for error in errors:
             messages.error(request, error)
-    return redirect(list_url(data))
+    return redirect(_list_url_for(data))
 
 
 @dashboard_view
@@ -119,9 +145,10 @@ def bulk_preview(request):
     form, kind, meetings = _selection(request, request.GET)
     if kind is None:
         return _form_problem(request, form, request.GET)
+    what, verb = WORDS[kind]
     if not meetings:
-        messages.error(request, "None of the selected meetings exists any more. Reload the list.")
-        return redirect(list_url(request.GET))
+        messages.error(request, f"None of the selected {what}s exists any more. Reload the list.")
+        return redirect(list_url(request.GET, what))
     # A batch may span connections: each meeting is acted on with its own, at that
     # connection's rate limit. Those of connections this user may not act on are skipped.
     plan = actions.dry_run(
@@ -141,7 +168,10 @@ def bulk_preview(request):
             "skip_count": len(plan) - len(todo),
             "ids": [m.pk for m in meetings],
             "back": request.GET.get("back", ""),
-            "list_url": list_url(request.GET),
+            "list_url": list_url(request.GET, what),
+            "what": what,
+            "verb": verb,
+            "page_name": what,
         },
     )
 
@@ -152,9 +182,11 @@ def bulk_run(request):
     form, kind, meetings = _selection(request, request.POST)
     if kind is None:
         return _form_problem(request, form, request.POST)
+    what, _ = WORDS[kind]
+    back = list_url(request.POST, what)
     if not meetings:
-        messages.error(request, "None of the selected meetings exists any more. Reload the list.")
-        return redirect(list_url(request.POST))
+        messages.error(request, f"None of the selected {what}s exists any more. Reload the list.")
+        return redirect(back)
     try:
         batch, plan = actions.create_batch(
             account=None,
@@ -168,16 +200,16 @@ def bulk_run(request):
     except ValueError as e:
         # Nothing left to do (everything ended meanwhile, or was requested by someone else).
         messages.error(request, str(e))
-        return redirect(list_url(request.POST))
+        return redirect(back)
     except IntegrityError:
         # create_batch gave up after its retries: other requests for the same meetings kept
         # colliding with this one. Its transaction wrote nothing.
         messages.error(
             request,
-            "Other requests for these meetings kept arriving at the same moment, so nothing "
+            f"Other requests for these {what}s kept arriving at the same moment, so nothing "
             "was requested. Look at the list and try again.",
         )
-        return redirect(list_url(request.POST))
+        return redirect(back)
     skipped = sum(1 for item in plan if not item.do)
     waits = Approval.objects.filter(batch=batch).exists()
     messages.success(
@@ -195,6 +227,7 @@ def batch_context(request, batch):
     return {
         "batch": batch,
         "connections": batch.connection_progress() if batch.account_id is None else [],
+        "what": _what(ActionKind(batch.kind)),
         "progress": progress,
         "approval": Approval.objects.filter(batch=batch).first() if progress["awaiting"] else None,
         "percent": round(100 * progress["done"] / total) if total else 100,

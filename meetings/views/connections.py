@@ -28,6 +28,7 @@ from .. import budget, ratelimit, webhooks
 from ..fields import decrypt, encrypt
 from ..forms import DashboardForm, FullLengthCharField
 from ..models import Plan, ZoomAccount
+from ..presets import presets_for
 from ..zoom import oauth
 from ..zoom.errors import ZoomError
 
@@ -201,6 +202,10 @@ def _detail_context(request, account, **extra):
         "webhook_events": webhooks.subscription_events(),
         "default_webhook_secret": bool(settings.ZOOM_WEBHOOK_SECRET_TOKEN),
         "webhook_form": WebhookSecretForm(),
+        # Names and destinations only: a preset's key is never read for a page.
+        "stream_presets": list(
+            presets_for(account).only("pk", "name", "stream_url", "page_url", "resolution")
+        ),
         **extra,
     }
 

@@ -17,8 +17,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..access import restrict
 from ..forms import LiveStreamConfigForm, LiveStreamStartForm
 from ..models import Action, ActionKind, Meeting, MeetingStatus, PastMeeting
+from ..presets import configure_params
 from ..templatetags.dashboard import ago
-from . import follow
+from . import follow, livestream
 from .access import (
     allowed_kinds,
     dashboard_view,
@@ -52,20 +53,8 @@ def get_meeting(request, pk):
 
 
 def start_unavailable_reason(meeting):
-    """Why Start is not offered (the live stream preflight), or "" when it is: the first reason
-    that applies, in the order an operator would fix them (a meeting not live makes the stream's
-    settings beside the point)."""
-    if meeting.livestream_status == "live":
-        return "The stream is already live."
-    if meeting.status != MeetingStatus.STARTED:
-        return "The meeting is not live, and Zoom streams only a meeting in progress."
-    if not meeting.has_stream_configured:
-        return "No stream is configured yet. Save a stream URL, key and page URL first."
-    if not meeting.stream_key:
-        # Zoom's own settings may carry a URL and page without a key (a stream set up in Zoom's
-        # web portal): the panel shows them, so "nothing configured" would contradict it.
-        return "The stream has no key. Save the stream key your streaming service gave you."
-    return ""
+    """Why Start is not offered (meetings/views/livestream.py), or "" when it is."""
+    return livestream.start_unavailable_reason(meeting, "meeting")
 
 
 def by_zoom_id(request, model, page, list_page, number):
@@ -103,6 +92,7 @@ def history(meeting):
     meeting's history, so the poll can read them every few seconds."""
     actions, items = follow.timeline(meeting.account_id, meeting.zoom_id, MEETING_KINDS)
     return {
+        "configured_with": livestream.configured_with(actions, "meeting"),
         "timeline": items,
         "last_event_at": follow.last_event_at(meeting, items),
         "fetch_job": next((a for a in actions if a.kind == ActionKind.FETCH_PAST_MEETING), None),
@@ -156,16 +146,8 @@ def part_versions(status, shown_history):
                 meeting.account.name,
             ),
             "heard": (ago(meeting.last_synced_at), ago(last_event)),
-            "livestream": (
-                meeting.status,
-                meeting.livestream_status,
-                meeting.stream_url,
-                meeting.page_url,
-                meeting.resolution,
-                meeting.masked_stream_key,
-                follow.job_shown(status["stream_job"]),
-                follow.job_shown(status["started_with"]),
-                ActionKind.START_LIVESTREAM in kinds,
+            "livestream": livestream.panel_version(
+                meeting, {**status, "configured_with": shown_history["configured_with"]}
             ),
             "past": (
                 [(p.pk, p.fetched_at) for p in shown_history["past_instances"]],
@@ -200,14 +182,12 @@ def status_context(request, meeting):
         "kinds": kinds,
         "can_end": ActionKind.END_MEETING in kinds,
         "can_recover": ActionKind.RECOVER_MEETING in kinds,
-        "can_stream": ActionKind.START_LIVESTREAM in kinds,
         "can_fetch": ActionKind.FETCH_PAST_MEETING in kinds,
         "control_job": control_job,
         "control_busy": bool(control_job and (control_job.is_active or control_job.is_awaiting)),
-        "stream_job": stream_job,
-        "stream_busy": bool(stream_job and stream_job.is_active),
-        "started_with": started_with,
-        "start_unavailable": start_unavailable_reason(meeting),
+        **livestream.panel_context(
+            meeting, "meeting", kinds=kinds, stream_job=stream_job, started_with=started_with
+        ),
     }
 
 
@@ -226,8 +206,12 @@ def state_context(request, meeting):
 
 
 def meeting_context(request, meeting, *, config_form=None, start_form=None):
+    from .automation import panel_context
+
     return {
         **state_context(request, meeting),
+        # The "Scheduled" panel (meetings/views/automation.py): whole pages only.
+        **panel_context(request, meeting, "meeting"),
         "config_form": config_form or LiveStreamConfigForm(meeting=meeting),
         "start_form": start_form or LiveStreamStartForm(),
     }
@@ -435,6 +419,36 @@ def start_livestream(request, pk):
 
 
 @dashboard_view
+@require_POST
+def apply_preset(request, pk):
+    """Configure the meeting's stream from a saved preset: one configure action whose
+    parameters record the preset (meetings/presets.py)."""
+    meeting = get_meeting(request, pk)
+    require_action_permission(request.user, ActionKind.UPDATE_LIVESTREAM, meeting.account)
+    preset, problem = livestream.chosen_preset(request, meeting)
+    if not problem and meeting.livestream_status == "live":
+        problem = "The stream is live: stop it before applying a preset."
+    if problem:
+        return _refuse(request, meeting, "livestream", problem)
+    saved = LiveStreamConfigForm(
+        meeting=meeting,
+        initial={
+            "stream_url": preset.stream_url,
+            "page_url": preset.page_url,
+            "resolution": preset.resolution,
+        },
+    )
+    return _request(
+        request,
+        meeting,
+        ActionKind.UPDATE_LIVESTREAM,
+        "livestream",
+        forms={"config_form": saved},
+        params=configure_params(preset),
+    )
+
+
+@dashboard_view
 @require_http_methods(["GET", "POST"])
 def stop_livestream(request, pk):
     meeting = get_meeting(request, pk)
@@ -470,5 +484,6 @@ urlpatterns = [
     path("meetings/<int:pk>/livestream/", update_livestream, name="meeting-stream-update"),
     path("meetings/<int:pk>/livestream/start/", start_livestream, name="meeting-stream-start"),
     path("meetings/<int:pk>/livestream/stop/", stop_livestream, name="meeting-stream-stop"),
+    path("meetings/<int:pk>/livestream/preset/", apply_preset, name="meeting-stream-preset"),
     path("meetings/<int:pk>/past/fetch/", fetch_past_meeting, name="meeting-fetch-past"),
 ]

@@ -1,4 +1,5 @@
-"""Webinars: the list and a webinar's page, with End behind the same confirmation as meetings.
+"""Webinars: the list and a webinar's page, with End behind the same confirmation as meetings,
+and the live stream panel a meeting's page has (meetings/views/livestream.py).
 
 While a webinar's page is open its parts (the heading, the status panel with End, the details,
 when Zoom was last heard from, and the timeline of its actions and Zoom's events) follow the
@@ -8,13 +9,19 @@ version of each part it shows, and gets 204 when nothing changed, else the parts
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..access import visible_accounts, visible_webinars
-from ..forms import WebinarFilterForm
+from ..access import kinds_anywhere, visible_accounts, visible_webinars
+from ..forms import (
+    WEBINAR_BULK_KINDS,
+    LiveStreamConfigForm,
+    LiveStreamStartForm,
+    WebinarFilterForm,
+)
 from ..models import ActionKind, MeetingStatus, Webinar
+from ..presets import configure_params
 from ..templatetags.dashboard import ago
-from . import follow
+from . import follow, livestream
 from .access import (
     allowed_kinds,
     dashboard_view,
@@ -29,9 +36,10 @@ from .pagination import paginate
 
 TEMPLATE = "meetings/webinar.html"
 # The parts a page may ask for alone (?part=, with htmx).
-PARTS = ("controls", "timeline")
-# The timeline's actions: End is the only one a webinar has.
-WEBINAR_KINDS = (ActionKind.END_WEBINAR,)
+PARTS = ("controls", "livestream", "timeline")
+STREAM_KINDS = livestream.STREAM_KINDS["webinar"]
+# The timeline's actions: End and the live stream's.
+WEBINAR_KINDS = (ActionKind.END_WEBINAR, *STREAM_KINDS)
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
 
@@ -60,10 +68,12 @@ def webinars_list(request):
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
+    kinds = kinds_anywhere(request.user)
     context = {
         "form": form,
         "page": page,
         "show_account": len(accounts) > 1,
+        "bulk_kinds": [(k, label) for k, label in WEBINAR_BULK_KINDS if k in kinds],
         "filtered": any(
             request.GET.get(k) for k in ("q", "status", "account", "start_from", "start_to")
         ),
@@ -92,6 +102,7 @@ def part_versions(context):
                 webinar.status,
                 webinar.start_time,
                 webinar.duration,
+                webinar.livestream_status,
                 follow.job_shown(context["control_job"]),
                 context["can_end"],
             ),
@@ -105,24 +116,45 @@ def part_versions(context):
                 webinar.account.name,
             ),
             "heard": (ago(webinar.last_synced_at), ago(last_event)),
+            "livestream": livestream.panel_version(webinar, context),
             "timeline": follow.timeline_shown(context["timeline"]),
         }
     )
 
 
-def webinar_context(request, webinar, refused=""):
+def webinar_context(
+    request, webinar, refused="", *, stream_refused="", config_form=None, start_form=None
+):
     """What the page and each of its followed parts need, and their versions: the page and the
-    poll build it alike. Two queries beside the webinar: its newest actions and Zoom events."""
+    poll build it alike. Three queries beside the webinar: its newest actions (the latest End
+    and stream jobs are among them), its Zoom events, and its connection's stream presets."""
     actions, timeline = follow.timeline(webinar.account_id, webinar.zoom_id, WEBINAR_KINDS)
     job = next((a for a in actions if a.kind == ActionKind.END_WEBINAR), None)
+    stream_job = next((a for a in actions if a.kind in STREAM_KINDS), None)
+    started_with = None
+    if webinar.livestream_status == "live":
+        # The settings it was started with are Zoom's to keep: the latest start says them.
+        started_with = next(
+            (a for a in actions if a.kind == ActionKind.START_WEBINAR_LIVESTREAM), None
+        )
+        if started_with and started_with.state != "succeeded":
+            started_with = None
+    kinds = allowed_kinds(request.user, webinar.account)
     context = {
         "webinar": webinar,
-        "can_end": ActionKind.END_WEBINAR in allowed_kinds(request.user, webinar.account),
+        "can_end": ActionKind.END_WEBINAR in kinds,
         "control_job": job,
         "control_busy": bool(job and (job.is_active or job.is_awaiting)),
         "timeline": timeline,
         "last_event_at": follow.last_event_at(webinar, timeline),
         "refused": refused,
+        "stream_refused": stream_refused,
+        "configured_with": livestream.configured_with(actions, "webinar"),
+        **livestream.panel_context(
+            webinar, "webinar", kinds=kinds, stream_job=stream_job, started_with=started_with
+        ),
+        "config_form": config_form or LiveStreamConfigForm(meeting=webinar),
+        "start_form": start_form or LiveStreamStartForm(),
     }
     versions = part_versions(context)
     return {**context, "part_versions": versions, "state_version": follow.page_version(versions)}
@@ -138,7 +170,12 @@ def webinar_page(request, pk):
     part = request.GET.get("part")
     if wants_fragment(request) and part in PARTS:
         template += f"#{part}"
-    return render(request, template, webinar_context(request, webinar))
+    context = webinar_context(request, webinar)
+    if template == TEMPLATE:
+        from .automation import panel_context
+
+        context.update(panel_context(request, webinar, "webinar"))
+    return render(request, template, context)
 
 
 @dashboard_view
@@ -201,9 +238,138 @@ def end_webinar(request, pk):
     )
 
 
+def _stream_request(request, webinar, kind, *, forms=None, **extra):
+    """Request a live stream KIND on this webinar; answer with the panel (htmx) or a redirect."""
+    try:
+        action, created = start_action(
+            request,
+            account=webinar.account,
+            kind=kind,
+            target_type="webinar",
+            target_id=webinar.zoom_id,
+            topic=webinar.topic,
+            **extra,
+        )
+    except ActionRefused as e:
+        return _stream_refuse(request, webinar, str(e))
+    if not wants_fragment(request):
+        announce(request, action, created)
+        return redirect("webinar", pk=webinar.pk)
+    return render(
+        request, f"{TEMPLATE}#livestream", webinar_context(request, webinar, **(forms or {}))
+    )
+
+
+def _stream_refuse(request, webinar, message):
+    if wants_fragment(request):
+        context = webinar_context(request, webinar, stream_refused=message)
+        return render(request, f"{TEMPLATE}#livestream", context)
+    messages.error(request, message)
+    return redirect("webinar", pk=webinar.pk)
+
+
+def _stream_form_answer(request, webinar, **forms):
+    """A live stream form with errors: the panel again, with what was typed (never the key)."""
+    context = webinar_context(request, webinar, **forms)
+    if wants_fragment(request):
+        return render(request, f"{TEMPLATE}#livestream", context)
+    return render(request, TEMPLATE, context, status=400)
+
+
+@dashboard_view
+@require_POST
+def update_livestream(request, pk):
+    webinar = get_webinar(request, pk)
+    require_action_permission(request.user, ActionKind.UPDATE_WEBINAR_LIVESTREAM, webinar.account)
+    form = LiveStreamConfigForm(request.POST, meeting=webinar)
+    if not form.is_valid():
+        return _stream_form_answer(request, webinar, config_form=form)
+    saved = LiveStreamConfigForm(
+        meeting=webinar,
+        initial={
+            name: form.cleaned_data[name] for name in ("stream_url", "page_url", "resolution")
+        },
+    )
+    return _stream_request(
+        request,
+        webinar,
+        ActionKind.UPDATE_WEBINAR_LIVESTREAM,
+        forms={"config_form": saved},
+        params=form.action_params(),
+    )
+
+
+@dashboard_view
+@require_POST
+def apply_preset(request, pk):
+    """Configure the webinar's stream from a saved preset (meetings/presets.py)."""
+    webinar = get_webinar(request, pk)
+    require_action_permission(request.user, ActionKind.UPDATE_WEBINAR_LIVESTREAM, webinar.account)
+    preset, problem = livestream.chosen_preset(request, webinar)
+    if not problem and webinar.livestream_status == "live":
+        problem = "The stream is live: stop it before applying a preset."
+    if problem:
+        return _stream_refuse(request, webinar, problem)
+    saved = LiveStreamConfigForm(
+        meeting=webinar,
+        initial={
+            "stream_url": preset.stream_url,
+            "page_url": preset.page_url,
+            "resolution": preset.resolution,
+        },
+    )
+    return _stream_request(
+        request,
+        webinar,
+        ActionKind.UPDATE_WEBINAR_LIVESTREAM,
+        forms={"config_form": saved},
+        params=configure_params(preset),
+    )
+
+
+@dashboard_view
+@require_POST
+def start_livestream(request, pk):
+    webinar = get_webinar(request, pk)
+    require_action_permission(request.user, ActionKind.START_WEBINAR_LIVESTREAM, webinar.account)
+    form = LiveStreamStartForm(request.POST)
+    valid = form.is_valid()
+    reason = livestream.start_unavailable_reason(webinar, "webinar")
+    if reason:
+        form.add_error(None, reason)
+    if not valid or reason:
+        return _stream_form_answer(request, webinar, start_form=form)
+    return _stream_request(
+        request, webinar, ActionKind.START_WEBINAR_LIVESTREAM, params=form.action_params()
+    )
+
+
+@dashboard_view
+@require_http_methods(["GET", "POST"])
+def stop_livestream(request, pk):
+    webinar = get_webinar(request, pk)
+    require_action_permission(request.user, ActionKind.STOP_WEBINAR_LIVESTREAM, webinar.account)
+    if request.method == "GET":
+        return render(
+            request,
+            "meetings/confirm.html",
+            {
+                "object": webinar,
+                "kind": ActionKind.STOP_WEBINAR_LIVESTREAM,
+                "action_url": reverse("webinar-stream-stop", args=[webinar.pk]),
+                "back_url": reverse("webinar", args=[webinar.pk]),
+            },
+        )
+    return _stream_request(request, webinar, ActionKind.STOP_WEBINAR_LIVESTREAM)
+
+
 urlpatterns = [
     path("webinars/", webinars_list, name="webinars"),
     path("webinars/<int:pk>/", webinar_page, name="webinar"),
     path("webinars/<int:pk>/state/", webinar_state, name="webinar-state"),
     path("webinars/<int:pk>/end/", end_webinar, name="webinar-end"),
+    path("webinars/<int:pk>/livestream/", update_livestream, name="webinar-stream-update"),
+    path("webinars/<int:pk>/livestream/start/", start_livestream, name="webinar-stream-start"),
+    path("webinars/<int:pk>/livestream/stop/", stop_livestream, name="webinar-stream-stop"),
+    path("webinars/<int:pk>/livestream/preset/", apply_preset, name="webinar-stream-preset"),
 ]

@@ -102,6 +102,16 @@ OPERATIONS = {
             "/meetings/{meetingId}/livestream/status",
             "light",
         ),
+        Operation(
+            "getWebinarLiveStreamDetails", "GET", "/webinars/{webinarId}/livestream", "light"
+        ),
+        Operation("webinarLiveStreamUpdate", "PATCH", "/webinars/{webinarId}/livestream", "light"),
+        Operation(
+            "webinarLiveStreamStatusUpdate",
+            "PATCH",
+            "/webinars/{webinarId}/livestream/status",
+            "light",
+        ),
         Operation("meeting", "GET", "/meetings/{meetingId}", "light"),
         Operation("webinar", "GET", "/webinars/{webinarId}", "light"),
         Operation("pastWebinars", "GET", "/past_webinars/{webinarId}/instances", "light"),
@@ -385,6 +395,44 @@ class ZoomClient:
         meeting_id = validate_zoom_id(meeting_id, "meeting_id")
         body = livestream_status_body("stop")
         self._call("meetingLiveStreamStatusUpdate", meetingId=meeting_id, body=body, expect=None)
+
+    # Webinars: the same bodies and rules as meetings' (the spec's webinarLiveStreamUpdate and
+    # webinarLiveStreamStatusUpdate schemas are the meeting ones, word for word).
+
+    def get_webinar_livestream(self, webinar_id) -> LiveStream:
+        """A webinar's custom live stream settings (the stream key included: keep it secret).
+        Zoom: getWebinarLiveStreamDetails (`GET /webinars/{webinarId}/livestream`)."""
+        webinar_id = validate_zoom_id(webinar_id, "webinar_id")
+        data = self._call("getWebinarLiveStreamDetails", webinarId=webinar_id)
+        return self._parse(LiveStream, data, "getWebinarLiveStreamDetails")
+
+    def update_webinar_livestream(
+        self, webinar_id, *, stream_url, stream_key, page_url, resolution=None
+    ):
+        """Configure a webinar's custom live stream. Zoom: webinarLiveStreamUpdate
+        (`PATCH /webinars/{webinarId}/livestream`). Refused by Zoom while the stream is live."""
+        webinar_id = validate_zoom_id(webinar_id, "webinar_id")
+        body = livestream_body(
+            stream_url=stream_url, stream_key=stream_key, page_url=page_url, resolution=resolution
+        )
+        self._call("webinarLiveStreamUpdate", webinarId=webinar_id, body=body, expect=None)
+
+    def start_webinar_livestream(self, webinar_id, *, active_speaker_name=None, display_name=None):
+        """Start a webinar's configured live stream. Zoom: webinarLiveStreamStatusUpdate
+        (`PATCH /webinars/{webinarId}/livestream/status`, start). Zoom refuses it for a webinar
+        that has not started (code 200) or has no custom stream configured (code 3000)."""
+        webinar_id = validate_zoom_id(webinar_id, "webinar_id")
+        body = livestream_status_body(
+            "start", active_speaker_name=active_speaker_name, display_name=display_name
+        )
+        self._call("webinarLiveStreamStatusUpdate", webinarId=webinar_id, body=body, expect=None)
+
+    def stop_webinar_livestream(self, webinar_id):
+        """Stop a webinar's live stream. Zoom: webinarLiveStreamStatusUpdate
+        (`PATCH /webinars/{webinarId}/livestream/status`, stop)."""
+        webinar_id = validate_zoom_id(webinar_id, "webinar_id")
+        body = livestream_status_body("stop")
+        self._call("webinarLiveStreamStatusUpdate", webinarId=webinar_id, body=body, expect=None)
 
     # --- Users and lists ------------------------------------------------------------------------
 

@@ -128,6 +128,24 @@ SCOPE_NEEDS = {
             "webinar:read:list_past_instances",
         ),
         _need(
+            "getWebinarLiveStreamDetails",
+            "read a webinar's live stream settings",
+            "webinar:read",
+            "webinar:read:livestream",
+        ),
+        _need(
+            "webinarLiveStreamUpdate",
+            "configure a webinar's live stream",
+            "webinar:write",
+            "webinar:update:livestream",
+        ),
+        _need(
+            "webinarLiveStreamStatusUpdate",
+            "start and stop webinars' live streams",
+            "webinar:write",
+            "webinar:update:livestream_status",
+        ),
+        _need(
             "users",
             "list the account's users (the sync)",
             "user:read",

@@ -257,6 +257,14 @@
       });
     });
   }
+  // The idle sign-out (SESSION_IDLE_MINUTES, meetings/signin.py) counts what a person does, not
+  // the page's own refreshes: an htmx request is marked as activity only when a real (trusted)
+  // event of the user's started it. Polls ("every 5s") have no triggering event, and the
+  // refreshes after a job finishes are events the page sends itself (not trusted).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var cause = event.detail.triggeringEvent;
+    if (cause && cause.isTrusted) event.detail.headers["X-Zoomadmin-Activity"] = "1";
+  });
   document.addEventListener("DOMContentLoaded", initFilters);
   document.addEventListener("DOMContentLoaded", initSelections);
   document.addEventListener("htmx:afterSettle", initSelections);

@@ -181,3 +181,22 @@ def test_every_confirmation_dialog_has_no_serious_accessibility_violation(
             found[link] = problems
         dialog.get_by_role("button", name="Cancel").click()
     assert found == {}, found
+
+
+@pytest.mark.parametrize("width", ["laptop", "phone"])
+def test_the_account_pages_have_no_serious_accessibility_violation(
+    operator_page, live_server, width, screenshot
+):
+    # allauth's pages in the dashboard's clothes: second factor, its set-up, open sessions.
+    page = operator_page
+    page.set_viewport_size(LAPTOP if width == "laptop" else PHONE)
+    found = {}
+    for path in ("/accounts/2fa/", "/accounts/2fa/totp/activate/", "/accounts/sessions/"):
+        page.goto(f"{live_server.url}{path}")
+        assert page.locator(".card.allauth").count() == 1, path
+        if problems := violations(page):
+            found[path] = problems
+    screenshot(page, "sessions")
+    page.goto(f"{live_server.url}/accounts/2fa/totp/activate/")
+    screenshot(page, "totp")
+    assert found == {}, found

@@ -213,6 +213,10 @@ class Command(BaseCommand):
             "ZOOM_API_BASE_URL": f"{self.sandbox_url}/v2",
             "ZOOM_OAUTH_BASE_URL": self.sandbox_url,
             "PYTHONUNBUFFERED": "1",
+            # The dashboard runs with DEBUG off, where admins and operators must set up a second
+            # factor before anything else; the demo's users sign in with their password alone
+            # unless the caller asks for it (MFA_REQUIRED_ROLES=admin,operator make demo).
+            "MFA_REQUIRED_ROLES": os.environ.get("MFA_REQUIRED_ROLES", "none"),
         }
         self.children = []
         self.watcher = subprocess.Popen(  # noqa: S603 - our own interpreter and code
@@ -241,6 +245,23 @@ class Command(BaseCommand):
         raise KeyboardInterrupt
 
     # --- starting ---------------------------------------------------------------------------
+
+    def _how_to_sign_in(self):
+        roles = self.env["MFA_REQUIRED_ROLES"]
+        if roles == "none":
+            second = (
+                "no second factor is asked for in the demo (MFA_REQUIRED_ROLES=admin,operator "
+                "make demo asks it of those roles)"
+            )
+        else:
+            second = (
+                f"roles {roles} set up an authenticator app (TOTP) at their first sign-in, then "
+                "give its code at each sign-in"
+            )
+        return (
+            f"Sign in at {self.base_url}/accounts/login/ with a username and password above; "
+            f"{second}. Your second factor and open sessions: {self.base_url}/accounts/2fa/."
+        )
 
     def _step(self, text):
         self.stdout.write(self.style.MIGRATE_HEADING(f"== {text}"))
@@ -377,9 +398,17 @@ class Command(BaseCommand):
         self._step("Telling the dashboard what only Zoom's webhooks say (the sandbox announces)")
         self._announce(sandbox)
 
+        # After the events: the streams running are known only from them.
+        self._step("Scheduling a stream stop, a trigger and the policies (with their preview)")
+        automatic = self._manage(
+            "seed_automation", "--account", "Sandbox (demo)", "--force", name="Automation"
+        )
+
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"zoomadmin is running: {self.base_url}/"))
         self.stdout.write(users)
+        self.stdout.write(automatic)
+        self.stdout.write(self._how_to_sign_in())
         self.stdout.write(f"Zoom sandbox: {self.sandbox_url}/_sandbox/ (its control API)")
         self.stdout.write("Press Ctrl-C to stop everything.")
         self.stdout.flush()

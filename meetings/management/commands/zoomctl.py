@@ -7,6 +7,11 @@
     zoomctl start-livestream ID [--active-speaker-name | --no-active-speaker-name]
                                 [--display-name NAME]
     zoomctl stop-livestream ID
+    zoomctl update-webinar-livestream ID (--preset NAME | --stream-url U --stream-key K
+                                          --page-url P [--resolution 1080p])
+    zoomctl start-webinar-livestream ID [--active-speaker-name | --no-active-speaker-name]
+                                        [--display-name NAME]
+    zoomctl stop-webinar-livestream ID
     zoomctl past-meeting ID_OR_UUID
 
 with, on any of them: --account NAME (needed when several accounts the user may see are
@@ -21,7 +26,8 @@ Exit status: 0 when every action was queued (without --wait) or succeeded (with 
 one failed or was refused; 3 when --wait gave up waiting (--timeout, default 120 s). `--inline`
 runs the actions in this process instead of a worker (no worker needed; implies --wait).
 `--stream-key -` reads the key from standard input, which keeps it out of the process list and
-the shell history.
+the shell history. `--preset NAME` (update-livestream, update-webinar-livestream) applies the
+account's stream preset of that name instead: its key never appears on the command line at all.
 """
 
 import argparse
@@ -35,8 +41,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ... import access, approvals
 from ...actions import execute, request_action
-from ...models import Action, ActionKind, ActionSource, ActionState, ZoomAccount
+from ...models import Action, ActionKind, ActionSource, ActionState, StreamPreset, ZoomAccount
 from ...models.actions import KIND_PERMISSIONS, TERMINAL_STATES
+from ...presets import configure_params, presets_for
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
@@ -48,8 +55,13 @@ COMMANDS = {
     "update-livestream": ActionKind.UPDATE_LIVESTREAM,
     "start-livestream": ActionKind.START_LIVESTREAM,
     "stop-livestream": ActionKind.STOP_LIVESTREAM,
+    "update-webinar-livestream": ActionKind.UPDATE_WEBINAR_LIVESTREAM,
+    "start-webinar-livestream": ActionKind.START_WEBINAR_LIVESTREAM,
+    "stop-webinar-livestream": ActionKind.STOP_WEBINAR_LIVESTREAM,
     "past-meeting": ActionKind.FETCH_PAST_MEETING,
 }
+CONFIGURE_KINDS = (ActionKind.UPDATE_LIVESTREAM, ActionKind.UPDATE_WEBINAR_LIVESTREAM)
+START_KINDS = (ActionKind.START_LIVESTREAM, ActionKind.START_WEBINAR_LIVESTREAM)
 
 
 def system_user():
@@ -95,24 +107,30 @@ class Command(BaseCommand):
             ("recover-meeting", "recover a deleted meeting"),
             ("end-webinar", "end a live webinar"),
             ("stop-livestream", "stop a meeting's live stream"),
+            ("stop-webinar-livestream", "stop a webinar's live stream"),
         ):
             sub.add_parser(name, parents=[common], help=what).add_argument(
                 "ids", nargs=1, metavar="ID"
             )
-        update = sub.add_parser(
-            "update-livestream", parents=[common], help="configure a meeting's live stream"
-        )
-        update.add_argument("ids", nargs=1, metavar="ID")
-        update.add_argument("--stream-url", required=True)
-        update.add_argument("--stream-key", required=True, help="the key, or - to read stdin")
-        update.add_argument("--page-url", required=True)
-        update.add_argument("--resolution", choices=["720p", "1080p"])
-        start = sub.add_parser(
-            "start-livestream", parents=[common], help="start a meeting's live stream"
-        )
-        start.add_argument("ids", nargs=1, metavar="ID")
-        start.add_argument("--active-speaker-name", action=argparse.BooleanOptionalAction)
-        start.add_argument("--display-name")
+        for name, what in (
+            ("update-livestream", "configure a meeting's live stream"),
+            ("update-webinar-livestream", "configure a webinar's live stream"),
+        ):
+            update = sub.add_parser(name, parents=[common], help=what)
+            update.add_argument("ids", nargs=1, metavar="ID")
+            update.add_argument("--preset", help="apply the account's stream preset of this name")
+            update.add_argument("--stream-url")
+            update.add_argument("--stream-key", help="the key, or - to read stdin")
+            update.add_argument("--page-url")
+            update.add_argument("--resolution", choices=["720p", "1080p"])
+        for name, what in (
+            ("start-livestream", "start a meeting's live stream"),
+            ("start-webinar-livestream", "start a webinar's live stream"),
+        ):
+            start = sub.add_parser(name, parents=[common], help=what)
+            start.add_argument("ids", nargs=1, metavar="ID")
+            start.add_argument("--active-speaker-name", action=argparse.BooleanOptionalAction)
+            start.add_argument("--display-name")
         sub.add_parser(
             "past-meeting", parents=[common], help="fetch an ended meeting's details"
         ).add_argument("ids", nargs=1, metavar="ID_OR_UUID")
@@ -127,7 +145,7 @@ class Command(BaseCommand):
                 f"{by.get_username()} may not do that on {zoom_account.name!r} (needs the "
                 f"{permission} permission, or an operator role on that connection)"
             )
-        params = self._params(kind, options)
+        params = self._params(kind, options, zoom_account)
         os_user = system_user()
 
         actions, refused = [], 0
@@ -206,8 +224,29 @@ class Command(BaseCommand):
             raise CommandError(f"{username} may not use the dashboard (no role on any connection)")
         return user
 
-    def _params(self, kind, options):
-        if kind == ActionKind.UPDATE_LIVESTREAM:
+    def _params(self, kind, options, account):
+        if kind in CONFIGURE_KINDS:
+            typed = [options.get(n) for n in ("stream_url", "stream_key", "page_url")]
+            if options.get("preset"):
+                if any(typed) or options.get("resolution"):
+                    raise CommandError(
+                        "--preset takes the stream's settings from the preset: give no "
+                        "--stream-url, --stream-key, --page-url or --resolution with it"
+                    )
+                preset = StreamPreset.objects.filter(
+                    account=account, name=options["preset"]
+                ).first()
+                if preset is None:
+                    names = ", ".join(presets_for(account).values_list("name", flat=True))
+                    raise CommandError(
+                        f"{account.name} has no stream preset named {options['preset']!r} "
+                        f"(presets: {names or 'none'})"
+                    )
+                return configure_params(preset)
+            if not all(typed):
+                raise CommandError(
+                    "give --preset NAME, or --stream-url, --stream-key and --page-url"
+                )
             key = options["stream_key"]
             if key == "-":
                 key = sys.stdin.readline().rstrip("\r\n")
@@ -217,7 +256,7 @@ class Command(BaseCommand):
                 "page_url": options["page_url"],
                 "resolution": options.get("resolution") or "",
             }
-        if kind == ActionKind.START_LIVESTREAM:
+        if kind in START_KINDS:
             return {
                 "active_speaker_name": options.get("active_speaker_name"),
                 "display_name": options.get("display_name"),

@@ -21,10 +21,14 @@ Error codes the sandbox gives, by case:
 - 400 code 3000: acting on a meeting or webinar in the wrong state: ending one that has not
   started (a recurring webinar between instances too), recovering one that is not deleted,
   changing live stream settings while it streams, starting a live stream on a meeting that is
-  not live or has no stream configured; reading a meeting of another user with a user-level
-  token. The same code for all of these, so it does not say which.
+  not live or has no stream configured (a webinar's: not configured); reading a meeting of
+  another user with a user-level token. The same code for all of these, so it does not say
+  which. A webinar that has not started answers 400 code 200 to a stream start (the spec's
+  "Webinar {0} has not started"); a webinar that does not exist (or ended) answers the
+  webinar stream operations 400 code 3001, the only status their spec documents.
 - Stopping a live stream that is not running answers 204 (nothing to do).
-- 400 code 200: past meeting details on a Free account ("Only available for paid account"); the
+- 400 code 200: webinar live stream operations when the host has no webinar licence;
+  past meeting details on a Free account ("Only available for paid account"); the
   Dashboard's live meetings on a plan below Business.
 - 429: per-account, per-label rate limits (see state.check_rate_limit), and a live stream start
   within 30 s of the previous one.
@@ -89,6 +93,9 @@ GRANULAR_SCOPES = {
     ("PATCH", "/meetings/{meetingId}/livestream/status"): "meeting:update:livestream_status",
     ("GET", "/meetings/{meetingId}"): "meeting:read:meeting",
     ("GET", "/webinars/{webinarId}"): "webinar:read:webinar",
+    ("GET", "/webinars/{webinarId}/livestream"): "webinar:read:livestream",
+    ("PATCH", "/webinars/{webinarId}/livestream"): "webinar:update:livestream",
+    ("PATCH", "/webinars/{webinarId}/livestream/status"): "webinar:update:livestream_status",
     ("GET", "/past_webinars/{webinarId}/instances"): "webinar:read:list_past_instances",
     ("GET", "/users"): "user:read:list_users",
     ("GET", "/users/{userId}"): "user:read:user",
@@ -538,8 +545,10 @@ def get_livestream(call):
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#]+[^\s]*$")
 
 
-def update_livestream(call):
-    """PATCH /meetings/{meetingId}/livestream (meetingLiveStreamUpdate)."""
+def _livestream_config(call):
+    """The validated body of a live stream update (meetings' and webinars' schemas are alike):
+    stream_url <= 1024, stream_key <= 512, page_url a URI <= 1024, all required; resolution
+    720p or 1080p when given."""
     body = call.json_body()
     limits = {"stream_url": 1024, "stream_key": 512, "page_url": 1024}
     for name, limit in limits.items():
@@ -553,6 +562,51 @@ def update_livestream(call):
     resolution = body.get("resolution")
     if resolution is not None and resolution not in ("720p", "1080p"):
         raise _validation("resolution", "resolution must be 720p or 1080p.")
+    return body
+
+
+def _livestream_status_body(call):
+    """(action, settings) of a live stream status update, validated (meetings' and webinars'
+    schemas are alike): action start | stop; settings.active_speaker_name a boolean,
+    settings.display_name 1..50 characters."""
+    body = call.json_body()
+    action = body.get("action")
+    if action not in ("start", "stop"):
+        raise _validation("action", "Invalid field.")
+    settings = body.get("settings")
+    if settings is not None:
+        if not isinstance(settings, dict):
+            raise _validation("settings", "Invalid field.")
+        speaker = settings.get("active_speaker_name")
+        if speaker is not None and not isinstance(speaker, bool):
+            raise _validation("settings.active_speaker_name", "Must be true or false.")
+        name = settings.get("display_name")
+        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 50):
+            raise _validation("settings.display_name", "Must be 1 to 50 characters.")
+    return action, settings
+
+
+def _check_livestream_start_rate(state, key, what, item_id):
+    """Zoom's 429 for a start within 30 s of the previous one ("retry after 30 seconds")."""
+    now = state.now()
+    last = state.livestream_starts.get(key)
+    if last is not None and now - last < state.livestream_start_interval:
+        retry_at = last + state.livestream_start_interval
+        raise SandboxError(
+            429,
+            429,
+            f"Too many requests submitted to start the livestream of this {what}: "
+            f"{item_id}. If the livestream has not already started, retry making a new "
+            f"request after 30 seconds.",
+            headers={"Retry-After": iso(math.ceil(retry_at))},
+        )
+    state.livestream_starts[key] = now
+
+
+def update_livestream(call):
+    """PATCH /meetings/{meetingId}/livestream (meetingLiveStreamUpdate)."""
+    body = _livestream_config(call)
+    resolution = body.get("resolution")
     meeting = call.meeting()
     if meeting["livestreaming"]:
         raise _error(
@@ -571,20 +625,7 @@ def update_livestream(call):
 def livestream_status(call):
     """PATCH /meetings/{meetingId}/livestream/status (meetingLiveStreamStatusUpdate)."""
     state = call.state
-    body = call.json_body()
-    action = body.get("action")
-    if action not in ("start", "stop"):
-        raise _validation("action", "Invalid field.")
-    settings = body.get("settings")
-    if settings is not None:
-        if not isinstance(settings, dict):
-            raise _validation("settings", "Invalid field.")
-        speaker = settings.get("active_speaker_name")
-        if speaker is not None and not isinstance(speaker, bool):
-            raise _validation("settings.active_speaker_name", "Must be true or false.")
-        name = settings.get("display_name")
-        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 50):
-            raise _validation("settings.display_name", "Must be 1 to 50 characters.")
+    action, settings = _livestream_status_body(call)
     meeting = call.meeting()
     if action == "stop":
         if meeting["livestreaming"]:
@@ -594,21 +635,81 @@ def livestream_status(call):
         raise _error(400, 3000, f"Meeting {meeting['id']} has not started: it cannot stream.")
     if not meeting["livestream"]:
         raise _error(400, 3000, f"No live stream is configured for meeting {meeting['id']}.")
-    now = state.now()
-    last = state.livestream_starts.get(meeting["id"])
-    if last is not None and now - last < state.livestream_start_interval:
-        retry_at = last + state.livestream_start_interval
-        raise SandboxError(
-            429,
-            429,
-            f"Too many requests submitted to start the livestream of this meeting: "
-            f"{meeting['id']}. If the livestream has not already started, retry making a new "
-            f"request after 30 seconds.",
-            headers={"Retry-After": iso(math.ceil(retry_at))},
-        )
-    state.livestream_starts[meeting["id"]] = now
+    _check_livestream_start_rate(state, meeting["id"], "meeting", meeting["id"])
     if not meeting["livestreaming"]:
         state.start_livestream(meeting["id"], settings)
+    return 204, None
+
+
+def _streamable_webinar(call):
+    """The webinar of a live stream operation: one that exists (else the spec's answer for
+    these operations, which document no 404: HTTP 400, code 3001 "Webinar does not exist"),
+    reachable by the token, and its host licensed for webinars (the spec's code 200, "Webinar
+    plan is missing")."""
+    try:
+        webinar = _webinar(call)
+    except SandboxError as e:
+        if e.status != 404:
+            raise
+        webinar_id = call.params["webinarId"]
+        raise _error(400, 3001, f"Webinar does not exist: {webinar_id}.") from None
+    call.check_access(webinar)
+    host = call.state.users.get(webinar["host_id"], {})
+    if not host.get("webinar_licence", True):
+        raise _error(
+            400,
+            200,
+            "Webinar plan is missing. You must subscribe to the webinar plan and enable "
+            f"webinars for this user in order to perform this action: {webinar['host_id']}.",
+        )
+    return webinar
+
+
+def get_webinar_livestream(call):
+    """GET /webinars/{webinarId}/livestream (getWebinarLiveStreamDetails)."""
+    webinar = _streamable_webinar(call)
+    config = webinar["livestream"] or {"stream_url": "", "stream_key": "", "page_url": ""}
+    return 200, dict(config)
+
+
+def update_webinar_livestream(call):
+    """PATCH /webinars/{webinarId}/livestream (webinarLiveStreamUpdate): as for a meeting."""
+    body = _livestream_config(call)
+    webinar = _streamable_webinar(call)
+    if webinar["livestreaming"]:
+        raise _error(
+            400, 3000, "The live stream settings cannot be changed while the webinar is streaming."
+        )
+    call.state.configure_webinar_livestream(
+        webinar["id"],
+        stream_url=body["stream_url"],
+        stream_key=body["stream_key"],
+        page_url=body["page_url"],
+        resolution=body.get("resolution"),
+    )
+    return 204, None
+
+
+def webinar_livestream_status(call):
+    """PATCH /webinars/{webinarId}/livestream/status (webinarLiveStreamStatusUpdate). The spec's
+    refusals: "Webinar {0} has not started" (code 200) and "The current webinar is not
+    configured with a custom streaming service" (code 3000)."""
+    state = call.state
+    action, _settings = _livestream_status_body(call)
+    webinar = _streamable_webinar(call)
+    if action == "stop":
+        if webinar["livestreaming"]:
+            state.set_webinar_livestreaming(webinar["id"], False)
+        return 204, None
+    if webinar["status"] != "started":
+        raise _error(400, 200, f"Webinar {webinar['id']} has not started.")
+    if not webinar["livestream"]:
+        raise _error(
+            400, 3000, "The current webinar is not configured with a custom streaming service."
+        )
+    _check_livestream_start_rate(state, ("webinar", webinar["id"]), "webinar", webinar["id"])
+    if not webinar["livestreaming"]:
+        state.set_webinar_livestreaming(webinar["id"], True)
     return 204, None
 
 
@@ -715,6 +816,23 @@ ROUTES = [
     ),
     Route("GET", "/meetings/{meetingId}", get_meeting, "light", "meeting:read"),
     Route("GET", "/webinars/{webinarId}", get_webinar, "light", "webinar:read"),
+    Route(
+        "GET", "/webinars/{webinarId}/livestream", get_webinar_livestream, "light", "webinar:read"
+    ),
+    Route(
+        "PATCH",
+        "/webinars/{webinarId}/livestream",
+        update_webinar_livestream,
+        "light",
+        "webinar:write",
+    ),
+    Route(
+        "PATCH",
+        "/webinars/{webinarId}/livestream/status",
+        webinar_livestream_status,
+        "light",
+        "webinar:write",
+    ),
     Route("GET", "/past_webinars/{webinarId}/instances", past_webinars, "light", "webinar:read"),
     Route("GET", "/users", list_users, "medium", "user:read"),
     Route("GET", "/users/{userId}", get_user, "light", "user:read"),

@@ -63,6 +63,9 @@ GRANULAR_ADMIN_SCOPES = (
     "webinar:read:webinar:admin",
     "webinar:read:list_webinars:admin",
     "webinar:read:list_past_instances:admin",
+    "webinar:read:livestream:admin",
+    "webinar:update:livestream:admin",
+    "webinar:update:livestream_status:admin",
     "user:read:list_users:admin",
     "user:read:user:admin",
     "dashboard:read:list_meetings:admin",
@@ -1076,6 +1079,26 @@ class SandboxState:
         }
         return data
 
+    def configure_webinar_livestream(
+        self, webinar_id, *, stream_url, stream_key, page_url, resolution=None
+    ):
+        with self.lock:
+            webinar = self.webinars[int(webinar_id)]
+            webinar["livestream"] = {
+                "stream_url": stream_url,
+                "stream_key": stream_key,
+                "page_url": page_url,
+            }
+            if resolution:
+                webinar["livestream"]["resolution"] = resolution
+            return webinar
+
+    def set_webinar_livestreaming(self, webinar_id, streaming):
+        """A webinar's stream starts or stops. Zoom documents no webhook event for it (NOTES.md
+        lists meeting.live_streaming_* only), so none is sent."""
+        with self.lock:
+            self.webinars[int(webinar_id)]["livestreaming"] = bool(streaming)
+
     # --- webinars --------------------------------------------------------------------------
     def add_webinar(
         self,
@@ -1089,8 +1112,12 @@ class SandboxState:
         timezone="Europe/London",
         webinar_id=None,
         host_locked=False,
+        livestream=None,
+        livestreaming=False,
         emit=False,
     ):
+        """livestream={stream_url, stream_key, page_url, resolution} configures a custom live
+        stream; livestreaming=True has it streaming (a started webinar only)."""
         with self.lock:
             host = self._host(user_id)
             now = self.now()
@@ -1112,6 +1139,8 @@ class SandboxState:
                 "join_url": f"https://sandbox.zoom.example/w/{webinar_id}",
                 "host_locked": host_locked,
                 "instance_started_at": None,
+                "livestream": dict(livestream) if livestream else None,
+                "livestreaming": False,
             }
             self.webinars[webinar_id] = webinar
             self.webinars_by_host[host["id"]][webinar_id] = None
@@ -1120,6 +1149,7 @@ class SandboxState:
                 self.emit("webinar.created", {**created, "join_url": webinar["join_url"]})
             if status == "started":
                 self._start_webinar(webinar, emit=emit)
+                webinar["livestreaming"] = bool(livestreaming and webinar["livestream"])
             elif status in ("deleted", "ended"):
                 webinar["status"] = status
             return webinar
@@ -1157,6 +1187,8 @@ class SandboxState:
             event = self._webinar_event_object(webinar)
             event["end_time"] = iso(now)
             webinar["status"] = "ended" if webinar["type"] == 5 else "waiting"
+            # The stream ends with the webinar (Zoom sends no webinar stream event).
+            webinar["livestreaming"] = False
             webinar["uuid"] = new_uuid(self.rng)
             webinar["instance_started_at"] = None
             self.emit("webinar.ended", event)

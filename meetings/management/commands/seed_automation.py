@@ -1,0 +1,93 @@
+"""`manage.py seed_automation --account NAME`: the demo's scheduled and automatic actions.
+
+On a synced connection: a stream preset, a scheduled stream stop (two minutes ahead, so the demo
+shows it run and its action on the meeting's timeline, "Scheduled by admin for …"), a "when it
+starts, stream with the preset" trigger on a meeting still to start, and the connection's
+policies, off, whose page previews what they would do now. For demos only: refuses with DEBUG
+off unless --force."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
+from django.utils.timezone import now
+
+from ... import automation, policies
+from ...models import Meeting, MeetingStatus, Step, StreamPreset, Trigger, ZoomAccount
+
+SCHEDULE_AHEAD = timedelta(minutes=2)
+
+
+class Command(BaseCommand):
+    help = "Seed the demo's scheduled stream stop, trigger and policies on a synced connection."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--account", required=True, help="the connection's name")
+        parser.add_argument("--force", action="store_true", help="run even with DEBUG off")
+
+    def handle(self, *args, account, force=False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_automation is for demos: it runs with DEBUG on (or --force).")
+        connection = ZoomAccount.objects.filter(name=account).first()
+        if connection is None:
+            raise CommandError(f"No connection named {account!r}.")
+        admin = get_user_model().objects.filter(username="admin").first()
+        preset, _ = StreamPreset.objects.get_or_create(
+            account=connection,
+            name="Demo stage",
+            defaults={
+                "stream_url": "rtmp://live.sandbox.example/demo-stage",
+                "stream_key": "sbx-demo-stage-key",
+                "page_url": "https://watch.sandbox.example/demo-stage",
+                "resolution": "720p",
+                "created_by": admin,
+            },
+        )
+        meetings = Meeting.objects.filter(account=connection)
+        streaming = meetings.filter(status=MeetingStatus.STARTED, livestream_status="live").first()
+        lines = []
+        if streaming is not None:
+            sched = automation.schedule(
+                account=connection,
+                target_type="meeting",
+                target_id=streaming.zoom_id,
+                topic=streaming.topic,
+                steps=[Step.STOP_STREAM],
+                run_at=now() + SCHEDULE_AHEAD,
+                user=admin,
+            )
+            lines.append(
+                f"  a stream stop at {sched.run_at:%H:%M} UTC: "
+                f"{reverse('meeting', args=[streaming.pk])}"
+            )
+        upcoming = (
+            meetings.filter(status=MeetingStatus.WAITING, type=2, start_time__gt=now())
+            .order_by("start_time")
+            .first()
+        )
+        if upcoming is not None:
+            Trigger.objects.get_or_create(
+                account=connection,
+                target_type="meeting",
+                target_id=upcoming.zoom_id,
+                defaults={
+                    "topic": upcoming.topic,
+                    "preset": preset,
+                    "display_name": "Demo stage",
+                    "created_by": admin,
+                },
+            )
+            lines.append(
+                "  when it starts, stream with “Demo stage”: "
+                f"{reverse('meeting', args=[upcoming.pk])}"
+            )
+        policies.policies_for(connection)
+        lines.append(
+            "  policies, off, with their preview: "
+            f"{reverse('connection-policies', args=[connection.pk])}"
+        )
+        self.stdout.write("Scheduled and automatic actions:")
+        for line in lines:
+            self.stdout.write(line)
