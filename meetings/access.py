@@ -19,6 +19,7 @@ The answers are cached on the user object (one request's), so a page asks as oft
 """
 
 from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef, Q
 
 from .models import Action, Batch, Meeting, PastMeeting, WebhookEvent, Webinar, ZoomAccount
 from .models.access import ROLE_RANK, ConnectionGrant, Role
@@ -188,6 +189,9 @@ def _restricted(queryset, user, field="account"):
 def restrict(queryset, user):
     """Any queryset of a model with an `account` (or, for accounts, itself) narrowed to the
     connections this user may see."""
+    if queryset.model is Batch:
+        ids = visible_account_ids(user)
+        return queryset if ids is None else queryset.filter(_visible_batch(ids))
     field = "pk" if queryset.model is ZoomAccount else "account"
     return _restricted(queryset, user, field)
 
@@ -208,8 +212,14 @@ def visible_actions(user):
     return _restricted(Action.objects.all(), user)
 
 
+def _visible_batch(ids):
+    """A batch over several connections (it names none) is seen by whoever sees each of them."""
+    elsewhere = Action.objects.filter(batch=OuterRef("pk")).exclude(account__in=ids)
+    return Q(account__in=ids) | (Q(account__isnull=True) & ~Exists(elsewhere))
+
+
 def visible_batches(user):
-    return _restricted(Batch.objects.all(), user)
+    return restrict(Batch.objects.all(), user)
 
 
 def visible_webhook_events(user):

@@ -50,9 +50,13 @@ from .models import (
     Batch,
     Meeting,
     Webinar,
+    ZoomAccount,
 )
 from .models.actions import PENDING_STATES, REDACTED, LeaseLostError, db_time
 from .zoom.client import encode_uuid, livestream_body, livestream_status_body, validate_zoom_id
+
+# A batch's actions need their connection's row, not its credentials (decrypted on load).
+ACCOUNT_SECRETS = ("client_secret", "access_token", "refresh_token")
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +251,8 @@ def _action_fields(
     source = _choice(ActionSource, source, "source")
     target_type, target_id, target_uuid = _clean_target(kind, target_type, target_id, target_uuid)
     public, secret = _clean_params(kind, params or {})
-    if batch is not None and (batch.account_id != account.pk or batch.kind != kind):
-        raise ValueError("a batch holds actions of one kind on one account")
+    if batch is not None and (batch.account_id not in (None, account.pk) or batch.kind != kind):
+        raise ValueError("a batch holds actions of one kind (on its account, when it names one)")
     return {
         "account": account,
         "kind": kind,
@@ -453,15 +457,18 @@ class PlannedItem:
         return asdict(self)
 
 
-def dry_run(kind, targets, *, account=None):
+def dry_run(kind, targets, *, account=None, allowed_account_ids=None):
     """What a batch of KIND over TARGETS would do, without doing anything.
 
     TARGETS are Meeting / Webinar rows of the mirror, or Zoom ids (looked up in the mirror, of
-    ACCOUNT when given). Returns a list of PlannedItem, in the order given: `do` says whether
-    the batch would act on it, `reason` why not (or a caveat). A target is skipped when the
-    mirror says there is nothing to do (the meeting is not live, the stream is not running),
-    when the same action is already queued or running for it, or when it is listed twice.
-    Two queries whatever the number of targets: the mirror rows of the ids, the active actions.
+    ACCOUNT when given). Without ACCOUNT the targets may be of several connections (rows: each
+    its own); ALLOWED_ACCOUNT_IDS, when given, are the connections the requester may act on,
+    the others' targets are skipped saying so. Returns a list of PlannedItem, in the order
+    given: `do` says whether the batch would act on it, `reason` why not (or a caveat). A
+    target is skipped when the mirror says there is nothing to do (the meeting is not live, the
+    stream is not running), when the same action is already queued or running for it, or when
+    it is listed twice. Two queries whatever the number of targets: the mirror rows of the ids,
+    the active actions.
     """
     kind = _choice(ActionKind, kind, "action kind")
     if kind not in BULK_KINDS:
@@ -492,6 +499,12 @@ def dry_run(kind, targets, *, account=None):
         seen.add((item.account_id, zoom_id))
         if account is not None and row is not None and row.account_id != account.pk:
             item.do, item.reason = False, "belongs to another Zoom account"
+        elif (
+            allowed_account_ids is not None
+            and row is not None
+            and row.account_id not in allowed_account_ids
+        ):
+            item.do, item.reason = False, "you may not act on this Zoom connection"
         elif row is None:
             if account is None:
                 item.do, item.reason = False, "not in the dashboard's copy of any account"
@@ -558,21 +571,37 @@ def _already_requested(item, existing):
 
 
 def create_batch(
-    *, account, kind, targets, user=None, source=ActionSource.BULK, client_ip=None, params=None
+    *,
+    account,
+    kind,
+    targets,
+    user=None,
+    source=ActionSource.BULK,
+    client_ip=None,
+    params=None,
+    allowed_account_ids=None,
 ):
     """Make a batch of KIND over TARGETS (as `dry_run` takes them) on ACCOUNT: one action per
     target the dry run would act on, all enqueued when the transaction commits. They run at the
     account's rate limit, however many workers there are. Returns (batch, plan).
+
+    ACCOUNT None: the targets (mirror rows) may be of several connections, each action on its
+    own, each connection's actions at that connection's rate limit (the limiter is per
+    account), side by side; the batch names an account only when all of them are of one.
 
     A target whose action someone else asked for since the dry run (another operator, or the
     same form submitted twice at once) is not acted on twice: the constraint
     `one_active_action_per_target` decides, as for one request, and the plan reports that
     target as already requested. Raises ValueError when there is nothing to do.
     """
-    plan = dry_run(kind, targets, account=account)
+    plan = dry_run(kind, targets, account=account, allowed_account_ids=allowed_account_ids)
     todo = [item for item in plan if item.do]
     if not todo:
         raise ValueError("Nothing to do: " + "; ".join(sorted({i.reason for i in plan})))
+    if account is None:
+        account_ids = {item.account_id for item in todo}
+        if len(account_ids) == 1:
+            account = ZoomAccount.objects.defer(*ACCOUNT_SECRETS).get(pk=account_ids.pop())
     waits = approvals.batch_needs_approval(kind, len(todo), source)
     with transaction.atomic():
         batch = Batch.objects.create(kind=kind, account=account, requested_by=user)
@@ -585,17 +614,22 @@ def create_batch(
             params=params,
             state=ActionState.AWAITING if waits else ActionState.QUEUED,
         )
-        ids = [made[item.target_id].pk for item in todo if item.target_id in made]
+        ids = [
+            made[(item.account_id, item.target_id)].pk
+            for item in todo
+            if (item.account_id, item.target_id) in made
+        ]
         batch.total = len(ids)
         batch.save(update_fields=["total"])
         if waits and ids:
             # The whole batch waits for a second person; one approval releases all of it.
             approvals.open_request(
-                account=account,
+                # A batch over several connections is filed under its first one's.
+                account=account or accounts_of(todo)[0],
                 kind=kind,
                 user=user,
                 batch=batch,
-                plan=[item.as_dict() for item in todo if item.target_id in made],
+                plan=[item.as_dict() for item in todo if (item.account_id, item.target_id) in made],
                 size=len(ids),
             )
         else:
@@ -606,13 +640,25 @@ def create_batch(
     return batch, plan
 
 
+def accounts_of(todo):
+    """The connections of planned items TODO, in the order they first appear."""
+    ids = list(dict.fromkeys(item.account_id for item in todo))
+    found = ZoomAccount.objects.defer(*ACCOUNT_SECRETS).in_bulk(ids)
+    return [found[pk] for pk in ids]
+
+
 def _insert_batch(batch, todo, *, source, user, client_ip, params, state=ActionState.QUEUED):
     """Write the actions of BATCH for the planned items TODO with one INSERT that skips the
     targets with an active action (ON CONFLICT DO NOTHING on PostgreSQL, INSERT OR IGNORE on
     SQLite: the partial unique constraint decides, and waits for a concurrent transaction
     that inserted the same target to finish, as a single request's INSERT does); those items
     are marked already requested. Returns {target id: the Action written}."""
-    pending = {item.target_id: item for item in todo}
+    pending = {(item.account_id, item.target_id): item for item in todo}
+    accounts = (
+        {batch.account_id: batch.account}
+        if batch.account_id is not None
+        else ZoomAccount.objects.defer(*ACCOUNT_SECRETS).in_bulk({item.account_id for item in todo})
+    )
     made = {}
     # Three tries: the active action we collided with may finish between our insert and
     # look-up, as in request_action.
@@ -620,7 +666,7 @@ def _insert_batch(batch, todo, *, source, user, client_ip, params, state=ActionS
         rows = [
             Action(
                 **_action_fields(
-                    account=batch.account,
+                    account=accounts[item.account_id],
                     kind=batch.kind,
                     source=source,
                     target_type=item.target_type,
@@ -637,31 +683,35 @@ def _insert_batch(batch, todo, *, source, user, client_ip, params, state=ActionS
             # One order for every batch: two batches over the same meetings, selected in
             # different orders, would each wait for a row the other inserted (a deadlock that
             # PostgreSQL ends by failing one of them).
-            for item in sorted(pending.values(), key=lambda item: item.target_id)
+            for item in sorted(pending.values(), key=lambda item: (item.account_id, item.target_id))
         ]
         Action.objects.bulk_create(rows, ignore_conflicts=True)
         # The ids of what was written (bulk_create cannot return them when it skips rows).
-        written = dict(
-            Action.objects.filter(batch=batch, target_id__in=list(pending)).values_list(
-                "target_id", "pk"
-            )
-        )
+        written = {
+            (account_id, target_id): pk
+            for account_id, target_id, pk in Action.objects.filter(
+                batch=batch, target_id__in={t for _, t in pending}
+            ).values_list("account_id", "target_id", "pk")
+        }
         for row in rows:
-            if row.target_id in written:
-                row.pk = written[row.target_id]
-                made[row.target_id] = row
+            key = (row.account_id, row.target_id)
+            if key in written:
+                row.pk = written[key]
+                made[key] = row
                 _log_requested(row, user)
-        pending = {t: item for t, item in pending.items() if t not in written}
+        pending = {key: item for key, item in pending.items() if key not in written}
         if not pending:
             return made
         active = _active_actions(
-            batch.kind, account_ids={batch.account_id}, target_ids=list(pending)
+            batch.kind,
+            account_ids={a for a, _ in pending},
+            target_ids=[t for _, t in pending],
         )
-        for target_id, item in pending.items():
-            existing = active.get((batch.account_id, target_id))
+        for key, item in pending.items():
+            existing = active.get(key)
             if existing is not None:
                 _already_requested(item, existing)
-        pending = {t: item for t, item in pending.items() if item.do}
+        pending = {key: item for key, item in pending.items() if item.do}
         if not pending:
             return made
     raise IntegrityError("could not create the actions (concurrent ones kept colliding)")

@@ -19,6 +19,7 @@ SCREENS = [
     "approvals",
     "automation",
     "preferences",
+    "notifications",
 ]
 
 urlpatterns = [

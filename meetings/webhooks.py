@@ -27,7 +27,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import mirror
-from .models import LiveStreamStatus, Meeting, MeetingStatus, WebhookEvent, Webinar, ZoomAccount
+from .models import (
+    ActionState,
+    LiveStreamStatus,
+    Meeting,
+    MeetingStatus,
+    WebhookEvent,
+    Webinar,
+    ZoomAccount,
+)
 from .models.accounts import WEBHOOK_RETRY_WINDOW
 
 log = logging.getLogger(__name__)
@@ -433,9 +441,13 @@ def apply_event(event):
                     account, zoom_id, MeetingStatus.STARTED, uuid=uuid, at=at, details=obj
                 )
             config = _livestream_config(obj)
-            mirror.record_livestream(
+            was = meeting.livestream_status
+            stale = bool(meeting.last_event_at and at < meeting.last_event_at)
+            meeting = mirror.record_livestream(
                 meeting, status=LIVESTREAM_EVENTS[event.event], config=config, at=at
             )
+            if event.event == "meeting.live_streaming_stopped" and not stale:
+                _notify_unexplained_stop(account, meeting, was, at)
         else:
             status = WEBINAR_EVENTS[event.event]
             if event.event == "webinar.deleted" and obj.get("occurrences"):
@@ -449,6 +461,49 @@ def apply_event(event):
         _confirm_waiting_ends(event, accounts, zoom_id)
     if event.event == "meeting.ended" and uuid:
         _request_past_meeting_fetch(accounts, zoom_id, uuid, obj.get("topic"))
+
+
+def _notify_unexplained_stop(account, meeting, was, at):
+    """A live stream stopped and no action of ours stopped it: tell those who subscribed.
+
+    Zoom delivers an event more than once and not always in order, so: a stop older than the
+    meeting's last applied event changes nothing and says nothing (the caller checks); a stop of
+    a stream the mirror already had stopped (our own stop, or a second stop event) says
+    nothing; a stop or end of ours of that meeting requested in NOTIFY_OWN_STOP_WINDOW_SECONDS
+    before Zoom's event time (or still running) explains it. The happening's key (meeting and
+    Zoom's event time) makes a retried delivery of the same event notify once.
+    """
+    from datetime import timedelta
+
+    from django.urls import reverse
+
+    from .models import Action, ActionKind
+    from .notifications import EventKind, notify
+
+    if was != LiveStreamStatus.LIVE:
+        return
+    window = timedelta(seconds=settings.NOTIFY_OWN_STOP_WINDOW_SECONDS)
+    ours = Action.objects.filter(
+        account=account,
+        target_id=meeting.zoom_id,
+        kind__in=[ActionKind.STOP_LIVESTREAM, ActionKind.END_MEETING],
+        requested_at__gte=at - window,
+        requested_at__lte=at + timedelta(seconds=TIMESTAMP_MAX_AHEAD_SECONDS),
+    ).exclude(state=ActionState.CANCELLED)
+    if ours.exists():
+        return
+    notify(
+        EventKind.STREAM_STOPPED,
+        title=f"The live stream of {meeting.topic or meeting.zoom_id} stopped",
+        text=(
+            "Zoom says the meeting's live stream stopped, and no one stopped it from the "
+            "dashboard (the host may have stopped it in Zoom, or the streaming service dropped "
+            "it). Start it again from the meeting's page if it should be running."
+        ),
+        account=account,
+        url=reverse("meeting", args=[meeting.pk]),
+        dedupe_key=f"stream_stopped:{account.pk}:{meeting.zoom_id}:{at.isoformat()}",
+    )
 
 
 def _request_meeting_fetch(account, zoom_id):

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.worker",
     "tests.fixtures.secret_scan",
+    "tests.fixtures.notify",
     "tests.fixtures.oidc",
 ]
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
@@ -32,9 +33,12 @@ from meetings.models import (
     ActionState,
     Approval,
     Batch,
+    Channel,
+    Delivery,
     Meeting,
     MeetingStatus,
     PastMeeting,
+    Subscription,
     Webinar,
     ZoomAccount,
 )
@@ -67,6 +71,8 @@ ACTS = by_role(LOGIN, DENIED, DENIED, OK, OK)
 ADMINS = by_role(LOGIN, DENIED, DENIED, DENIED, OK)
 SIGNED_IN_WRONG_METHOD = by_role(LOGIN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED)
 SIGNED_IN = by_role(LOGIN, OK, OK, OK, OK)
+# A person's own things (their notification subscriptions): another person's answer 404.
+SOMEONE_ELSES = by_role(LOGIN, DENIED, 404, 404, 404)
 # One's own second factor, password and sessions (allauth): anyone signed in, for themselves.
 OWN = SIGNED_IN
 OWN_NOTHING_YET = by_role(LOGIN, 404, 404, 404, 404)  # e.g. remove an authenticator one lacks
@@ -257,6 +263,19 @@ MATRIX = {
     "preferences": Rule(get=SCREEN, post=SCREEN),
     "action": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("action")),
     "bulk": Rule(get=SCREEN, post=SCREEN_WRONG_METHOD, kwargs=pk_of("batch")),
+    # Each person's own notifications: anyone who may see the dashboard manages theirs; another
+    # person's subscription or delivery answers 404 (the owner's own: tests/test_notifications).
+    "notifications": Rule(get=SCREEN, post=SCREEN),
+    "subscription-test": Rule(
+        get=SCREEN_WRONG_METHOD, post=SOMEONE_ELSES, kwargs=pk_of("subscription")
+    ),
+    "subscription-toggle": Rule(
+        get=SCREEN_WRONG_METHOD, post=SOMEONE_ELSES, kwargs=pk_of("subscription")
+    ),
+    "subscription-delete": Rule(
+        get=SCREEN_WRONG_METHOD, post=SOMEONE_ELSES, kwargs=pk_of("subscription")
+    ),
+    "delivery-status": Rule(get=SOMEONE_ELSES, post=SCREEN_WRONG_METHOD, kwargs=pk_of("delivery")),
     # --- acting (each needs its kind's permission; GET, where taken, is the confirmation) ---
     "account-sync": Rule(get=SCREEN_WRONG_METHOD, post=ACTS, kwargs=pk_of("account")),
     "meeting-end": Rule(get=ACTS, post=ACTS, kwargs=pk_of("meeting")),
@@ -398,6 +417,8 @@ class Objects:
     action: Action
     batch: Batch
     approval: Approval
+    subscription: Subscription
+    delivery: Delivery
 
 
 @pytest.fixture
@@ -473,7 +494,17 @@ def make_objects(name, *, offset=0, **credentials):
         action=awaiting,
         expires_at=now() + timedelta(hours=1),
     )
-    return Objects(account, meeting, deleted, webinar, past, action, batch, approval)
+    # Someone's own subscription and delivery: no one else reaches them.
+    owner = get_user_model().objects.create_user(f"{word.lower()}-subscriber")
+    subscription = Subscription.objects.create(
+        user=owner, kinds=",action_failed,", channel=Channel.EMAIL
+    )
+    delivery = Delivery.objects.create(
+        user=owner, subscription=subscription, kind="test", title="t", channel="email"
+    )
+    return Objects(
+        account, meeting, deleted, webinar, past, action, batch, approval, subscription, delivery
+    )
 
 
 @pytest.fixture
@@ -703,7 +734,12 @@ def test_a_viewer_of_all_and_operator_of_one_connection_acts_there_only(
         {"kind": "end_meeting", "ids": [other_objects.meeting.pk, objects.meeting.pk]},
     )
     assert review.status_code == 200
-    assert review.context["account"] == objects.account
+    # (the granted one's end was asked for above: it is already requested)
+    reasons = {
+        account: [item.reason for item, _ in rows] for account, rows, _ in review.context["groups"]
+    }
+    assert reasons[other_objects.account] == ["you may not act on this Zoom connection"]
+    assert reasons[objects.account][0].startswith("already requested")
 
 
 def test_the_admin_lists_and_exports_the_granted_connection_only(client, objects, other_objects):

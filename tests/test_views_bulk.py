@@ -51,11 +51,59 @@ def test_the_dry_run_of_stopping_streams_skips_those_not_streaming(as_operator, 
     assert "Stop 1 live stream" in page
 
 
-def test_meetings_of_another_account_are_skipped_with_the_reason(as_operator, account):
+def test_the_dry_run_of_meetings_of_two_connections_is_grouped_by_connection(as_operator, account):
+    mine = make_meeting(account, status="started", topic="Ours")
+    other = make_account("Other")
+    theirs = make_meeting(other, status="started", topic="Theirs")
+    ended = make_meeting(other, status="ended", topic="Over")
+    page = preview(as_operator, "end_meeting", [mine, theirs, ended]).content.decode()
+    assert "2 will be done, 1 skipped" in page
+    assert "2 Zoom connections, each at its own rate limit" in page
+    # one heading per connection, with its own count, in the order first selected
+    headings = re.findall(r'<h3 id="connection-\d+">([^<]*) <span class="muted">([^<]*)<', page)
+    assert headings == [
+        (account.name, "1 of 1 will be done"),
+        ("Other", "1 of 2 will be done"),
+    ]
+    assert page.index("Ours") < page.index("Other") < page.index("Theirs")
+    assert Action.objects.count() == 0
+
+
+def test_one_batch_acts_on_meetings_of_several_connections_each_on_its_own(as_operator, account):
+    other = make_account("Other")
+    ours = [make_meeting(account, status="started") for _ in range(2)]
+    theirs = [make_meeting(other, status="started") for _ in range(2)]
+    response = as_operator.post(
+        reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in [*ours, *theirs]]}
+    )
+    batch = Batch.objects.get()
+    assert batch.account is None and batch.total == 4
+    assert {(a.account_id, a.target_id) for a in batch.actions.all()} == {
+        (m.account_id, m.zoom_id) for m in [*ours, *theirs]
+    }
+    page = as_operator.get(response["Location"]).content.decode()
+    assert "2 connections" in page
+    assert f"{account.name}: 0 of 2 finished" in page and "Other: 0 of 2 finished" in page
+    listing = as_operator.get(reverse("batches")).content.decode()
+    assert "Several connections" in listing
+
+
+def test_meetings_of_a_connection_one_may_not_act_on_are_skipped_saying_so(
+    as_operator, account, monkeypatch
+):
+    from meetings.views import bulk
+
+    other = make_account("Other")
+    monkeypatch.setattr(bulk, "may_act_on", lambda user, acc, kind: acc.pk != other.pk)
     mine = make_meeting(account, status="started")
-    theirs = make_meeting(make_account("Other"), status="started")
+    theirs = make_meeting(other, status="started")
     page = preview(as_operator, "end_meeting", [mine, theirs]).content.decode()
-    assert "belongs to another Zoom account" in page
+    assert "you may not act on this Zoom connection" in page
+    assert "1 will be done, 1 skipped" in page
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [mine.pk, theirs.pk]})
+    batch = Batch.objects.get()
+    assert [a.target_id for a in batch.actions.all()] == [mine.zoom_id]
+    assert batch.account == account  # all of it on one connection: the batch names it
 
 
 def test_an_empty_or_bad_selection_goes_back_to_the_list_with_a_message(as_operator, account):
@@ -266,3 +314,50 @@ def test_bulk_needs_the_permission_of_its_kind(client, django_user_model, accoun
     response = client.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [meeting.pk]})
     assert response.status_code == 403
     assert Action.objects.count() == 0
+
+
+def test_a_batch_over_several_connections_that_needs_approval_waits_as_one(as_operator, account):
+    from meetings.models import Approval, ApprovalSettings
+
+    ApprovalSettings.objects.create(bulk_enabled=True, bulk_threshold=2, kinds=[])
+    other = make_account("Other")
+    meetings = [make_meeting(a, status="started") for a in (account, other, other)]
+    as_operator.post(reverse("bulk-run"), {"kind": "end_meeting", "ids": [m.pk for m in meetings]})
+    batch = Batch.objects.get()
+    assert batch.account is None and batch.total == 3
+    assert set(batch.actions.values_list("state", flat=True)) == {"awaiting"}
+    approval = Approval.objects.get()
+    assert approval.batch == batch and approval.size == 3
+    # filed under the first connection, its plan naming each meeting's own
+    assert approval.account == account
+    assert sorted(item["account_id"] for item in approval.plan) == sorted(
+        m.account_id for m in meetings
+    )
+
+
+def test_a_batch_over_two_connections_is_seen_and_cancelled_only_by_who_has_both(
+    client, django_user_model, account
+):
+    from meetings.actions import create_batch
+    from meetings.models import ConnectionGrant
+
+    other = make_account("Other")
+    meetings = [make_meeting(a, status="started") for a in (account, other)]
+    batch, _ = create_batch(account=None, kind="end_meeting", targets=meetings)
+    one = django_user_model.objects.create_user("one-connection", password="x" * 20)
+    ConnectionGrant.objects.create(user=one, account=account, role="operator")
+    both = django_user_model.objects.create_user("two-connections", password="x" * 20)
+    for a in (account, other):
+        ConnectionGrant.objects.create(user=both, account=a, role="operator")
+
+    client.force_login(one)
+    assert client.get(reverse("bulk", args=[batch.pk])).status_code == 404
+    assert client.post(reverse("bulk-cancel", args=[batch.pk])).status_code == 404
+    assert f"#{batch.pk}" not in client.get(reverse("batches")).content.decode()
+
+    client.force_login(both)
+    page = client.get(reverse("bulk", args=[batch.pk])).content.decode()
+    assert "Cancel what has not started" in page
+    client.post(reverse("bulk-cancel", args=[batch.pk]))
+    batch.refresh_from_db()
+    assert batch.is_cancelled

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ZOOMADMIN_VAR_DIR", BASE_DIR / "var"))
@@ -408,6 +409,56 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": POLICY_INTERVAL_SECONDS},
     },
 }
+
+# --- Notifications (meetings.notifications, meetings.delivery) ------------------------------
+# Sent on their own queue, so a flood of them never waits in front of an action's message; run a
+# worker that consumes both (`-Q celery,notifications`) or one for each.
+# Both queues are declared, so a worker started without -Q consumes both.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Each its own routing key: a queue declared without one is bound with the default ("celery")
+# and would receive a copy of every action's message.
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("notifications", routing_key="notifications"),
+)
+CELERY_TASK_ROUTES = {
+    "meetings.tasks.notifications.*": {"queue": "notifications"},
+}
+CELERY_BEAT_SCHEDULE["sweep-notifications"] = {
+    "task": "meetings.tasks.notifications.sweep_notifications",
+    "schedule": 60,
+    "options": {"expires": 60},
+}
+# Connect and read timeout of one send (the mail server, a chat service).
+NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+# Sends to one destination at least this far apart (Slack's incoming webhooks take about one a
+# second; a burst of failures is not a burst of messages).
+NOTIFY_DESTINATION_INTERVAL_SECONDS = env_float("NOTIFY_DESTINATION_INTERVAL_SECONDS", 2.0)
+# A failed send is retried after 30 s, 1, 2, 4 ... minutes (capped), this many times in all.
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0)
+NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 900.0)
+# A delivery still waiting this long past its time lost its message: the sweeper sends it again.
+NOTIFY_SWEEP_GRACE_SECONDS = env_float("NOTIFY_SWEEP_GRACE_SECONDS", 120.0, minimum=1.0)
+# A stream stop is ours when our stop or end of that meeting came this long before Zoom's event.
+NOTIFY_OWN_STOP_WINDOW_SECONDS = env_int("NOTIFY_OWN_STOP_WINDOW_SECONDS", 600, minimum=1)
+
+# Django's mail settings: the e-mail notifications.
+# In development without a mail server (`make demo`), e-mails are written to the worker's log.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG and not env("EMAIL_HOST", "")
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = NOTIFY_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "zoomadmin@localhost")
 
 # --- Zoom -----------------------------------------------------------------------------------
 ZOOM_API_BASE_URL = env_url("ZOOM_API_BASE_URL", "https://api.zoom.us/v2", ("https", "http"))

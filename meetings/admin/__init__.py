@@ -2,7 +2,16 @@
 
 from django.contrib import admin
 
-from . import access, accounts, actions, approvals, automation, mirror, presets  # noqa: F401
+from . import (  # noqa: F401
+    access,
+    accounts,
+    actions,
+    approvals,
+    automation,
+    mirror,
+    notifications,
+    presets,
+)
 
 # The admin is where supervisors read the audit trail: its list needs the width that the
 # navigation sidebar took (300 px; at 1280 px the list's last columns ran past the edge).

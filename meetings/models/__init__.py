@@ -14,6 +14,7 @@ from .mirror import (
     PastParticipant,
     Webinar,
 )
+from .notifications import Channel, Delivery, DeliveryState, DestinationSlot, Subscription
 from .ops import KeyHolder, WorkerHeartbeat
 from .preferences import UserPreferences
 from .presets import StreamPreset
@@ -32,7 +33,11 @@ __all__ = [
     "ApprovalState",
     "Attempt",
     "Batch",
+    "Channel",
     "ConnectionGrant",
+    "Delivery",
+    "DeliveryState",
+    "DestinationSlot",
     "KeyHolder",
     "LiveStreamStatus",
     "Meeting",
@@ -48,6 +53,7 @@ __all__ = [
     "ScheduledAction",
     "Step",
     "StreamPreset",
+    "Subscription",
     "Trigger",
     "TriggerFiring",
     "UserPreferences",

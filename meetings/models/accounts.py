@@ -289,6 +289,7 @@ class ZoomAccount(models.Model):
         tokens are wiped (they are refused anyway); the client secret stays so a Server-to-Server
         app whose secret was merely rotated can be reconnected with the new one.
         """
+        newly = self.status != self.Status.NEEDS_RECONNECT
         self.status = self.Status.NEEDS_RECONNECT
         self.access_token = ""
         self.refresh_token = ""
@@ -305,6 +306,10 @@ class ZoomAccount(models.Model):
                 "last_error_at",
             ]
         )
+        if newly:
+            from ..notifications import needs_reconnect
+
+            needs_reconnect(self)
 
     def mark_disconnected(self):
         """An admin disconnected the account: forget every credential, keep the row.

@@ -130,10 +130,15 @@ DONE_WORDS = {
 
 
 class Batch(models.Model):
-    """A bulk action: many actions of one kind, requested together, run at the rate limit."""
+    """A bulk action: many actions of one kind, requested together, run at the rate limit.
+
+    `account` is the one connection of a batch on one connection; empty when the batch spans
+    several (each action names its own, and runs under that connection's rate limit)."""
 
     kind = models.CharField(max_length=30, choices=ActionKind.choices)
-    account = models.ForeignKey("meetings.ZoomAccount", on_delete=models.PROTECT)
+    account = models.ForeignKey(
+        "meetings.ZoomAccount", null=True, blank=True, on_delete=models.PROTECT
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -158,6 +163,16 @@ class Batch(models.Model):
         counts["done"] = done
         counts["finished"] = done >= self.total
         return counts
+
+    def connection_progress(self):
+        """Per connection of a batch that spans several: [(name, done, total)], by name."""
+        rows = {}
+        for row in self.actions.values("account__name", "state").annotate(n=models.Count("id")):
+            name = row["account__name"]
+            done, total = rows.get(name, (0, 0))
+            finished = row["n"] if row["state"] in TERMINAL_STATES else 0
+            rows[name] = (done + finished, total + row["n"])
+        return [(name, done, total) for name, (done, total) in sorted(rows.items())]
 
     @property
     def is_cancelled(self):
@@ -625,6 +640,7 @@ class Action(models.Model):
         if zoom_code is not None:
             extra["zoom_code"] = zoom_code
         self._finish(ActionState.FAILED, summary, result, **extra)
+        _notify_failed(self)
 
     def _finish(self, state, summary, result, **extra):
         result = {**self.result, **(result or {})}
@@ -720,6 +736,9 @@ class Action(models.Model):
                     self.attempts.filter(outcome=Attempt.Outcome.PENDING).update(
                         outcome=Attempt.Outcome.INTERRUPTED, message=Attempt.INTERRUPTED_MESSAGE
                     )
+            if done:
+                self.refresh_from_db()
+                _notify_failed(self)
             return ActionState.FAILED if done else None
         done = base.update(
             state=ActionState.QUEUED,
@@ -729,6 +748,13 @@ class Action(models.Model):
             celery_task_id="",
         )
         return ActionState.QUEUED if done else None
+
+
+def _notify_failed(action):
+    """Those subscribed hear of it (after the commit; never in the way of the pipeline)."""
+    from ..notifications import action_failed
+
+    action_failed(action)
 
 
 class Attempt(models.Model):

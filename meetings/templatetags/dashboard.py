@@ -44,6 +44,9 @@ STATUS_BADGES = {
     "connected": "badge-ok",
     "needs_reconnect": "badge-error",
     "disconnected": "badge-muted",
+    "pending": "badge-info",
+    "sending": "badge-info",
+    "sent": "badge-ok",
 }
 
 

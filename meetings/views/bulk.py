@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseStopPolling
 from .. import actions
 from ..access import kinds_anywhere, visible_batches, visible_meetings, visible_webinars
 from ..forms import BulkForm
-from ..models import ActionKind, ActionSource, Approval, Batch
+from ..models import ActionKind, ActionSource, Approval, Batch, ZoomAccount
 from .access import (
     KIND_REFUSALS,
     can_act,
@@ -65,14 +65,48 @@ def _selection(request, data):
     return form, kind, [found[i] for i in ids if i in found]
 
 
-def _batch_account(request, kind, targets):
-    """The connection a batch acts on: the first selected target's on which the user may do
-    KIND (targets of other connections appear in the dry run as skipped, with that reason);
-    403 when there is none."""
-    for target in targets:
-        if can_act(request.user, kind, target.account):
-            return target.account
-    require_action_permission(request.user, kind, targets[0].account)
+def may_act_on(user, account, kind):
+    """Whether USER may request KIND on ACCOUNT's meetings (their role on that connection)."""
+    return can_act(user, kind, account)
+
+
+def _allowed_accounts(request, kind, meetings):
+    """The connections of MEETINGS on which the user may do KIND; 403 when there is none
+    (meetings of the others appear in the dry run as skipped, with that reason)."""
+    accounts = {m.account_id: m.account for m in meetings}
+    allowed = {pk for pk, account in accounts.items() if may_act_on(request.user, account, kind)}
+    if not allowed:
+        require_action_permission(request.user, kind, meetings[0].account)
+    return allowed
+
+
+def _by_connection(rows, meetings):
+    """The dry run's rows per connection, in the order each connection first appears:
+    [(account, rows, how many will be done)]."""
+    accounts = {m.account_id: m.account for m in meetings}
+    groups = {}
+    for item, meeting in rows:
+        groups.setdefault(item.account_id, []).append((item, meeting))
+    return [
+        (accounts.get(account_id), group, sum(1 for item, _ in group if item.do))
+        for account_id, group in groups.items()
+    ]
+
+
+def batch_accounts(batch):
+    """The connections of BATCH: its own, or each of its actions' when it spans several."""
+    if batch.account_id is not None:
+        return [batch.account]
+    return list(
+        ZoomAccount.objects.filter(pk__in=batch.actions.values("account_id").distinct()).only(
+            "pk", "name"
+        )
+    )
+
+
+def may_act_on_batch(user, batch):
+    """Cancelling a batch takes the right to its kind on each of its connections."""
+    return all(may_act_on(user, a, ActionKind(batch.kind)) for a in batch_accounts(batch))
 
 
 def list_url(data, what="meeting"):
@@ -115,10 +149,11 @@ def bulk_preview(request):
     if not meetings:
         messages.error(request, f"None of the selected {what}s exists any more. Reload the list.")
         return redirect(list_url(request.GET, what))
-    # A batch acts on one Zoom account: the first selected target's (that this user may act
-    # on). Targets of another account appear in the dry run as skipped, with that reason.
-    account = _batch_account(request, kind, meetings)
-    plan = actions.dry_run(kind, meetings, account=account)
+    # A batch may span connections: each meeting is acted on with its own, at that
+    # connection's rate limit. Those of connections this user may not act on are skipped.
+    plan = actions.dry_run(
+        kind, meetings, allowed_account_ids=_allowed_accounts(request, kind, meetings)
+    )
     by_key = {(m.account_id, m.zoom_id): m for m in meetings}
     rows = [(item, by_key.get((item.account_id, item.target_id))) for item in plan]
     todo = [item for item in plan if item.do]
@@ -127,7 +162,7 @@ def bulk_preview(request):
         "meetings/bulk_preview.html",
         {
             "kind": kind,
-            "account": account,
+            "groups": _by_connection(rows, meetings),
             "rows": rows,
             "todo_count": len(todo),
             "skip_count": len(plan) - len(todo),
@@ -154,12 +189,13 @@ def bulk_run(request):
         return redirect(back)
     try:
         batch, plan = actions.create_batch(
-            account=_batch_account(request, kind, meetings),
+            account=None,
             kind=kind,
             targets=meetings,
             user=request.user,
             source=ActionSource.BULK,
             client_ip=client_ip(request),
+            allowed_account_ids=_allowed_accounts(request, kind, meetings),
         )
     except ValueError as e:
         # Nothing left to do (everything ended meanwhile, or was requested by someone else).
@@ -190,12 +226,14 @@ def batch_context(request, batch):
     total = progress["total"] or 0
     return {
         "batch": batch,
+        "connections": batch.connection_progress() if batch.account_id is None else [],
         "what": _what(ActionKind(batch.kind)),
         "progress": progress,
         "approval": Approval.objects.filter(batch=batch).first() if progress["awaiting"] else None,
         "percent": round(100 * progress["done"] / total) if total else 100,
         "outcome": batch.outcome_words(progress) if progress["finished"] else "",
-        "rows": batch.actions.order_by("id").only(
+        "rows": batch.actions.order_by("id")
+        .only(
             "pk",
             "kind",
             "target_id",
@@ -205,11 +243,13 @@ def batch_context(request, batch):
             "attempts_count",
             "batch_id",
             "account_id",
-        ),
+            "account__name",
+        )
+        .select_related("account"),
         "can_cancel": (
             not batch.is_cancelled
             and not progress["finished"]
-            and can_act(request.user, ActionKind(batch.kind), batch.account_id)
+            and may_act_on_batch(request.user, batch)
         ),
     }
 
@@ -234,7 +274,8 @@ def bulk_page(request, pk):
 @require_POST
 def bulk_cancel(request, pk):
     batch = get_visible(Batch.objects.select_related("account"), request.user, pk=pk)
-    require_action_permission(request.user, ActionKind(batch.kind), batch.account)
+    for account in batch_accounts(batch):
+        require_action_permission(request.user, ActionKind(batch.kind), account)
     actions.cancel_batch(batch, user=request.user)
     # The progress panel says what the cancel did, from the batch's state, on every poll after.
     if wants_fragment(request):

@@ -103,6 +103,7 @@ def pages_for(role, d):
         "/bulk/batches/",
         f"/bulk/{d['batch'].pk}/",
         "/preferences/",
+        "/notifications/",
     ]
     if role != "viewer":
         pages += [
