@@ -16,6 +16,7 @@ from .ops import KeyHolder, WorkerHeartbeat
 from .preferences import UserPreferences
 from .presets import StreamPreset
 from .ratelimit import RateLimitBucket
+from .syncs import SyncPart, SyncRun
 from .users import ZoomUser
 from .webhooks import WebhookEvent
 
@@ -39,6 +40,8 @@ __all__ = [
     "RateLimitBucket",
     "Role",
     "StreamPreset",
+    "SyncPart",
+    "SyncRun",
     "UserPreferences",
     "WebhookEvent",
     "Webinar",
