@@ -296,15 +296,20 @@ def check(sync_run, client):
 def _progress(sync_run):
     """What the sync's action shows while its parts run."""
     parts = SyncPart.objects.filter(run=sync_run)
-    done = list(parts.filter(state=SyncPart.State.DONE).values_list("result", flat=True))
+    # Only the counts: a done part's result also holds the thousands of ids it saw.
+    names = ("users", "pages", "meetings", "webinars")
+    done = list(
+        parts.filter(state=SyncPart.State.DONE).values_list(*(f"result__{n}" for n in names))
+    )
+    total = {n: sum(row[i] or 0 for row in done) for i, n in enumerate(names)}
     return {
         "users_total": sync_run.planned.get("users", 0),
-        "users_done": sum(r.get("users", 0) for r in done),
+        "users_done": total["users"],
         "parts_total": parts.count(),
         "parts_done": len(done),
-        "pages": sync_run.planned.get("pages", 0) + sum(r.get("pages", 0) for r in done),
-        "meetings": sum(r.get("meetings", 0) for r in done),
-        "webinars": sum(r.get("webinars", 0) for r in done),
+        "pages": sync_run.planned.get("pages", 0) + total["pages"],
+        "meetings": total["meetings"],
+        "webinars": total["webinars"],
     }
 
 
