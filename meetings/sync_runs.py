@@ -272,11 +272,15 @@ def check(sync_run, client):
             )
     resend = []
     for p in stuck:
-        # Conditioned on the deadline seen, so two checks do not both send it.
-        if (
-            SyncPart.objects.filter(pk=p["pk"], lease_expires_at=p["lease_expires_at"])
-            .exclude(state=SyncPart.State.DONE)
-            .update(lease_expires_at=db_time(settings.ACTION_DISPATCH_TIMEOUT_SECONDS))
+        # Pending again (a running one's worker died: its lease is void, and should it be alive
+        # after all, its next renewal finds it out and it stops), with a new dispatch deadline.
+        # Conditioned on the lease seen, so two checks do not both send it.
+        if SyncPart.objects.filter(
+            pk=p["pk"], state=p["state"], lease_expires_at=p["lease_expires_at"]
+        ).update(
+            state=SyncPart.State.PENDING,
+            lease_token="",
+            lease_expires_at=db_time(settings.ACTION_DISPATCH_TIMEOUT_SECONDS),
         ):
             resend.append(p["pk"])
     if resend:
@@ -356,10 +360,8 @@ def finish(sync_run, client):
         sync.unknown_hosts[Webinar].update(r.get("unknown_webinar_hosts", []))
         doubted.update(r.get("live_doubted", []))
     sync.existing = {
-        Meeting: {
-            m.zoom_id: m for m in Meeting.objects.filter(account=account).defer("stream_key")
-        },
-        Webinar: {w.zoom_id: w for w in Webinar.objects.filter(account=account)},
+        model: _rows_to_judge(model, account, sync.seen[model], doubted)
+        for model in (Meeting, Webinar)
     }
     sync.live_doubted = [sync.existing[Meeting][i] for i in doubted if i in sync.existing[Meeting]]
     original = client.throttle
@@ -377,6 +379,28 @@ def finish(sync_run, client):
         SyncRun.objects.filter(pk=sync_run.pk).update(state=SyncRun.State.DONE, finished_at=now())
     result.complete = True
     return result
+
+
+class _Row:
+    """What judging a row no list showed reads of it (a model instance each for 200,000 rows
+    took most of the finish's time, BENCHMARKS.md section 3)."""
+
+    FIELDS = ("pk", "zoom_id", "host_id", "type", "status", "last_event_at")
+    __slots__ = ("host_id", "last_event_at", "pk", "status", "type", "zoom_id")
+
+    def __init__(self, values):
+        self.pk, self.zoom_id, self.host_id, self.type, self.status, self.last_event_at = values
+
+
+def _rows_to_judge(model, account, seen, doubted):
+    """{zoom_id: _Row} of the account's rows the finish may judge: those no part saw, and the
+    live ones a part doubted. Rows the lists showed are the parts' business, done."""
+    rows = model.objects.filter(account=account).values_list(*_Row.FIELDS)
+    return {
+        values[1]: _Row(values)
+        for values in rows.iterator(chunk_size=5000)
+        if values[1] not in seen or values[1] in doubted
+    }
 
 
 # --- A part ------------------------------------------------------------------------------------
