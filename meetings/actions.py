@@ -794,6 +794,7 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
         log.info("action %s: not ours to run (task %s)", action_id, task_id or "-")
         return None
     run = Run(action, sleep=sleep)
+    run.inline = inline
     try:
         while True:
             delay = run.step()
@@ -805,6 +806,8 @@ def execute(action_id, *, task_id="", inline=None, sleep=time.sleep, lease_token
                 action.schedule_retry(delay, retry_id)
                 if _send(action.pk, task_id=retry_id, countdown=delay):
                     log.info("action %s: retry in %.1f s (task %s)", action.pk, delay, retry_id)
+                    if run.after_handover is not None:
+                        run.after_handover()  # a sync's parts (meetings.sync_runs)
                     return action.state
                 action.keep()
             # Inline, or the broker is unreachable for the retry message: wait here.
@@ -850,6 +853,10 @@ class Run:
         self._client = None
         self._attempt = None
         self._pending = None  # (operation, counts) of the call about to be made
+        # Run by `execute` inline (the command line): a sync does its parts here too.
+        self.inline = False
+        # What to do once the action is handed back to its next message (a sync's parts).
+        self.after_handover = None
         self._attempt_started = None
         self._last_status = None
         self._last_renewal = time.monotonic()
@@ -1037,6 +1044,13 @@ class Run:
                 f"{executor.success_text} (the dashboard's copy was not updated: "
                 f"{type(e).__name__}; the next sync will)",
             )
+        from .sync_runs import Waiting
+
+        if isinstance(outcome, Waiting):
+            # A sync's parts run as their own tasks: no worker waits for them; look again later.
+            action.await_parts(outcome.summary, outcome.progress, seconds=outcome.seconds)
+            self.after_handover = outcome.after
+            return max(outcome.seconds, 0.01)
         if isinstance(outcome, Later):
             # Zoom accepted it; its evidence is awaited without holding the worker
             # (meetings.confirmations): run again later, as a retry is.

@@ -439,12 +439,20 @@ def _finish_fetch_participants(run, people):
 
 
 def _sync(run):
-    from .sync import sync_account
+    # Fanned out into bounded parts (meetings.sync_runs): this run plans the sync, looks at its
+    # parts, or finishes it; no run of it outlives the broker's visibility timeout.
+    from .sync_runs import step
 
-    return sync_account(run.action.account, run.client, on_progress=run.progress)
+    return step(run)
 
 
 def _finish_sync(run, result):
+    from .sync_runs import Failed, Waiting
+
+    if isinstance(result, Waiting):
+        return result  # the parts still run: the action is handed back (Run.step)
+    if isinstance(result, Failed):
+        return Outcome(False, result.summary, result.result)
     _fire_triggers_after_sync(run.action.account)
     return Outcome(True, result.summary(), result.as_dict())
 

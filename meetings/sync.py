@@ -281,8 +281,16 @@ def sync_account(account, client, *, on_progress=None, sleep=time.sleep, progres
     another sync of the account holds the lock, ZoomError when Zoom fails in a way retrying
     the listing did not cure, SyncLockLost when the lock lapsed; none of these delete anything.
     """
+    from .models.actions import ACTIVE_STATES
+    from .models.syncs import SyncRun
+
     lock = sync_lock(account)
     if not lock.acquire():
+        raise SyncAlreadyRunning(account)
+    if SyncRun.objects.filter(
+        account=account, state=SyncRun.State.RUNNING, action__state__in=ACTIVE_STATES
+    ).exists():
+        lock.release()  # a fanned-out sync (meetings.sync_runs) of the account is running
         raise SyncAlreadyRunning(account)
     sync = _Sync(account, client, lock, on_progress, sleep, progress_interval)
     original_throttle = client.throttle
@@ -424,6 +432,8 @@ class _Sync:
                 if item.id not in meetings or kind == "live":
                     meetings[item.id] = (item, live)
         webinars = self._user_webinars(user)
+        self._load_existing(Meeting, meetings)
+        self._load_existing(Webinar, [w.id for w in webinars])
         for item, live in meetings.values():
             self._stage(Meeting, item, user, live=live)
         for item in {w.id: w for w in webinars}.values():
@@ -432,6 +442,10 @@ class _Sync:
         self.result.webinars += len({w.id for w in webinars})
         if sum(len(p["new"]) + len(p["changed"]) for p in self.pending.values()) >= FLUSH_EVERY:
             self._flush()
+
+    def _load_existing(self, model, zoom_ids):
+        """The mirror's rows for ZOOM_IDS, before they are compared: the whole sync read the
+        account's snapshot at its start (run); a part of a fanned-out sync reads its own."""
 
     # --- Users and their webinar licences -------------------------------------------------
 

@@ -77,3 +77,30 @@ def test_a_worker_refuses_to_start_with_a_visibility_timeout_its_tasks_outlive(t
     assert result.returncode != 0
     assert "CELERY_VISIBILITY_TIMEOUT (600 s)" in result.stderr
     assert "meetings.tasks.actions.run_action" in result.stderr
+
+
+def test_a_worker_refuses_to_start_when_a_sync_parts_time_limit_reaches_the_visibility_timeout(
+    tmp_path,
+):
+    # the action's runs (1,860 s) fit under 2,000 s; a sync part allowed 1,990 + 30 s does not
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
+    environment.update(
+        REDIS_URL=REDIS,
+        CELERY_VISIBILITY_TIMEOUT="2000",
+        SYNC_PART_SOFT_TIME_LIMIT_SECONDS="1990",
+        ZOOMADMIN_VAR_DIR=str(tmp_path),
+        DEBUG="true",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "zoomadmin", "worker", "--pool=solo"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT (2000 s)" in result.stderr
+    assert "meetings.tasks.mirror.sync_part (2020 s limit)" in result.stderr
+    assert "run_action" not in result.stderr

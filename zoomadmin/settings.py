@@ -277,6 +277,23 @@ SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS = env_int(
     "SYNC_INTERVAL_WITH_WEBHOOKS_SECONDS", 3600, minimum=10
 )
 SYNC_WEBHOOKS_FLOWING_SECONDS = env_int("SYNC_WEBHOOKS_FLOWING_SECONDS", 3600, minimum=60)
+# A sync fans out into parts (meetings.sync_runs), each a bounded task of this many users' lists
+# (at most 2 Medium requests a user on Pro, 3 on Business: 50 users are 5 to 8 s of the whole
+# Medium limit, and a few times that while parts share it). Each part has a time limit of its
+# own, and so has the action's run that plans and finishes the sync (RUN_TIME_LIMIT). The
+# relation that must hold: every task's hard time limit < CELERY_VISIBILITY_TIMEOUT, or Redis
+# hands a still running task to a second worker; a worker refuses to start when it does not
+# (system check zoomadmin.E003, zoomadmin/celery.py).
+SYNC_PART_USERS = env_int("SYNC_PART_USERS", 50, minimum=1)
+SYNC_PART_SOFT_TIME_LIMIT_SECONDS = env_int("SYNC_PART_SOFT_TIME_LIMIT_SECONDS", 240, minimum=10)
+SYNC_PART_TIME_LIMIT_SECONDS = SYNC_PART_SOFT_TIME_LIMIT_SECONDS + 30
+# A part renews its lease (the database's clock) while it works; a part whose lease ran out
+# (its worker died) is sent again alone, at most SYNC_PART_MAX_RUNS times in all.
+SYNC_PART_LEASE_SECONDS = env_int("SYNC_PART_LEASE_SECONDS", 60, minimum=2)
+SYNC_PART_MAX_RUNS = env_int("SYNC_PART_MAX_RUNS", 4, minimum=1)
+# How often the sync's action looks at its parts while they run (no worker waits meanwhile);
+# the last part to finish wakes it at once.
+SYNC_CHECK_INTERVAL_SECONDS = env_float("SYNC_CHECK_INTERVAL_SECONDS", 10.0, minimum=0.1)
 # After meeting.ended, Zoom's past-meeting details answer "not found or not ended" (3001) for a
 # while: the automatic fetch of the instance waits this long before asking.
 PAST_MEETING_FETCH_DELAY_SECONDS = env_int("PAST_MEETING_FETCH_DELAY_SECONDS", 30, minimum=0)

@@ -19,6 +19,7 @@ from .ops import KeyHolder, WorkerHeartbeat
 from .preferences import UserPreferences
 from .presets import StreamPreset
 from .ratelimit import RateLimitBucket
+from .syncs import SyncPart, SyncRun
 from .users import ZoomUser
 from .webhooks import WebhookEvent
 
@@ -54,6 +55,8 @@ __all__ = [
     "Step",
     "StreamPreset",
     "Subscription",
+    "SyncPart",
+    "SyncRun",
     "Trigger",
     "TriggerFiring",
     "UserPreferences",

@@ -597,6 +597,16 @@ class Action(models.Model):
             lease_expires_at=db_time(seconds + settings.ACTION_LEASE_SECONDS),
         )
 
+    def await_parts(self, summary, progress, *, seconds):
+        """running → running: a sync whose parts run as their own tasks (meetings.sync_runs)
+        says where it stands (SUMMARY, PROGRESS merged into `result`) and is looked at again in
+        SECONDS; its lease covers the wait. Conditioned on this run's lease."""
+        self._update_owned(
+            result_summary=summary,
+            result={**self.result, **progress},
+            lease_expires_at=db_time(seconds + settings.ACTION_LEASE_SECONDS),
+        )
+
     def confirm_waiting(self, summary, *, result=None):
         """running, confirming → succeeded, on evidence from outside any run (Zoom's *.ended
         event, applied by the webhook receiver). Returns True if it finished the action.

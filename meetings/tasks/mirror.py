@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils.timezone import now
 
 log = logging.getLogger(__name__)
@@ -98,20 +99,66 @@ def fetch_meeting(self, account_id, zoom_id):
     return True
 
 
+# A part of a sync: SYNC_PART_USERS users' lists, a few seconds of the Medium limit. Its limits
+# stay well below the broker's visibility timeout (zoomadmin.E003 checks it); past the soft one
+# the part gives its lease back at once and is sent again (SYNC_PART_MAX_RUNS times at most).
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=settings.SYNC_PART_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.SYNC_PART_TIME_LIMIT_SECONDS,
+)
+def sync_part(self, part_id):
+    """Do one part of a fanned-out sync (meetings.sync_runs): claim it, list its users'
+    meetings and webinars, write what changed. A part not this run's to do is left alone."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from ..models import SyncPart
+    from ..models.actions import db_time
+    from ..sync import SyncLockLost
+    from ..sync_runs import RetryPart, run_part
+    from ..zoom.errors import ZoomError
+
+    try:
+        return run_part(part_id)
+    except RetryPart as e:
+        raise self.retry(countdown=e.seconds, max_retries=None) from e
+    except SyncLockLost:
+        log.warning("sync part %s was taken over by another run; this one stops", part_id)
+        return False
+    except ZoomError as e:
+        log.warning("sync part %s failed: %s", part_id, e.describe())
+        return False
+    except SoftTimeLimitExceeded:
+        # Its lease is given up now, so the sync's next check sends it again at once.
+        SyncPart.objects.filter(pk=part_id, state=SyncPart.State.RUNNING).update(
+            lease_expires_at=db_time()
+        )
+        log.warning("sync part %s ran past its time limit", part_id)
+        return False
+
+
 # Only creates one action row per account; the syncs themselves run as their own tasks.
 @shared_task(soft_time_limit=60, time_limit=90)
 def sync_all_accounts():
     """Ask the action pipeline for a sync of every connected account whose sync is due (Celery
     beat runs this every SYNC_INTERVAL_SECONDS; meetings.budget spaces an account's syncs to
     fit its daily caps, and waits out a daily limit Zoom said is used up). A sync still queued
-    or running is not asked for twice."""
+    or running is not asked for twice: the one due rolls over until it is done."""
     from ..actions import request_action
     from ..budget import sync_due
-    from ..models import ActionKind, ActionSource, ZoomAccount
+    from ..models import Action, ActionKind, ActionSource, ZoomAccount
 
     requested = 0
     for account in ZoomAccount.objects.filter(status=ZoomAccount.Status.CONNECTED):
         if not sync_due(account):
+            continue
+        if Action.objects.active().filter(account=account, kind=ActionKind.SYNC).exists():
+            # Still running (or waiting for a worker) when the next is due: the next rolls
+            # over, due as soon as this one is done, instead of queueing behind it.
+            log.info("sync of %s still running: the scheduled sync rolls over", account)
             continue
         _, created = request_action(
             account=account,
