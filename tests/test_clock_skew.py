@@ -193,3 +193,28 @@ def test_a_worker_five_minutes_behind_records_its_end_after_zoom_s_earlier_event
     # and the mirror shows the end: dated by the database, not five minutes back, before the
     # meeting.started of a minute ago
     assert Meeting.objects.get(zoom_id=meeting["id"]).status == MeetingStatus.ENDED
+
+
+# --- Countdowns: a date made by one host's clock, a wait by another's ---------------------------
+
+
+def test_countdowns_are_dated_and_waited_for_by_the_database_s_clock(db, monkeypatch):
+    # given a host whose clock is five minutes ahead of the database's
+    from datetime import UTC, datetime
+
+    from kombu.asynchronous import timer
+
+    from zoomadmin import clock
+    from zoomadmin.celery import app
+
+    real = time.time
+    monkeypatch.setattr(clock.time, "time", lambda: real() + FIVE_MINUTES)
+    monkeypatch.setitem(clock._measured, "at", None)
+    monkeypatch.setitem(clock._measured, "frozen", False)
+
+    # then its offset is measured, and Celery dates a countdown's ETA (sending) and turns an ETA
+    # into a wait (receiving, kombu's timer) by the database's clock, not five minutes ahead
+    assert clock.offset() == pytest.approx(-FIVE_MINUTES, abs=1)
+    assert abs((app.now() - datetime.now(UTC)).total_seconds()) < 1
+    assert timer._time is clock.epoch
+    assert clock.epoch() == pytest.approx(real(), abs=1)
