@@ -71,8 +71,9 @@ def run(ctx, options):
     deep_newest = deep_row(Meeting.objects.all(), "start_time", True, DEEP_ROW)
     deep_oldest = deep_row(Meeting.objects.all(), "start_time", False, DEEP_ROW)
     deep_topic = deep_row(Meeting.objects.all(), "topic", False, DEEP_ROW)
+    # filtered to waiting, "live first" has nothing live: its rows are all in the second part
     deep_status = deep_row(
-        Meeting.objects.filter(status="waiting"), "start_time", True, DEEP_ROW // 2
+        Meeting.objects.filter(status="waiting"), "start_time", True, DEEP_ROW // 2, segment=1
     )
     id_digits = str(some.zoom_id)
     # (label, dashboard URL, admin URL or None, pk the page must show or None: any row)
