@@ -70,6 +70,8 @@ def run(ctx, options):
     deep_default = deep_row(not_live, "start_time", True, DEEP_ROW - live.count(), segment=1)
     deep_newest = deep_row(Meeting.objects.all(), "start_time", True, DEEP_ROW)
     deep_oldest = deep_row(Meeting.objects.all(), "start_time", False, DEEP_ROW)
+    # the page before row 900,001 of "newest" ends with row 899,999 (its cursor is row 900,000)
+    before_deep = deep_row(Meeting.objects.all(), "start_time", True, DEEP_ROW - 1)
     deep_topic = deep_row(Meeting.objects.all(), "topic", False, DEEP_ROW)
     # filtered to waiting, "live first" has nothing live: its rows are all in the second part
     deep_status = deep_row(
@@ -146,7 +148,7 @@ def run(ctx, options):
             f"back: the page before row {DEEP_ROW + 1:,}",
             f"/meetings/?sort=newest&before={deep_newest.cursor}",
             None,
-            deep_newest.pk,
+            before_deep.pk,
         ),
     ]
     rows, ratios, worst_queries, misses = [], [], [], []
