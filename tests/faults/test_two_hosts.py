@@ -9,8 +9,9 @@ meeting got exactly one successful end; Zoom's limit held in every sliding secon
 action finished once, succeeded, with its attempts recorded; and each host's web server shows
 that host's own Zoom requests in its /metrics.
 
-Kept quick for CI (84 s on a quiet 2-CPU machine): Zoom's Light limit is raised to 100 requests/s (the dashboard
-is told the same), Zoom answers at once and shows an end at once (no status lag).
+Kept quick for CI (84 s on a quiet 2-CPU machine): Zoom's Light limit is raised to 100
+requests/s (the dashboard is told the same), Zoom answers at once and shows an end at once (no
+status lag).
 """
 
 import contextlib
