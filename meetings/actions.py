@@ -1199,7 +1199,8 @@ def _messages_lost(limit):
     lost = []
     frontier = (
         Action.objects.exclude(started_at=None)
-        .filter(started_at__lt=now() - timedelta(seconds=OVERTAKEN_AFTER_SECONDS))
+        # started_at is the database's clock (Action.claim): so is the comparison
+        .filter(started_at__lt=db_time(-OVERTAKEN_AFTER_SECONDS))
         .aggregate(newest=Max("requested_at"))["newest"]
     )
     if frontier is not None:

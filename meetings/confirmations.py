@@ -27,12 +27,13 @@ action's result says how it was confirmed (`confirmed_by`: "event" or "look").
 
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db.models import Q
+
+from zoomadmin import clock
 
 from .mirror import live_webinar_uuid
 from .models import (
@@ -218,7 +219,9 @@ def finish_end(run, look, record_ended, outcome_cls):
         record_ended(run, event_time(event))
         summary, result = by_event(action, event)
         return outcome_cls(True, summary, result)
-    now = time.time()
+    # accepted_at and next_at are kept in the action for whichever worker runs it next: on the
+    # database's clock, or a worker five minutes behind would wait five minutes to look
+    now = clock.epoch()
     ahead = ends_ahead(action.account)
     interval, _ = limits_for(action.account, "light")
     step, seconds, confirming = next_step(confirming, now=now, ends_ahead=ahead, interval=interval)
@@ -253,7 +256,7 @@ def finish_end(run, look, record_ended, outcome_cls):
             "event came to confirm it)",
             {"confirmed": None, "confirmed_by": None, "looks": confirming["looks"]},
         )
-    confirming, finished = after_look(confirming, ended=ended, now=time.time())
+    confirming, finished = after_look(confirming, ended=ended, now=clock.epoch())
     looks = confirming["looks"]
     if ended:
         record_ended(run, None)
@@ -269,7 +272,7 @@ def finish_end(run, look, record_ended, outcome_cls):
         summary, result = by_event(action, event)
         return outcome_cls(True, summary, result)
     if finished:
-        since = round(time.time() - confirming["accepted_at"])
+        since = round(clock.epoch() - confirming["accepted_at"])
         times = "once" if looks == 1 else f"{looks} times"
         return outcome_cls(
             False,
@@ -277,7 +280,7 @@ def finish_end(run, look, record_ended, outcome_cls):
             f"the last {since} s after Zoom's answer)",
             {"confirmed": False, "confirmed_by": None, "looks": looks},
         )
-    return Later(confirming["next_at"] - time.time(), CONFIRMING, confirming)
+    return Later(confirming["next_at"] - clock.epoch(), CONFIRMING, confirming)
 
 
 def look_at_meeting(run):

@@ -5,16 +5,17 @@ copy of meetings, webinars and past meetings that the dashboard reads.
 Executors call these after Zoom answers; the webhook task calls them for each event; the sync
 (`meetings.sync`) writes in bulk on its own but follows the same rules:
 
-- Reports are ordered by when Zoom said them (`at`, a webhook's `event_ts`, else now). A report
-  older than the last one applied to a row (`last_event_at`) changes nothing, so an event that
-  arrives late never puts back an older state.
+- Reports are ordered by when Zoom said them (`at`, a webhook's `event_ts`, else the
+  database's clock now: `db_now`, never a worker's own clock, which may be minutes off the
+  others' and Zoom's). A report older than the last one applied to a row (`last_event_at`)
+  changes nothing, so an event that arrives late never puts back an older state.
 - Unknown meetings and webinars are created from what the report carries.
 - A row is written only when something in it changes.
 """
 
 from datetime import UTC, datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
 
@@ -53,6 +54,21 @@ def normalize_zoom_id(value):
         return _zoom_id_field({"id": value}, "id", required=False)
     except ValueError:
         return None
+
+
+def db_now():
+    """Now by the database's clock (PostgreSQL: the one clock every host shares), as an aware
+    datetime; with SQLite (one file on one machine) this machine's.
+
+    A report without Zoom's own time (an answer to our request) is dated by it: a worker five
+    minutes ahead would date its report after Zoom's next event and hide that event; one five
+    minutes behind would have its report ignored as older than an event applied before it
+    (issue 13, tests/test_clock_skew.py)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0].astimezone(UTC)
+    return now()
 
 
 def event_time(event_ts):
@@ -117,7 +133,7 @@ def _record_status(
         raise ValueError("not a Zoom meeting or webinar id")
     if status not in MeetingStatus.values:
         raise ValueError(f"unknown status {status!r}")
-    at = at or now()
+    at = at or db_now()
     fields = _details(model, details)
     uuid = clip(model, "uuid", uuid or "")
     with transaction.atomic():
@@ -284,7 +300,7 @@ def record_created(model, account, zoom_id, details, *, uuid=None, at=None):
         raise ValueError("not a Zoom meeting or webinar id")
     if model.objects.filter(account=account, zoom_id=zoom_id).exists():
         return record_details(model, account, zoom_id, details, at=at)
-    at = at or now()
+    at = at or db_now()
     row, _ = _record_status(
         model,
         account,
@@ -307,7 +323,7 @@ def record_livestream(meeting, *, status=None, config=None, at=None):
     started meeting, so "live" also marks the meeting started. A report older than the
     meeting's last applied report (`at`, default now) changes nothing. Returns the row.
     """
-    at = at or now()
+    at = at or db_now()
     model = type(meeting)
     with transaction.atomic():
         meeting = model.objects.select_for_update().get(pk=meeting.pk)

@@ -45,7 +45,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
-from .mirror import DETAIL_FIELDS, clip, link_past_meetings
+from .mirror import DETAIL_FIELDS, clip, db_now, link_past_meetings
 from .models import (
     LiveStreamStatus,
     Meeting,
@@ -325,7 +325,10 @@ class _Sync:
         self.result = SyncResult()
         self.users_total = 0
         self.users_done = 0
-        self.pass_started = now()
+        # Compared with the rows' last_event_at (Zoom's event_ts, or the database's clock): on
+        # the database's clock too, or a sync on a host whose clock is ahead would take events
+        # applied during its pass for older than the pass and overwrite them (issue 13).
+        self.pass_started = db_now()
         # Hosts whose meetings / webinars Zoom refused to list: their rows are not deleted.
         self.unknown_hosts = {Meeting: set(), Webinar: set()}
         self.seen = {Meeting: set(), Webinar: set()}

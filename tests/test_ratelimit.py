@@ -297,9 +297,9 @@ def test_an_unreachable_redis_hands_the_limit_to_the_database_instead_of_failing
     waits = [chosen.reserve(account.pk, "light", 0.5, 0.0, 60.0) for _ in range(2)]
     chosen.back_off(account.pk, 3)
 
-    # then the database held the limit meanwhile, at the 4 % Redis's bookings leave:
-    # 0.5 s x 0.96 / 0.04 = 12 s apart
-    assert waits[0] == 0 and 11.9 < waits[1] <= 12
+    # then the database held the limit meanwhile, at half the 4 % Redis's bookings leave:
+    # 0.5 s x 0.96 / 0.02 = 24 s apart
+    assert waits[0] == 0 and 23.9 < waits[1] <= 24
     assert 2 < chosen.backoff_remaining(account.pk) <= 3
     assert 2 < DatabaseBackend().backoff_remaining(account.pk) <= 3
     # and without a fallback the failure is raised as before
@@ -348,13 +348,14 @@ def test_a_process_cut_off_from_redis_books_only_what_the_others_leave(transacti
     for t in threads:
         t.join(timeout=60)
 
-    # then together they stayed at Zoom's 10/s: 8/s through Redis and the 2/s it leaves through
-    # the database (at the full share each, as before: 16/s, 64 in 4 s). Each bucket grants its
-    # first slot at once, and a thread wakes a little after its slot (the jitter the headroom
-    # is for), so a window may catch one slot of the next second
+    # then together they stayed under Zoom's 10/s: 8/s through Redis and, through the database,
+    # half the 2/s it leaves, 1/s (at the full share each, as before: 16/s, 64 in 4 s; at all
+    # of the 2/s, exactly the limit, which the fault suite saw answered with a 429). Each bucket
+    # grants its first slot at once, and a thread wakes a little after its slot (the jitter the
+    # headroom is for)
     every = sorted(granted["healthy"] + granted["cut off"])
     busiest = max(sum(1 for t in every[i:] if t < start + 1.0) for i, start in enumerate(every))
-    assert len(every) <= 4 * 10 + 2, len(every)
-    assert busiest <= 11, busiest
-    assert 7 <= len(granted["cut off"]) <= 9  # 2/s: slowed, not stopped
+    assert len(every) <= 4 * 9 + 2, len(every)
+    assert busiest <= 10, busiest
+    assert 3 <= len(granted["cut off"]) <= 5  # 1/s: slowed, not stopped
     healthy.reset(account.pk)

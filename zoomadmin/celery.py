@@ -3,6 +3,7 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 
+from . import clock
 from .broker import install as install_atomic_filesystem_broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zoomadmin.settings")
@@ -12,6 +13,8 @@ install_atomic_filesystem_broker()
 app = Celery("zoomadmin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Countdown messages wait by the database's clock, not each host's (zoomadmin/clock.py).
+clock.install(app)
 
 
 @worker_init.connect

@@ -447,7 +447,9 @@ class Action(models.Model):
             "state": ActionState.RUNNING,
             "lease_token": token,
             "lease_expires_at": db_time(lease_seconds),
-            "started_at": Coalesce(F("started_at"), now()),
+            # The database's clock, as for the lease: Zoom's events about the end are judged
+            # against it (confirmations.ended_event), and a worker's own clock may be off.
+            "started_at": Coalesce(F("started_at"), Now()),
         }
         if task_id:
             fields["celery_task_id"] = task_id

@@ -110,6 +110,15 @@ class Meeting(MirroredObject, LiveStreamMirror):
             models.Index(
                 fields=["account", "-start_time", "-id"], name="meeting_account_start_idx"
             ),
+            # Meetings list filtered by type (issue 13, 1,000,000 meetings): the live part of
+            # "live first" seeks on (type, status, start time), the rest and the other orders
+            # on (type, start time). Without them the live part of "Recurring, no fixed time"
+            # (none live) read every live row, and the rest of "Recurring, fixed time" first
+            # read past every meeting without a start time (1 s and 0.9 s a page).
+            models.Index(
+                fields=["type", "status", "-start_time", "-id"], name="meeting_type_status_idx"
+            ),
+            models.Index(fields=["type", "-start_time", "-id"], name="meeting_type_start_idx"),
             # Meetings list search by host.
             models.Index(fields=["host_email"], name="meeting_host_idx"),
             # Webhook processing and past-meeting linking look meetings up by Zoom id alone.

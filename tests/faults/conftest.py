@@ -150,6 +150,21 @@ class FaultWorkers:
         self.started = []
 
     def __call__(self, *, beat=True, concurrency=2, **extra):
+        env = self.environment(**extra)
+        purge_broker()
+        workers = self.workers(env, self.tmp_path)
+        workers.start("w1", beat=beat, concurrency=concurrency)
+        return workers
+
+    def workers(self, env, directory):
+        """A `Workers` (none started) with ENV in DIRECTORY, stopped at teardown."""
+        workers = Workers(env, directory)
+        self.started.append(workers)
+        return workers
+
+    def environment(self, **extra):
+        """The environment of a worker of this test (the fault suite's settings plus EXTRA, this
+        database and broker, the sandbox), whose ACTION_* settings apply here too."""
         from django.conf import settings as django_settings
 
         env = {
@@ -177,11 +192,7 @@ class FaultWorkers:
             if name in env:
                 value = env[name]
                 setattr(self.settings, name, float(value) if "." in value else int(value))
-        purge_broker()
-        workers = Workers(env, self.tmp_path)
-        self.started.append(workers)
-        workers.start("w1", beat=beat, concurrency=concurrency)
-        return workers
+        return env
 
     def stop_all(self):
         for workers in self.started:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from glob import glob
 from pathlib import Path
@@ -258,3 +259,72 @@ class PostgresCluster:
         if self.running:
             self.stop("immediate")
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class TcpProxy:
+    """A TCP relay on a free loopback port to TARGET_PORT: one process's path to a server, so a
+    test can cut that path alone (a partition) while every other process still reaches the
+    server. `stop()` resets the connections through it and refuses new ones."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.sockets = []
+        self.lock = threading.Lock()
+        self.cut = False
+        threading.Thread(target=self._accept, daemon=True, name="tcp-proxy").start()
+
+    def url(self, scheme="redis", path="/0"):
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.cut:
+                    client.close()
+                    upstream.close()
+                    return
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink), daemon=True, name="tcp-proxy-pump"
+                ).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self):
+        with self.lock:
+            self.cut = True
+            sockets, self.sockets = self.sockets, []
+        # shutdown wakes the accept() blocked in the other thread; close alone may not
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
