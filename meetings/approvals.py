@@ -51,9 +51,21 @@ def refusal(user, approval):
     """Why USER may not decide APPROVAL, in words for them, or "" when they may."""
     if approval.requested_by_id is not None and approval.requested_by_id == user.pk:
         return "You asked for this yourself: another operator must approve or reject it."
-    if not may_approve(user, approval.account_id, approval.kind):
+    if not all(may_approve(user, account, approval.kind) for account in accounts_of(approval)):
         return f"You are not allowed to approve {approval.get_kind_display().lower()}."
     return ""
+
+
+def accounts_of(approval):
+    """The connections APPROVAL acts on: its own, and for a batch over several connections each
+    of theirs (deciding it takes the right on every one)."""
+    if not approval.batch_id:
+        return [approval.account_id]
+    if not hasattr(approval, "_account_ids"):
+        approval._account_ids = sorted(
+            set(approval.actions().values_list("account_id", flat=True)) | {approval.account_id}
+        )
+    return approval._account_ids
 
 
 # --- What needs approval -------------------------------------------------------------------------
@@ -320,7 +332,7 @@ def waiting_for(user):
         .select_related("requested_by", "account")
         .order_by("expires_at")
     )
-    return [a for a in rows if may_approve(user, a.account_id, a.kind)]
+    return [a for a in rows if all(may_approve(user, acc, a.kind) for acc in accounts_of(a))]
 
 
 def minutes_left(approval):

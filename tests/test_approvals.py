@@ -206,6 +206,33 @@ def test_the_requester_cannot_approve_or_reject_their_own_request(operator):
 
 
 @pytest.mark.django_db
+def test_a_batch_over_two_connections_is_decided_by_someone_with_the_right_on_both(
+    operator, viewer, django_user_model, django_capture_on_commit_callbacks
+):
+    from meetings.models import ConnectionGrant
+
+    sales, support = make_account("Sales"), make_account("Support")
+    targets = started_meetings(sales, 11) + started_meetings(support, 11)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch, _ = create_batch(account=None, kind="end_meeting", targets=targets, user=operator)
+    approval = batch.approval
+    assert approvals.accounts_of(approval) == sorted([sales.pk, support.pk])
+    # An operator of Sales only (a viewer elsewhere) may not release Support's ends with it.
+    ConnectionGrant.objects.create(user=viewer, account=sales, role="operator")
+    assert approvals.waiting_for(viewer) == []
+    with pytest.raises(approvals.ApprovalRefused, match="not allowed to approve"):
+        approvals.approve(approval, user=viewer)
+    assert set(batch.actions.values_list("state", flat=True)) == {ActionState.AWAITING}
+    # Someone who may end meetings on both connections may.
+    other = django_user_model.objects.create_user("olga-operator", password="x")
+    other.groups.add(*operator.groups.all())
+    assert approvals.waiting_for(other) == [approval]
+    with django_capture_on_commit_callbacks(execute=False):
+        approvals.approve(approval, user=other)
+    assert set(batch.actions.values_list("state", flat=True)) == {ActionState.QUEUED}
+
+
+@pytest.mark.django_db
 def test_someone_without_the_permission_cannot_approve(operator, viewer):
     account = make_account()
     action, _ = end_webinar(account, make_webinar(account, status="started"), operator)
