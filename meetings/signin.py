@@ -314,8 +314,8 @@ class MfaRequiredMiddleware:
                     return HttpResponseClientRedirect(setup)
                 messages.warning(
                     request,
-                    "Your role needs a second factor: set up an authenticator app before you "
-                    "continue.",
+                    "Your role needs a second factor: set up an authenticator app, or add a "
+                    "security key under Second factor, before you continue.",
                 )
                 return redirect(setup)
             request.session[MFA_CHECKED_AT] = time.time()
