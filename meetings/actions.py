@@ -35,7 +35,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils.timezone import now
 
 from . import approvals
@@ -54,6 +54,9 @@ from .models import (
 )
 from .models.actions import PENDING_STATES, REDACTED, LeaseLostError, db_time
 from .zoom.client import encode_uuid, livestream_body, livestream_status_body, validate_zoom_id
+
+# Automatic actions that go behind operators' clicks at the rate limiter (issue 16: policies).
+BEHIND_CLICKS = (ActionSource.POLICY,)
 
 # A batch's actions need their connection's row, not its credentials (decrypted on load).
 ACCOUNT_SECRETS = ("client_secret", "access_token", "refresh_token")
@@ -849,7 +852,12 @@ class Run:
 
         self.action = action
         self.sleep = sleep
-        self.limiter = throttle_for(action.account, sleep=self._wait)
+        limits = {}
+        if action.source in BEHIND_CLICKS:
+            # A policy's action goes behind operators' clicks: it books a slot only when the
+            # account's queue for the label is short, else it is handed back to try later.
+            limits["max_wait"] = settings.ZOOM_RATE_LIMIT_AUTOMATIC_MAX_WAIT_SECONDS
+        self.limiter = throttle_for(action.account, sleep=self._wait, **limits)
         self._client = None
         self._attempt = None
         self._pending = None  # (operation, counts) of the call about to be made
@@ -1004,7 +1012,14 @@ class Run:
                 value = executor.call(self)
             except ThrottleWaitError as e:
                 # The limiter asked for a long wait before anything was sent.
-                self._close_attempt(e, outcome=Attempt.Outcome.RETRY, retry_after=e.seconds)
+                attempt = self._close_attempt(
+                    e, outcome=Attempt.Outcome.RETRY, retry_after=e.seconds
+                )
+                if action.source in BEHIND_CLICKS and attempt is not None:
+                    # Waiting behind operators' clicks spends none of its retries: nothing
+                    # reached Zoom. (Its attempt row stays, saying why it waited.)
+                    action._update_owned(attempts_count=F("attempts_count") - 1)
+                    action.attempts_count -= 1
                 return e.seconds
             except ZoomRateLimited as e:
                 return self._rate_limited(e)

@@ -4,8 +4,10 @@ scheduled end", "stop streams of ended meetings"), off until an admin turns them
 `plan_policy` is what a policy would do now: its page shows it as the preview (the dry run), and
 `apply_policy` carries out the same plan through the action pipeline (source policy, the rule
 recorded on each Action), at most POLICY_MAX_ACTIONS_PER_RUN actions per connection and run.
-The rate limiter has no priorities: that cap is what keeps a policy from crowding operators'
-clicks out of the account's rate.
+Its actions go behind operators' clicks at the rate limiter: a policy's action books a Zoom slot
+only when the account's queue for the label is at most ZOOM_RATE_LIMIT_AUTOMATIC_MAX_WAIT_SECONDS
+long, else it is handed back to try again after the slots already booked, spending none of its
+retries (meetings.actions.BEHIND_CLICKS). The cap keeps one run's share small besides.
 """
 
 import logging

@@ -520,6 +520,42 @@ def test_a_server_error_is_retried_then_succeeds(sandbox_account, sandbox_host, 
     assert action.attempts_count == 2
 
 
+def test_a_policy_s_end_waits_behind_the_slots_operators_booked_and_spends_no_retry(
+    sandbox_account, sandbox_host, zoom_sandbox, settings
+):
+    from meetings.ratelimit import throttle_for
+
+    zoom_sandbox.state.end_status_lag = 0
+    settings.ZOOM_RATE_LIMIT_LIGHT = 4
+    settings.ZOOM_RATE_LIMIT_HEADROOM = 1.0
+    settings.ZOOM_RATE_LIMIT_AUTOMATIC_MAX_WAIT_SECONDS = 0.3
+    clicks = throttle_for(sandbox_account, sleep=lambda s: None)
+
+    def operators_book_the_next_seconds():
+        return max(clicks.reserve("light") for _ in range(6))  # 1.5 s of the account's slots
+
+    # A policy's end: it does not book behind the operators' slots but tries again after them,
+    # and waiting so spends none of its retries.
+    meeting = live_meeting(zoom_sandbox, sandbox_host)
+    policy_end, _ = end_request(sandbox_account, target_id=meeting["id"], source="policy")
+    started, booked = time.monotonic(), operators_book_the_next_seconds()
+    assert execute(policy_end.pk, inline=True) == ActionState.SUCCEEDED
+    assert time.monotonic() - started >= booked - 0.1
+    policy_end.refresh_from_db()
+    outcomes = [a.outcome for a in policy_end.attempts.filter(operation="meetingStatus")]
+    assert outcomes[0] == "retry" and outcomes[-1] == "ok"
+    assert policy_end.attempts_count == 1
+
+    # An operator's click in the same place books the next slot at once and waits for it.
+    meeting = live_meeting(zoom_sandbox, sandbox_host)
+    click_end, _ = end_request(sandbox_account, target_id=meeting["id"])
+    operators_book_the_next_seconds()
+    assert execute(click_end.pk, inline=True) == ActionState.SUCCEEDED
+    click_end.refresh_from_db()
+    assert [a.outcome for a in click_end.attempts.filter(operation="meetingStatus")] == ["ok"]
+    assert click_end.attempts_count == 1
+
+
 def test_retries_stop_after_the_configured_attempts(
     sandbox_account, sandbox_host, zoom_sandbox, settings
 ):

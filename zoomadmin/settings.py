@@ -371,6 +371,11 @@ ZOOM_RATE_LIMIT_BURST = env_int("ZOOM_RATE_LIMIT_BURST", 1, minimum=1)
 # A rate-limiter wait longer than this is not slept in the worker: the action is re-enqueued
 # with a countdown instead. And after a 429, the whole account pauses at most this long.
 ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_WAIT_SECONDS", 5.0)
+# A policy's action (meetings.policies) books a Zoom slot only when the account's queue for the
+# label is at most this long: behind operators' clicks, it is handed back to try again later.
+ZOOM_RATE_LIMIT_AUTOMATIC_MAX_WAIT_SECONDS = env_float(
+    "ZOOM_RATE_LIMIT_AUTOMATIC_MAX_WAIT_SECONDS", 0.5
+)
 ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS = env_float("ZOOM_RATE_LIMIT_MAX_BACKOFF_SECONDS", 60.0)
 
 # Scheduled and automatic actions (meetings.automation): how often the beat looks for due
