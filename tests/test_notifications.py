@@ -441,7 +441,7 @@ def test_subscribing_by_email_and_to_a_chat(as_viewer, viewer, account, chat_rec
         ({"channel": "email"}, "Choose at least one event."),
         ({"kinds": ["action_failed"], "channel": "chat"}, "Enter the chat&#x27;s address."),
         (
-            {"kinds": ["action_failed"], "channel": "chat", "destination": "not a url"},
+            {"kinds": ["action_failed"], "channel": "chat", "destination": "plain words only"},
             "This is not a chat address the dashboard can send to.",
         ),
         (
