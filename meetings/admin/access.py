@@ -10,23 +10,18 @@
   never get it, meetings/roles.py).
 """
 
-import csv
 import json
 
 from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
-from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.timezone import now
 
 from ..middleware import client_address
 from ..models import AccessEvent, ConnectionGrant, record_access
 from ..roles import OPERATORS, VIEWERS
-from .actions import NeverDeleted, _csv_cell, _Echo, _iso
+from .actions import CsvExportAdmin, NeverDeleted, _iso
 from .guards import SafeChangeList
 
 ZOOM_GROUPS = (VIEWERS, OPERATORS)
@@ -164,7 +159,7 @@ AUDIT_CSV_COLUMNS = (
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
+class AccessEventAdmin(CsvExportAdmin, NeverDeleted, SafeChangeList, admin.ModelAdmin):
     list_display = ("at", "kind", "success", "username", "actor", "client_ip", "summary")
     list_display_links = ("at", "kind")
     list_filter = ("kind", "success", ("at", admin.DateFieldListFilter))
@@ -203,37 +198,12 @@ class AccessEventAdmin(NeverDeleted, SafeChangeList, admin.ModelAdmin):
     def detail_pretty(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, ensure_ascii=False))
 
-    def get_urls(self):
-        export = path(
-            "export.csv",
-            self.admin_site.admin_view(self.export_csv),
-            name="meetings_accessevent_export",
-        )
-        return [export, *super().get_urls()]
+    # --- CSV export of the filtered list (CsvExportAdmin) --------------------------------------
 
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "export_url": reverse("admin:meetings_accessevent_export"),
-        }
-        return super().changelist_view(request, extra_context)
+    csv_url_name = "meetings_accessevent_export"
+    csv_filename = "zoom-access-audit.csv"
+    csv_list_words = "access audit"
+    csv_related = ("actor",)
 
-    def export_csv(self, request):
-        """The list's rows (same filters, search, date drill-down and order) as CSV."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        try:
-            queryset = self.get_changelist_instance(request).get_queryset(request)
-        except IncorrectLookupParameters:
-            return HttpResponseBadRequest("Those filters are not valid for the access audit.")
-        queryset = queryset.select_related("actor")
-        writer = csv.writer(_Echo())
-
-        def rows():
-            yield writer.writerow([name for name, _ in AUDIT_CSV_COLUMNS])
-            for event in queryset.iterator(chunk_size=500):
-                yield writer.writerow([_csv_cell(value(event)) for _, value in AUDIT_CSV_COLUMNS])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="zoom-access-audit.csv"'
-        return response
+    def csv_columns(self, request):
+        return AUDIT_CSV_COLUMNS
