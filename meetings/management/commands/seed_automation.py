@@ -6,6 +6,7 @@ starts, stream with the preset" trigger on a meeting still to start, and the con
 policies, off, whose page previews what they would do now. For demos only: refuses with DEBUG
 off unless --force."""
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,9 +16,20 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from ... import automation, policies
-from ...models import Meeting, MeetingStatus, Step, StreamPreset, Trigger, ZoomAccount
+from ...models import (
+    Meeting,
+    MeetingStatus,
+    Step,
+    StreamPreset,
+    Trigger,
+    WebhookEvent,
+    ZoomAccount,
+)
 
 SCHEDULE_AHEAD = timedelta(minutes=2)
+# The demo announces its events just before: the worker applies them in the background, and the
+# streams running are known only from them. How long to wait for that before going on without.
+EVENTS_APPLIED_TIMEOUT_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -45,6 +57,7 @@ class Command(BaseCommand):
                 "created_by": admin,
             },
         )
+        self._wait_for_events(connection)
         meetings = Meeting.objects.filter(account=connection)
         streaming = meetings.filter(status=MeetingStatus.STARTED, livestream_status="live").first()
         lines = []
@@ -91,3 +104,18 @@ class Command(BaseCommand):
         self.stdout.write("Scheduled and automatic actions:")
         for line in lines:
             self.stdout.write(line)
+
+    def _wait_for_events(self, connection):
+        """Until the worker has applied (or failed on) every event the connection received."""
+        deadline = time.monotonic() + EVENTS_APPLIED_TIMEOUT_SECONDS
+        pending = WebhookEvent.objects.filter(
+            account=connection, processed_at__isnull=True, attempts=0, error=""
+        )
+        while pending.exists():
+            if time.monotonic() > deadline:
+                self.stderr.write(
+                    f"{pending.count()} Zoom events not applied yet: "
+                    "the schedule below may miss a stream that is running."
+                )
+                return
+            time.sleep(0.2)
