@@ -7,6 +7,14 @@ which an index on (start_time, id) answers in the same few milliseconds at any d
 counted with a cap (`SELECT COUNT(*) FROM (... LIMIT 10001)`), so it stays bounded too; past the
 cap the page says "10,000+".
 
+A search (`search=`, a Q) is counted to a lower cap, and its pages do not trust the planner to
+walk the list's order: PostgreSQL expects a search's matches to be spread evenly along the order
+and walks it filtering, which at 1,000,000 meetings read 100,000 rows for a host's address whose
+meetings were none of them live (issue 13). Each part is walked for SEARCH_WALK_ROWS rows at
+most, the database saying which match; when the page is not full by then, the part's remaining
+matches are read first (their own index) and sorted. A page costs the walk plus the matches
+after it, never the whole list.
+
 The sort key may be nullable (meetings without a start time): the database decides whether NULLs
 sort first or last (`connection.features.nulls_order_largest`), and the seek condition follows it,
 so the order the index gives and the order the pages walk are the same.
@@ -20,10 +28,28 @@ from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber
 
 PER_PAGE = 50
 COUNT_CAP = 10_000
+# A search's count stops here ("1,000+ meetings match"): counting 10,000 matches of a common word
+# read ~80,000 rows of a 1,000,000-meeting mirror (50 ms), and past a thousand the number tells an
+# operator only to narrow the search.
+SEARCH_COUNT_CAP = 1_000
+# How far a search walks a part in the list's order before reading the part's matches first: at
+# 2,000 rows a page of 51 is found by walking when at least 1 row in 40 matches.
+SEARCH_WALK_ROWS = 2_000
 
 
 @dataclass
@@ -37,10 +63,11 @@ class Page:
     # cursor from before places were carried). Rows added or removed meanwhile shift it a little:
     # it is what the pager says ("51-100 of 200"), never what is read.
     start: int | None = 0
+    cap: int = COUNT_CAP
 
     @property
     def total_display(self):
-        return f"{COUNT_CAP:,}+" if self.total_capped else f"{self.total:,}"
+        return f"{self.cap:,}+" if self.total_capped else f"{self.total:,}"
 
     @property
     def first_shown(self):
@@ -121,9 +148,27 @@ def _order(field, descending):
     return [F(field).asc(), F("pk").asc()]
 
 
-def _seek(queryset, field, position, descending, limit):
-    """Up to LIMIT rows that come after POSITION ((value, pk), or None for the start) in the
-    order `field` then pk, both descending or both ascending.
+def _after(queryset, field, position, descending):
+    """The rows after POSITION ((value, pk)) in the order `field` then pk, NULLs where the
+    database sorts them, as one Q (for reading matches first, where no index range is needed)."""
+    value, pk = position
+    op, bound = ("lt", "lte") if descending else ("gt", "gte")
+    nullable = queryset.model._meta.get_field(field).null
+    nulls_first = _nulls_first(descending)
+    if value is None:
+        after = Q(**{f"{field}__isnull": True, f"pk__{op}": pk})
+        return after | Q(**{f"{field}__isnull": False}) if nulls_first else after
+    after = Q(**{f"{field}__{bound}": value}) & (
+        Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
+    )
+    if nullable and not nulls_first:
+        after |= Q(**{f"{field}__isnull": True})
+    return after
+
+
+def _ordered(queryset, field, position, descending):
+    """The rows after POSITION (or from the start) in order, as querysets to read one after the
+    other (a lazy generator: the second is built only when the first ran out).
 
     The condition carries a redundant bound (`start_time <= :v AND (start_time < :v OR
     (start_time = :v AND id < :pk))`): without it PostgreSQL cannot turn the OR into an index
@@ -133,26 +178,33 @@ def _seek(queryset, field, position, descending, limit):
     """
     order = _order(field, descending)
     if position is None:
-        return list(queryset.order_by(*order)[:limit])
+        yield queryset.order_by(*order)
+        return
     value, pk = position
     op, bound = ("lt", "lte") if descending else ("gt", "gte")
     nullable = queryset.model._meta.get_field(field).null
     nulls_first = _nulls_first(descending)
     if value is None:
-        rows = list(
-            queryset.filter(**{f"{field}__isnull": True, f"pk__{op}": pk}).order_by(*order)[:limit]
-        )
-        if nulls_first and len(rows) < limit:
-            rest = queryset.filter(**{f"{field}__isnull": False}).order_by(*order)
-            rows += list(rest[: limit - len(rows)])
-        return rows
+        yield queryset.filter(**{f"{field}__isnull": True, f"pk__{op}": pk}).order_by(*order)
+        if nulls_first:
+            yield queryset.filter(**{f"{field}__isnull": False}).order_by(*order)
+        return
     after = Q(**{f"{field}__{bound}": value}) & (
         Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
     )
-    rows = list(queryset.filter(after).order_by(*order)[:limit])
-    if nullable and not nulls_first and len(rows) < limit:
-        rest = queryset.filter(**{f"{field}__isnull": True}).order_by(*order)
-        rows += list(rest[: limit - len(rows)])
+    yield queryset.filter(after).order_by(*order)
+    if nullable and not nulls_first:
+        yield queryset.filter(**{f"{field}__isnull": True}).order_by(*order)
+
+
+def _seek(queryset, field, position, descending, limit):
+    """Up to LIMIT rows that come after POSITION ((value, pk), or None for the start) in the
+    order `field` then pk, both descending or both ascending."""
+    rows = []
+    for ordered in _ordered(queryset, field, position, descending):
+        if len(rows) >= limit:
+            break
+        rows += list(ordered[: limit - len(rows)])
     return rows
 
 
@@ -170,6 +222,119 @@ def _walk(queryset, parts, field, segment, position, descending, limit, *, back=
     return rows
 
 
+def _search(queryset, parts, field, segment, position, descending, limit, search, *, back, walk):
+    """`_walk` for the rows matching SEARCH (see the module's docstring): each part walked for
+    SEARCH_WALK_ROWS rows at most (WALK: the count found many matches), and where a walk ends
+    short of the page, the matches of the rest of the list read first, in one query."""
+    step = -1 if back else 1
+    found = []  # (pk, part)
+    while walk and 0 <= segment < len(parts) and len(found) < limit:
+        stopped = None
+        for ordered in _ordered(queryset.filter(parts[segment]), field, position, descending):
+            pks, stopped = _walk_part(ordered, field, descending, limit - len(found), search)
+            found += [(pk, segment) for pk in pks]
+            if stopped is not None or len(found) >= limit:
+                break
+        if stopped is not None:
+            position = stopped
+            break
+        segment, position = segment + step, None
+    else:
+        if walk:
+            return _rows(queryset, found)
+    if len(found) < limit and 0 <= segment < len(parts):
+        found += _matches_first(
+            queryset, parts, field, segment, position, descending, limit - len(found), search, step
+        )
+    return _rows(queryset, found)
+
+
+def _rows(queryset, found):
+    """The rows of FOUND's (pk, part) pairs, in that order, each knowing its part."""
+    if not found:
+        return []
+    by_pk = queryset.filter(pk__in=[pk for pk, _ in found]).order_by().in_bulk()
+    rows = []
+    for pk, segment in found:
+        if pk in by_pk:
+            row = by_pk[pk]
+            row._segment = segment
+            rows.append(row)
+    return rows
+
+
+def _walk_part(ordered, field, descending, limit, search):
+    """The pks of the first LIMIT rows matching SEARCH among ORDERED's first SEARCH_WALK_ROWS,
+    and, when fewer matched and the walk went all that way, its last row's (value, pk) (else
+    None). The database walks along the order's index, numbering the rows and saying which
+    match; only the matches and that last row come back, and it stops at LIMIT + 1 matches."""
+    inner, params = (
+        ordered.annotate(
+            _hit=ExpressionWrapper(search, output_field=BooleanField()),
+            _n=Window(RowNumber(), order_by=_order(field, descending)),
+        )
+        .values_list("pk", field, "_hit", "_n")[:SEARCH_WALK_ROWS]
+        .query.sql_with_params()
+    )
+    # INNER is Django's own SQL for the queryset, its values in PARAMS; its columns are named
+    # here whatever aliases Django gave them. No ORDER BY outside: a sort would wait for the
+    # whole walk, where the filter over the subquery passes its rows on in their order and
+    # the LIMIT stops the walk; the rows are put in order by their number here all the same.
+    sql = (
+        f"SELECT w.row_pk, w.sort_key, w.hit, w.n FROM ({inner}) "  # noqa: S608
+        "AS w (row_pk, sort_key, hit, n) WHERE w.hit OR w.n = %s LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, SEARCH_WALK_ROWS, limit + 1])
+        rows = sorted(cursor.fetchall(), key=lambda row: row[3])
+    pks = [pk for pk, _, hit, _ in rows if hit][:limit]
+    if len(pks) >= limit:
+        return pks, None
+    last = next(((key, pk) for pk, key, _, n in rows if n == SEARCH_WALK_ROWS), None)
+    return pks, last
+
+
+def _matches_first(queryset, parts, field, segment, position, descending, limit, search, step):
+    """(pk, part) of the first LIMIT rows matching SEARCH from POSITION in part SEGMENT on, read
+    from the matches (the search's own index), never by walking the list's order: the matches
+    of every part still to come in a subquery that OFFSET 0 keeps apart (PostgreSQL plans it
+    on its own, without the order), numbered by part, then sorted."""
+    order = list(range(segment, len(parts))) if step == 1 else list(range(segment, -1, -1))
+    conditions = []
+    for rank, index in enumerate(order):
+        condition = parts[index]
+        if rank == 0 and position is not None:
+            condition = condition & _after(queryset, field, position, descending)
+        conditions.append(condition)
+    where = conditions[0]
+    for condition in conditions[1:]:
+        where |= condition
+    if len(conditions) == 1:
+        rank = Value(0, output_field=IntegerField())
+    else:
+        whens = [When(c, then=Value(r)) for r, c in enumerate(conditions)]
+        rank = Case(*whens, output_field=IntegerField())
+    inner, params = (
+        queryset.filter(search)
+        .filter(where)
+        .annotate(_rank=rank)
+        .order_by()
+        .values_list("pk", field, "_rank")
+        .query.sql_with_params()
+    )
+    direction = "DESC" if descending else "ASC"
+    # INNER is Django's own SQL for the queryset, its values in PARAMS; its columns are named
+    # here (whatever aliases Django gave them): the pk, the sort key and the part's rank.
+    sql = (
+        f"SELECT m.row_pk, m.part FROM ({inner} OFFSET 0) "  # noqa: S608
+        f"AS m (row_pk, sort_key, part) "
+        f"ORDER BY m.part, m.sort_key {direction}, m.row_pk {direction} LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        return [(pk, order[rank]) for pk, rank in cursor.fetchall()]
+
+
 def paginate(
     queryset,
     *,
@@ -179,6 +344,7 @@ def paginate(
     before=None,
     per_page=PER_PAGE,
     parts=None,
+    search=None,
 ):
     """One page of `queryset` ordered by `field` then pk, starting after/before a cursor.
 
@@ -189,10 +355,23 @@ def paginate(
     the capped count; a third only on the page where a nullable key's NULL rows begin, or where
     one part gives way to the next. Cursors that do not decode are ignored (the first page),
     never an error.
+
+    `search`: a Q that narrows the list (a search box's), counted to SEARCH_COUNT_CAP and read
+    as the module's docstring says: a walk of each part, the matches after it, then the page's
+    rows by pk (two or three queries a part instead of one).
     """
     model = queryset.model
     parts = parts or [Q()]
-    total = queryset.order_by()[: COUNT_CAP + 1].count()
+    cap = COUNT_CAP
+    if search:
+        cap = SEARCH_COUNT_CAP
+        total = queryset.filter(search).order_by()[: cap + 1].count()
+        if connection.vendor != "postgresql":
+            # SQLite's planner is not the one that walked: a search is a filter like any other.
+            queryset, search = queryset.filter(search), None
+    else:
+        search = None
+        total = queryset.order_by()[: cap + 1].count()
     going_back = False
     position = None
     cursor = None
@@ -209,17 +388,33 @@ def paginate(
         if segment is None:
             segment = 0
 
-    if going_back:
-        rows = _walk(
-            queryset, parts, field, segment, position, not descending, per_page + 1, back=True
+    def read(descending, back=False):
+        if search is None:
+            return _walk(
+                queryset, parts, field, segment, position, descending, per_page + 1, back=back
+            )
+        return _search(
+            queryset,
+            parts,
+            field,
+            segment,
+            position,
+            descending,
+            per_page + 1,
+            search,
+            back=back,
+            walk=total > cap,
         )
+
+    if going_back:
+        rows = read(not descending, back=True)
         more_before = len(rows) > per_page
         rows = rows[:per_page][::-1]
         has_previous, has_next = more_before, True
         place = _place(before)
         start = 0 if not more_before else None if place is None else max(place - len(rows), 0)
     else:
-        rows = _walk(queryset, parts, field, segment, position, descending, per_page + 1)
+        rows = read(descending)
         has_next = len(rows) > per_page
         rows = rows[:per_page]
         has_previous = position is not None
@@ -234,7 +429,8 @@ def paginate(
             else None
         ),
         previous_cursor=_encode(field, rows[0], start) if rows and has_previous else None,
-        total=min(total, COUNT_CAP),
-        total_capped=total > COUNT_CAP,
+        total=min(total, cap),
+        total_capped=total > cap,
         start=start,
+        cap=cap,
     )

@@ -49,7 +49,7 @@ def webinars_list(request):
     accounts = list(visible_accounts(request.user).only("pk", "name"))
     form = WebinarFilterForm(request.GET, accounts=accounts)
     form.is_valid()
-    webinars = visible_webinars(request.user).filter(search_filter(form.value("q") or ""))
+    webinars = visible_webinars(request.user)
     for name in ("status", "account"):
         value = form.value(name)
         if value not in (None, ""):
@@ -65,6 +65,7 @@ def webinars_list(request):
         field=field,
         descending=descending,
         parts=form.parts(),
+        search=search_filter(form.value("q") or ""),
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
