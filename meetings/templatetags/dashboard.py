@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.timezone import get_current_timezone_name, localtime, now
 
-from ..timefmt import in_words
+from ..timefmt import format_moment, in_words
 
 register = template.Library()
 
@@ -158,7 +158,7 @@ def when(value, style="full"):
         '<time datetime="{}" title="{}">{}</time>',
         value.astimezone(UTC).isoformat(),
         in_words(value, seconds=True),
-        date_format(local, fmt),
+        format_moment(local, fmt),
     )
 
 
