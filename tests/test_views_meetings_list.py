@@ -256,17 +256,26 @@ def test_a_search_is_counted_to_a_lower_cap(signed_in, monkeypatch):
     assert "25 meetings" in signed_in.get(reverse("meetings")).content.decode()
 
 
-@pytest.mark.parametrize("walk_rows", [7, 10_000])
+@pytest.mark.parametrize(
+    "walk_rows, count_cap",
+    [
+        (7, 10),  # walks of 7 rows, then the matches after them read first
+        (10_000, 10),  # walks that find every match
+        (2_000, 500),  # counted whole (67 matches): read first at once, no walk
+    ],
+)
 @pytest.mark.parametrize("sort", ["live", "newest", "oldest", "topic"])
 def test_a_search_pages_through_its_matches_in_order_wherever_they_lie(
-    signed_in, monkeypatch, sort, walk_rows
+    signed_in, monkeypatch, sort, walk_rows, count_cap
 ):
-    """A search walks each part of the list only so far, then reads the part's matches first
-    (PostgreSQL; SQLite filters as it scans): the pages are the same either way, every match
-    once, in the list's order, forwards and back, across parts, NULL start times and ties."""
+    """A search walks each part of the list only so far, then reads the matches of the rest
+    first; or reads them first at once when the count found few (PostgreSQL; SQLite filters
+    as it scans): the pages are the same every way, every match once, in the list's order,
+    forwards and back, across parts, NULL start times and ties."""
     from meetings.views import pagination
 
     monkeypatch.setattr(pagination, "SEARCH_WALK_ROWS", walk_rows)
+    monkeypatch.setattr(pagination, "SEARCH_COUNT_CAP", count_cap)
     account = make_account()
     created = bulk_meetings(account, 420)
     Meeting.objects.filter(pk__in=[m.pk for m in created[::5][:40]]).update(status="started")

@@ -1,6 +1,8 @@
 """The meetings list: search, filters, sort and keyset pages over the whole mirror, live badges
 that refresh by themselves, and row selection for bulk actions."""
 
+import functools
+import operator
 import re
 
 from django.db.models import Q
@@ -17,24 +19,26 @@ from .pagination import paginate
 # one ("851 2345").
 ID_PATTERN = re.compile(r"^\d[\d\s-]{2,30}$")
 # Zoom's meeting and webinar ids have 9 to 11 digits (Zoom's "Meeting ID" help: 9, 10 or 11
-# digits); a longer number can only be a whole id.
+# digits); a longer number can only be a whole id, a shorter one only the start of one.
 ID_DIGITS = 11
+ID_MIN_DIGITS = 9
 # Below this many digits a number may as well be part of a topic ("Q3 2026"): both are searched.
 ID_ONLY_DIGITS = 6
 BADGES_MAX = 100
 
 
 def id_prefix_filter(digits):
-    """The Q for ids that start with DIGITS: one range of the zoom_id index per id length
-    (85123 is 851230000..851239999, 8512300000..8512399999 and 85123000000..85123999999)."""
+    """The Q for ids that start with DIGITS: one range of the zoom_id index per id length Zoom
+    gives (85123 is 851230000..851239999, 8512300000..8512399999 and 85123000000..85123999999),
+    and the id itself when DIGITS are as long as an id may be."""
     number = int(digits)
     if not 0 < number < 2**63 or digits.startswith("0"):
         return None
-    found = Q(zoom_id=number)
-    for length in range(len(digits) + 1, ID_DIGITS + 1):
+    found = [Q(zoom_id=number)] if len(digits) >= ID_MIN_DIGITS else []
+    for length in range(max(len(digits) + 1, ID_MIN_DIGITS), ID_DIGITS + 1):
         scale = 10 ** (length - len(digits))
-        found |= Q(zoom_id__gte=number * scale, zoom_id__lt=(number + 1) * scale)
-    return found
+        found.append(Q(zoom_id__gte=number * scale, zoom_id__lt=(number + 1) * scale))
+    return functools.reduce(operator.or_, found)
 
 
 def search_filter(q):
