@@ -19,6 +19,7 @@ GET /meetings/{id} only ever says waiting or started; the others answer 404 code
 
 import base64
 import collections
+import gc
 import math
 import random
 import secrets
@@ -314,6 +315,8 @@ class SandboxState:
     def reset(self, *, seed=None, plan=None, token_ttl=None):
         """Forget everything but configuration; register the default account and apps (the
         default Server-to-Server app keeps its event subscription)."""
+        if gc.get_freeze_count():
+            gc.unfreeze()  # the world seed.settle_heap froze is about to be dropped
         with self.lock:
             default_app = getattr(self, "apps", {}).get(DEFAULT_S2S_CLIENT_ID)
             subscription = (
