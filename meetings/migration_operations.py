@@ -11,26 +11,27 @@ such option and needs none: there the plain operation runs.
 from django.db import migrations
 
 
+def _online(schema_editor, change, model, index):
+    """schema_editor.add_index or .remove_index (CHANGE) of INDEX, CONCURRENTLY on PostgreSQL."""
+    method = getattr(schema_editor, change)
+    if schema_editor.connection.vendor == "postgresql":
+        method(model, index, concurrently=True)
+    else:
+        method(model, index)
+
+
 class AddIndexOnline(migrations.AddIndex):
     """AddIndex, built CONCURRENTLY on PostgreSQL. The migration must have `atomic = False`."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.add_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.add_index(model, self.index)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            _online(schema_editor, "add_index", model, self.index)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.remove_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, self.index)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            _online(schema_editor, "remove_index", model, self.index)
 
     def describe(self):
         return super().describe() + " (concurrently on PostgreSQL)"
@@ -41,25 +42,17 @@ class RemoveIndexOnline(migrations.RemoveIndex):
     INDEX waits for every open transaction on the table and holds its writes meanwhile. The
     migration must have `atomic = False`."""
 
+    def _run(self, app_label, schema_editor, state, change):
+        model = state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            index = state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+            _online(schema_editor, change, model, index)
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.remove_index(model, index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, index)
+        self._run(app_label, schema_editor, from_state, "remove_index")
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.add_index(model, index, concurrently=True)
-        else:
-            schema_editor.add_index(model, index)
+        self._run(app_label, schema_editor, to_state, "add_index")
 
     def describe(self):
         return super().describe() + " (concurrently on PostgreSQL)"

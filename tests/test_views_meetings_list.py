@@ -58,6 +58,19 @@ def walk(client, params, direction="next"):
         response = client.get(reverse("meetings"), {**params, "after": cursor})
 
 
+def walk_back(client, params, last):
+    """Every row from LAST (a response) back to the first page, following the Previous
+    cursors, in the list's order."""
+    back = []
+    response = last
+    while True:
+        back = [m.pk for m in rows_of(response)] + back
+        cursor = response.context["page"].previous_cursor
+        if not cursor:
+            return back
+        response = client.get(reverse("meetings"), {**params, "before": cursor})
+
+
 def test_the_list_shows_meetings_newest_first_with_host_and_status(signed_in):
     account = make_account()
     older = make_meeting(account, topic="Older", start_time=now() - timedelta(days=1))
@@ -153,15 +166,7 @@ def test_keyset_pages_cover_every_meeting_once_in_order_even_without_start_times
     assert len(set(seen)) == expected_count
 
     # And back: Previous from the last page walks the same rows in reverse page order.
-    back = []
-    response = last
-    while True:
-        back = [m.pk for m in rows_of(response)] + back
-        cursor = response.context["page"].previous_cursor
-        if not cursor:
-            break
-        response = signed_in.get(reverse("meetings"), {"sort": sort, "before": cursor})
-    assert back == seen
+    assert walk_back(signed_in, {"sort": sort}, last) == seen
 
 
 @pytest.mark.parametrize("sort", ["newest", "live"])
@@ -296,17 +301,7 @@ def test_a_search_pages_through_its_matches_in_order_wherever_they_lie(
     seen, last = walk(signed_in, {"sort": sort, "q": "host3@example"})
     assert seen == expected
 
-    back = []
-    response = last
-    while True:
-        back = [m.pk for m in rows_of(response)] + back
-        cursor = response.context["page"].previous_cursor
-        if not cursor:
-            break
-        response = signed_in.get(
-            reverse("meetings"), {"sort": sort, "q": "host3@example", "before": cursor}
-        )
-    assert back == expected
+    assert walk_back(signed_in, {"sort": sort, "q": "host3@example"}, last) == expected
 
 
 def test_bad_filters_and_cursors_show_the_list_with_a_message_not_an_error(signed_in):

@@ -22,7 +22,9 @@ so the order the index gives and the order the pages walk are the same.
 
 import base64
 import binascii
+import functools
 import json
+import operator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -149,53 +151,48 @@ def _order(field, descending):
     return [F(field).asc(), F("pk").asc()]
 
 
-def _after(queryset, field, position, descending):
-    """The rows after POSITION ((value, pk)) in the order `field` then pk, NULLs where the
-    database sorts them, as one Q (for reading matches first, where no index range is needed)."""
-    value, pk = position
-    op, bound = ("lt", "lte") if descending else ("gt", "gte")
-    nullable = queryset.model._meta.get_field(field).null
-    nulls_first = _nulls_first(descending)
-    if value is None:
-        after = Q(**{f"{field}__isnull": True, f"pk__{op}": pk})
-        return after | Q(**{f"{field}__isnull": False}) if nulls_first else after
-    after = Q(**{f"{field}__{bound}": value}) & (
-        Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
-    )
-    if nullable and not nulls_first:
-        after |= Q(**{f"{field}__isnull": True})
-    return after
-
-
-def _ordered(queryset, field, position, descending):
-    """The rows after POSITION (or from the start) in order, as querysets to read one after the
-    other (a lazy generator: the second is built only when the first ran out).
+def _ranges(queryset, field, position, descending):
+    """The rows after POSITION ((value, pk), or None for the start) in the order `field` then
+    pk, as conditions to read one after the other, each one index range.
 
     The condition carries a redundant bound (`start_time <= :v AND (start_time < :v OR
     (start_time = :v AND id < :pk))`): without it PostgreSQL cannot turn the OR into an index
     range and walks the index from the top, which at row 90,000 of 100,000 took 125 ms instead
     of 0.1 ms. NULLs sort before or after every value depending on the database and direction;
-    they are a segment of their own, read by a second query only when the page reaches it.
+    they are a range of their own, read only when the page reaches it.
     """
-    order = _order(field, descending)
     if position is None:
-        yield queryset.order_by(*order)
-        return
+        return [Q()]
     value, pk = position
     op, bound = ("lt", "lte") if descending else ("gt", "gte")
     nullable = queryset.model._meta.get_field(field).null
     nulls_first = _nulls_first(descending)
     if value is None:
-        yield queryset.filter(**{f"{field}__isnull": True, f"pk__{op}": pk}).order_by(*order)
+        ranges = [Q(**{f"{field}__isnull": True, f"pk__{op}": pk})]
         if nulls_first:
-            yield queryset.filter(**{f"{field}__isnull": False}).order_by(*order)
-        return
-    after = Q(**{f"{field}__{bound}": value}) & (
-        Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
-    )
-    yield queryset.filter(after).order_by(*order)
+            ranges.append(Q(**{f"{field}__isnull": False}))
+        return ranges
+    ranges = [
+        Q(**{f"{field}__{bound}": value})
+        & (Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk}))
+    ]
     if nullable and not nulls_first:
-        yield queryset.filter(**{f"{field}__isnull": True}).order_by(*order)
+        ranges.append(Q(**{f"{field}__isnull": True}))
+    return ranges
+
+
+def _after(queryset, field, position, descending):
+    """The rows after POSITION as one Q (for reading matches first, where no index range is
+    needed)."""
+    return functools.reduce(operator.or_, _ranges(queryset, field, position, descending))
+
+
+def _ordered(queryset, field, position, descending):
+    """The rows after POSITION (or from the start) in order, as querysets to read one after the
+    other (`_ranges`)."""
+    order = _order(field, descending)
+    for condition in _ranges(queryset, field, position, descending):
+        yield queryset.filter(condition).order_by(*order)
 
 
 def _seek(queryset, field, position, descending, limit):
