@@ -9,10 +9,10 @@ from django.db.migrations.executor import MigrationExecutor
 BEFORE_SEARCH = ("meetings", "0008_dashboard_meeting_topic_index")
 TRIGRAM_INDEXES = ("meeting_topic_trgm_idx", "meeting_host_email_trgm_idx")
 # The meetings table's indexes that migrations after BEFORE_SEARCH add: 0010's, 0021's (the
-# type filter's) and 0029's (a host's address, PostgreSQL only).
+# type filter's) and 0030's (a host's address, PostgreSQL only; it replaced 0029's).
 ADDED_SINCE = {"meeting_uuid_upper_idx", "meeting_type_status_idx", "meeting_type_start_idx"}
 if connection.vendor == "postgresql":
-    ADDED_SINCE |= {"meeting_host_email_prefix_idx"}
+    ADDED_SINCE |= {"meeting_host_email_covering_idx"}
 # And those they remove: 0029 drops the plain index on host_email.
 REMOVED_SINCE = {"meeting_host_idx"}
 

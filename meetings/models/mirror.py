@@ -119,8 +119,8 @@ class Meeting(MirroredObject, LiveStreamMirror):
                 fields=["type", "status", "-start_time", "-id"], name="meeting_type_status_idx"
             ),
             models.Index(fields=["type", "-start_time", "-id"], name="meeting_type_start_idx"),
-            # (A host's address typed in the search box: migration 0029's prefix index, which
-            # replaced a plain index on host_email that the planner walked for it.)
+            # (A host's address typed in the search box: the prefix index of migrations 0029
+            # and 0030, which replaced a plain index on host_email that the planner walked.)
             # Webhook processing and past-meeting linking look meetings up by Zoom id alone.
             models.Index(fields=["zoom_id"], name="meeting_zoom_id_idx"),
             # Meetings list sorted by topic: keyset pages seek on (topic, id).

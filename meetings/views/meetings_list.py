@@ -51,7 +51,7 @@ def search_filter(q):
     if q.startswith("@"):
         text = Q(host_email__icontains=q)
     elif "@" in q:
-        # A B-tree range (migration 0029), where the trigram index reads every row's domain.
+        # A B-tree range (migrations 0029, 0030), where the trigram index reads every row's domain.
         text = Q(host_email__istartswith=q)
     else:
         text = Q(topic__icontains=q) | Q(host_email__icontains=q)
