@@ -382,11 +382,16 @@ class BulkForm(DashboardForm):
     which of the two the ids are."""
 
     kind = forms.ChoiceField(label="Bulk action", choices=[*BULK_KINDS, *WEBINAR_BULK_KINDS])
-    ids = forms.TypedMultipleChoiceField(coerce=int, required=True)
+    ids = forms.TypedMultipleChoiceField(coerce=int, required=False)
+    # "Review all N in this list": the selection is everything the list shows (its search and
+    # filters are in `back`), looked up by the review, which then names each one (ids).
+    matching = forms.BooleanField(required=False)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["ids"].error_messages["required"] = "Select at least one meeting."
+    def clean(self):
+        data = super().clean()
+        if not data.get("matching") and not data.get("ids") and "ids" not in self.errors:
+            self.add_error("ids", "Select at least one meeting.")
+        return data
 
     def clean_ids(self):
         ids = self.cleaned_data["ids"]

@@ -361,3 +361,138 @@ def test_a_batch_over_two_connections_is_seen_and_cancelled_only_by_who_has_both
     client.post(reverse("bulk-cancel", args=[batch.pk]))
     batch.refresh_from_db()
     assert batch.is_cancelled
+
+
+# --- "Review all N in this list" ------------------------------------------------------------
+
+
+def review_all(client, kind, back):
+    return client.get(reverse("bulk-preview"), {"kind": kind, "matching": "1", "back": back})
+
+
+def named_ids(page):
+    """The ids the review's run form names (what a run would act on)."""
+    return [int(i) for i in re.findall(r'<input type="hidden" name="ids" value="(\d+)">', page)]
+
+
+def test_all_in_the_list_reviews_every_meeting_its_search_and_filters_show_on_every_page(
+    as_operator, account
+):
+    breakouts = [make_meeting(account, status="started", topic=f"Breakout {n}") for n in range(60)]
+    make_meeting(account, status="started", topic="Plenary")
+    make_meeting(account, status="waiting", topic="Breakout later")
+    back = "q=Breakout&status=started"
+
+    listed = as_operator.get(reverse("meetings"), {"q": "Breakout", "status": "started"})
+    # the list shows 50 of them, and offers the 60
+    assert len(listed.context["page"].rows) == 50
+    assert 'name="matching" value="1">Review all 60 in this list…</button>' in (
+        listed.content.decode()
+    )
+
+    response = review_all(as_operator, "end_meeting", back)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "60 will be done" in page
+    assert "End 60 meetings" in page
+    assert sorted(named_ids(page)) == sorted(m.pk for m in breakouts)
+    assert Action.objects.count() == 0  # a review does nothing
+    # Cancel goes back to the list as it was
+    assert 'href="/meetings/?q=Breakout&amp;status=started"' in page
+
+    as_operator.post(
+        reverse("bulk-run"), {"kind": "end_meeting", "ids": named_ids(page), "back": back}
+    )
+    batch = Batch.objects.get()
+    assert sorted(a.target_id for a in batch.actions.all()) == sorted(m.zoom_id for m in breakouts)
+
+
+def test_all_in_the_list_is_in_the_lists_order_live_first(as_operator, account):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2027, 1, 4, 9, tzinfo=UTC)
+    waiting = [
+        make_meeting(account, status="waiting", start_time=start + timedelta(days=n))
+        for n in range(3)
+    ]
+    live = make_meeting(account, status="started", start_time=start - timedelta(days=9))
+    page = review_all(as_operator, "end_meeting", "").content.decode()
+    assert named_ids(page) == [live.pk, *[m.pk for m in reversed(waiting)]]
+    page = review_all(as_operator, "end_meeting", "sort=oldest").content.decode()
+    assert named_ids(page) == [live.pk, *[m.pk for m in waiting]]
+
+
+def test_a_list_longer_than_the_bulk_limit_is_refused_saying_how_to_narrow_it(
+    as_operator, account, monkeypatch
+):
+    from meetings.views import bulk, meetings_list
+
+    monkeypatch.setattr(bulk, "BULK_MAX", 5)
+    monkeypatch.setattr(meetings_list, "BULK_MAX", 5)
+    for n in range(6):
+        make_meeting(account, status="started", topic=f"Town hall {n}")
+    # 6 of them on one page: nothing past this page to offer
+    listed = as_operator.get(reverse("meetings"), {"q": "Town hall"}).content.decode()
+    assert "Review all" not in listed
+
+    response = review_all(as_operator, "end_meeting", "q=Town+hall")
+    assert response.status_code == 302
+    assert response["Location"] == "/meetings/?q=Town+hall"
+    page = as_operator.get(response["Location"]).content.decode()
+    assert "More than 5 meetings are in this list: narrow it" in page
+    assert Action.objects.count() == 0
+    assert Batch.objects.count() == 0
+
+
+def test_the_list_says_how_to_act_on_all_when_it_is_longer_than_the_bulk_limit(
+    as_operator, account, monkeypatch
+):
+    from meetings.views import meetings_list
+
+    monkeypatch.setattr(meetings_list, "BULK_MAX", 55)
+    for n in range(60):
+        make_meeting(account, status="started", topic=f"Town hall {n}")
+    listed = as_operator.get(reverse("meetings")).content.decode()
+    assert "Review all" not in listed
+    assert "To act on the whole list at once, narrow it to 55 or fewer." in listed
+
+
+def test_all_in_a_list_whose_filters_are_wrong_is_refused(as_operator, account):
+    make_meeting(account, status="started")
+    response = review_all(as_operator, "end_meeting", "start_from=yesterday")
+    assert response.status_code == 302
+    page = as_operator.get(response["Location"]).content.decode()
+    assert "The list&#x27;s filters are not valid" in page
+    assert Action.objects.count() == 0
+
+
+def test_a_run_takes_only_the_meetings_its_review_named(as_operator, account):
+    make_meeting(account, status="started")
+    response = as_operator.post(
+        reverse("bulk-run"), {"kind": "end_meeting", "matching": "1", "back": ""}, follow=True
+    )
+    assert "Review the selection before running it." in response.content.decode()
+    assert Batch.objects.count() == 0
+
+
+def test_all_in_the_list_holds_only_the_connections_one_may_see(client, account):
+    from tests.test_authz_matrix import granted_user
+
+    other = make_account("Other")
+    mine = [make_meeting(account, status="started") for _ in range(2)]
+    make_meeting(other, status="started")
+    client.force_login(granted_user("operator", account))
+    page = review_all(client, "end_meeting", "").content.decode()
+    assert sorted(named_ids(page)) == sorted(m.pk for m in mine)
+
+
+def test_all_in_the_webinars_list_reviews_every_webinar_it_shows(as_operator, account):
+    from .dashboard_data import make_webinar
+
+    live = [make_webinar(account, status="started", topic=f"Launch {n}") for n in range(55)]
+    make_webinar(account, status="started", topic="Other")
+    listed = as_operator.get(reverse("webinars"), {"q": "Launch"}).content.decode()
+    assert "Review all 55 in this list…" in listed
+    page = review_all(as_operator, "end_webinar", "q=Launch").content.decode()
+    assert "55 will be done" in page
+    assert sorted(named_ids(page)) == sorted(w.pk for w in live)

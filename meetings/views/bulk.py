@@ -13,9 +13,15 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from .. import actions
-from ..access import kinds_anywhere, visible_batches, visible_meetings, visible_webinars
-from ..forms import BulkForm
-from ..models import ActionKind, ActionSource, Approval, Batch, ZoomAccount
+from ..access import (
+    kinds_anywhere,
+    visible_accounts,
+    visible_batches,
+    visible_meetings,
+    visible_webinars,
+)
+from ..forms import BULK_MAX, BulkForm, MeetingFilterForm, WebinarFilterForm
+from ..models import ActionKind, ActionSource, Approval, Batch, MeetingStatus, ZoomAccount
 from .access import (
     KIND_REFUSALS,
     can_act,
@@ -25,7 +31,9 @@ from .access import (
     require_action_permission,
     wants_fragment,
 )
+from .meetings_list import filtered_meetings
 from .pagination import paginate
+from .webinars import filtered_webinars
 
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
@@ -44,10 +52,41 @@ def _what(kind):
     return actions.TARGET_TYPES[kind]
 
 
-def _selection(request, data):
+def _in_list(request, kind, back):
+    """The ids of every meeting (or webinar) the list at BACK (its query string: search,
+    filters, sort) shows, in the list's order; None, with the reason, when that is not a
+    selection to act on: filters in error, or more than BULK_MAX."""
+    what = _what(kind)
+    accounts = list(visible_accounts(request.user).only("pk", "name"))
+    query = QueryDict(back)
+    if what == "webinar":
+        form = WebinarFilterForm(query, accounts=accounts)
+        rows = filtered_webinars(form, request.user)
+    else:
+        form = MeetingFilterForm(query, accounts=accounts)
+        rows = filtered_meetings(form, request.user)
+    if not form.is_valid():
+        return None, f"The list's filters are not valid: correct them, then review all {what}s."
+    field, descending = form.ordering()
+    # At most BULK_MAX + 1 rows, unordered (the planner is not asked to walk the list's order
+    # for a search: meetings/views/pagination.py), then put in the list's order here.
+    found = list(rows.order_by().values_list("pk", field, "status")[: BULK_MAX + 1])
+    if len(found) > BULK_MAX:
+        return None, (
+            f"More than {BULK_MAX} {what}s are in this list: narrow it with the search or the "
+            f"filters to {BULK_MAX} or fewer, or select {what}s one by one."
+        )
+    found.sort(key=lambda row: (row[1] is None, row[1], row[0]), reverse=descending)
+    if form.parts():
+        found.sort(key=lambda row: row[2] != MeetingStatus.STARTED)  # live first, stable
+    return [pk for pk, _, _ in found], None
+
+
+def _selection(request, data, *, in_list=False):
     """(form, kind, meetings or webinars in the order given) from the list's selection; kind is
     None if the form is invalid. Permission for the kind (on one connection at least) is checked
-    before anything is looked up; targets of connections the user may not see are not found."""
+    before anything is looked up; targets of connections the user may not see are not found.
+    IN_LIST: "all in this list" is a selection (the review's; a run takes the ids it names)."""
     form = BulkForm(data)
     if not form.is_valid():
         return form, None, []
@@ -56,6 +95,14 @@ def _selection(request, data):
         what = KIND_REFUSALS.get(kind, kind.label.lower())
         raise PermissionDenied(f"You are not allowed to {what}.")
     ids = form.cleaned_data["ids"]
+    if form.cleaned_data["matching"]:
+        if not in_list:
+            form.add_error("ids", "Review the selection before running it.")
+            return form, None, []
+        ids, problem = _in_list(request, kind, data.get("back", ""))
+        if problem:
+            form.add_error("ids", problem)
+            return form, None, []
     visible = visible_webinars if _what(kind) == "webinar" else visible_meetings
     rows = visible(request.user).select_related("account")
     if kind != ActionKind.START_WEBINAR_LIVESTREAM:
@@ -142,7 +189,7 @@ def _form_problem(request, form, data):
 @dashboard_view
 @require_GET
 def bulk_preview(request):
-    form, kind, meetings = _selection(request, request.GET)
+    form, kind, meetings = _selection(request, request.GET, in_list=True)
     if kind is None:
         return _form_problem(request, form, request.GET)
     what, verb = WORDS[kind]

@@ -11,7 +11,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from ..access import kinds_anywhere, visible_accounts, visible_meetings
-from ..forms import BULK_KINDS, MeetingFilterForm
+from ..forms import BULK_KINDS, BULK_MAX, MeetingFilterForm
 from .access import dashboard_view, wants_fragment
 from .pagination import paginate
 
@@ -111,6 +111,7 @@ def meetings_list(request):
         "form": form,
         "page": page,
         "show_account": len(accounts) > 1,
+        "bulk_max": BULK_MAX,
         "bulk_kinds": [(k, label) for k, label in BULK_KINDS if k in kinds],
         "filtered": any(
             request.GET.get(k) for k in ("q", "status", "account", "type", "start_from", "start_to")

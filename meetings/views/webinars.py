@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from ..access import kinds_anywhere, visible_accounts, visible_webinars
 from ..forms import (
+    BULK_MAX,
     WEBINAR_BULK_KINDS,
     LiveStreamConfigForm,
     LiveStreamStartForm,
@@ -43,13 +44,12 @@ WEBINAR_KINDS = (ActionKind.END_WEBINAR, *STREAM_KINDS)
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
 
-@dashboard_view
-@require_GET
-def webinars_list(request):
-    accounts = list(visible_accounts(request.user).only("pk", "name"))
-    form = WebinarFilterForm(request.GET, accounts=accounts)
-    form.is_valid()
-    webinars = visible_webinars(request.user)
+def filtered_webinars(form, user, *, search=True):
+    """The webinars the form's filters select; with search=False without the search box's
+    filter (the list pages a search apart: `paginate(search=...)`)."""
+    webinars = visible_webinars(user)
+    if search:
+        webinars = webinars.filter(search_filter(form.value("q") or ""))
     for name in ("status", "account"):
         value = form.value(name)
         if value not in (None, ""):
@@ -59,9 +59,20 @@ def webinars_list(request):
         webinars = webinars.filter(start_time__gte=start)
     if end:
         webinars = webinars.filter(start_time__lt=end)
+    return webinars
+
+
+@dashboard_view
+@require_GET
+def webinars_list(request):
+    accounts = list(visible_accounts(request.user).only("pk", "name"))
+    form = WebinarFilterForm(request.GET, accounts=accounts)
+    form.is_valid()
     field, descending = form.ordering()
     page = paginate(
-        webinars.select_related("account").defer(*SECRETS),
+        filtered_webinars(form, request.user, search=False)
+        .select_related("account")
+        .defer(*SECRETS),
         field=field,
         descending=descending,
         parts=form.parts(),
@@ -74,6 +85,7 @@ def webinars_list(request):
         "form": form,
         "page": page,
         "show_account": len(accounts) > 1,
+        "bulk_max": BULK_MAX,
         "bulk_kinds": [(k, label) for k, label in WEBINAR_BULK_KINDS if k in kinds],
         "filtered": any(
             request.GET.get(k) for k in ("q", "status", "account", "start_from", "start_to")
