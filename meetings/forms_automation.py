@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from .automation import available_steps
+from .forms import DashboardForm
 from .models import Policy, Step, StreamPreset
 
 # A schedule further ahead than this is more likely a typo in the year than a plan.
@@ -18,7 +19,7 @@ PAST_TOLERANCE = timedelta(minutes=1)
 SCHEDULABLE = (Step.START_STREAM, Step.STOP_STREAM, Step.END)
 
 
-class ScheduleForm(forms.Form):
+class ScheduleForm(DashboardForm):
     run_at = forms.DateTimeField(
         label="When",
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
@@ -71,7 +72,7 @@ class ScheduleForm(forms.Form):
         return steps
 
 
-class TriggerForm(forms.Form):
+class TriggerForm(DashboardForm):
     preset = forms.ModelChoiceField(
         label="Stream preset",
         queryset=StreamPreset.objects.none(),
@@ -96,6 +97,12 @@ class TriggerForm(forms.Form):
 
 
 class PolicyForm(forms.ModelForm):
+    """A policy's switch and minutes (labels without Django's colon, as DashboardForm's)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
     class Meta:
         model = Policy
         fields = ["enabled", "minutes"]

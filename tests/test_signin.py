@@ -173,6 +173,28 @@ def test_a_role_that_needs_a_second_factor_sets_one_up_then_signs_in_with_it(
     assert secret not in str(list(AccessEvent.objects.values_list("detail", flat=True)))
 
 
+def test_the_second_factor_page_says_in_plain_words_what_is_set_up(
+    client, operator, password, django_capture_on_commit_callbacks
+):
+    client.force_login(operator)
+    before = client.get(reverse("mfa_index")).content.decode()
+    assert "<title>Second factor" in before
+    for heading in ("Authenticator app", "Security keys", "Recovery codes"):
+        assert f"<h2>{heading}</h2>" in before
+    assert "Two-Factor" not in before
+    assert "Not set up." in before
+    assert f'href="{reverse("mfa_activate_totp")}"' in before
+
+    client.get(reverse("mfa_activate_totp"))
+    secret = client.session["mfa.totp.secret"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
+    after = client.get(reverse("mfa_index")).content.decode()
+    assert "On: you sign in with the 6-digit codes your app shows." in after
+    assert "10 of 10 unused." in after
+    assert f'href="{reverse("mfa_deactivate_totp")}"' in after
+
+
 def test_roles_not_listed_need_no_second_factor(client, viewer, password, settings):
     settings.MFA_REQUIRED_ROLES = ["operator", "admin"]
 

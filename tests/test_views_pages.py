@@ -538,3 +538,26 @@ def test_relative_times_carry_what_the_browser_needs_to_keep_them_true(settings)
     assert abs((datetime.fromisoformat(rendered) - now()).total_seconds()) < 5
     assert re.search(r"data-ago[ >].*> *\d.* ago</time>$", html)
     assert ago_time(None) == ""
+
+
+def test_no_form_label_ends_in_a_colon(client, admin_user):
+    # The dashboard's labels stand apart by their style (DashboardForm's label_suffix), not
+    # Django's default colon: every form of these pages says so.
+    account = make_account()
+    meeting = make_meeting(account, status="started")
+    client.force_login(admin_user)
+    pages = [
+        reverse("notifications"),
+        reverse("meeting", args=[meeting.pk]),
+        reverse("connection-policies", args=[account.pk]),
+        reverse("preferences"),
+        reverse("meetings"),
+        reverse("mfa_activate_totp"),
+    ]
+    for url in pages:
+        page = client.get(url).content.decode()
+        assert "<label" in page, url
+        assert not re.search(r":\s*</label>", page), (
+            url,
+            re.findall(r"<label[^>]*>[^<]*:\s*<", page),
+        )

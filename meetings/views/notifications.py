@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from ..forms import DashboardForm
 from ..models import Channel, Delivery, DeliveryState, Subscription, ZoomAccount
 from ..notifications import TEST_KIND, EventKind, enqueue_deliveries, may_see_connection
 from .access import dashboard_view, wants_fragment
@@ -19,7 +20,7 @@ HISTORY_ROWS = 50
 REFUSED_SCHEMES = {"file", "windows", "macosx", "dbus", "kde", "glib", "gnome", "qt", "syslog"}
 
 
-class SubscriptionForm(forms.Form):
+class SubscriptionForm(DashboardForm):
     kinds = forms.MultipleChoiceField(
         label="Tell me when",
         choices=EventKind.choices,

@@ -57,7 +57,7 @@ def test_an_admin_adds_a_security_key_then_signs_in_with_it(
     # when: they add a security key instead of an authenticator app
     page.get_by_role("link", name="Second factor").click()
     page.wait_for_url(f"{live_server.url}/accounts/2fa/")
-    expect(page.get_by_text("No security keys have been added.")).to_be_visible()
+    expect(page.get_by_text("None added. A security key is")).to_be_visible()
     page.get_by_role("link", name="Add", exact=True).click()
     page.wait_for_url(f"{live_server.url}/accounts/2fa/webauthn/add/")
     page.get_by_label("Name").fill("Desk key")
