@@ -120,6 +120,11 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
             page = browser.get(f"{base}{policies.group(1)}", timeout=10).text
             assert "Preview: what it would do now" in page and "End it" in page
 
+            # the operator is subscribed to notifications, by e-mail (seed_demo)
+            page = browser.get(f"{base}/notifications/", timeout=10).text
+            assert "E-mail to operator@demo.example" in page
+            assert "An action failed" in page
+
             # Every action has something to try on: what the seed made live shows live, though
             # Zoom's lists cannot say so (the sandbox announced it through its webhooks).
             def shown(path, params, pattern):
