@@ -124,6 +124,21 @@ def test_demo_starts_everything_signs_in_and_ctrl_c_stops_it_all(tmp_path):
             page = browser.get(f"{base}/notifications/", timeout=10).text
             assert "E-mail to operator@demo.example" in page
             assert "An action failed" in page
+            # and its test message is sent: with no mail server, into the worker's log
+            subscription = re.search(r'id="subscription-(\d+)"', page).group(1)
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+            browser.post(
+                f"{base}/notifications/{subscription}/test/",
+                data={"csrfmiddlewaretoken": token},
+                headers={"Referer": f"{base}/notifications/"},
+                timeout=10,
+            )
+            deadline = time.monotonic() + 30
+            while ">Sent<" not in browser.get(f"{base}/notifications/", timeout=10).text:
+                assert time.monotonic() < deadline, "the demo's test e-mail was not sent"
+                time.sleep(0.5)
+            worker_log = Path(var_dir, "demo", "logs", "worker.log").read_text()
+            assert "To: operator@demo.example" in worker_log
 
             # Every action has something to try on: what the seed made live shows live, though
             # Zoom's lists cannot say so (the sandbox announced it through its webhooks).

@@ -333,6 +333,10 @@ def test_a_batch_over_several_connections_that_needs_approval_waits_as_one(as_op
     assert sorted(item["account_id"] for item in approval.plan) == sorted(
         m.account_id for m in meetings
     )
+    # its progress says what it waits for, not "0 waiting"
+    page = as_operator.get(reverse("bulk", args=[batch.pk])).content.decode()
+    assert "· 3 awaiting approval" in page
+    assert "waiting their turn" not in page
 
 
 def test_a_batch_over_two_connections_is_seen_and_cancelled_only_by_who_has_both(

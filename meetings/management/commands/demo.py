@@ -217,6 +217,14 @@ class Command(BaseCommand):
             # factor before anything else; the demo's users sign in with their password alone
             # unless the caller asks for it (MFA_REQUIRED_ROLES=admin,operator make demo).
             "MFA_REQUIRED_ROLES": os.environ.get("MFA_REQUIRED_ROLES", "none"),
+            # No mail server on a newcomer's machine: the notifications' e-mails are written to
+            # the worker's log, unless the caller names a server (EMAIL_HOST) or a backend.
+            "EMAIL_BACKEND": os.environ.get("EMAIL_BACKEND")
+            or (
+                "django.core.mail.backends.smtp.EmailBackend"
+                if os.environ.get("EMAIL_HOST")
+                else "django.core.mail.backends.console.EmailBackend"
+            ),
         }
         self.children = []
         self.watcher = subprocess.Popen(  # noqa: S603 - our own interpreter and code
