@@ -63,22 +63,27 @@ def search_filter(q):
     return text
 
 
-def filtered_meetings(form, user, *, search=True):
-    """The meetings the form's filters select; with search=False without the search box's
-    filter (the list pages a search apart: `paginate(search=...)`)."""
-    meetings = visible_meetings(user)
+def filter_list(rows, form, names, *, search=True):
+    """ROWS (meetings or webinars) narrowed as the list's form says: its choice filters NAMES,
+    its date range, and with search=False without the search box's filter (the list pages a
+    search apart: `paginate(search=...)`)."""
     if search:
-        meetings = meetings.filter(search_filter(form.value("q") or ""))
-    for name in ("status", "account", "type"):
+        rows = rows.filter(search_filter(form.value("q") or ""))
+    for name in names:
         value = form.value(name)
         if value not in (None, ""):
-            meetings = meetings.filter(**{name: value})
+            rows = rows.filter(**{name: value})
     start, end = form.date_range()
     if start:
-        meetings = meetings.filter(start_time__gte=start)
+        rows = rows.filter(start_time__gte=start)
     if end:
-        meetings = meetings.filter(start_time__lt=end)
-    return meetings
+        rows = rows.filter(start_time__lt=end)
+    return rows
+
+
+def filtered_meetings(form, user, *, search=True):
+    """The meetings the list's form selects (`filter_list`)."""
+    return filter_list(visible_meetings(user), form, ("status", "account", "type"), search=search)
 
 
 @dashboard_view

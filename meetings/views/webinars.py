@@ -32,7 +32,7 @@ from .access import (
 )
 from .jobs import ActionRefused, announce, answer, start_action
 from .meeting import by_zoom_id
-from .meetings_list import search_filter
+from .meetings_list import filter_list, search_filter
 from .pagination import paginate
 
 TEMPLATE = "meetings/webinar.html"
@@ -45,21 +45,8 @@ SECRETS = ("account__client_secret", "account__access_token", "account__refresh_
 
 
 def filtered_webinars(form, user, *, search=True):
-    """The webinars the form's filters select; with search=False without the search box's
-    filter (the list pages a search apart: `paginate(search=...)`)."""
-    webinars = visible_webinars(user)
-    if search:
-        webinars = webinars.filter(search_filter(form.value("q") or ""))
-    for name in ("status", "account"):
-        value = form.value(name)
-        if value not in (None, ""):
-            webinars = webinars.filter(**{name: value})
-    start, end = form.date_range()
-    if start:
-        webinars = webinars.filter(start_time__gte=start)
-    if end:
-        webinars = webinars.filter(start_time__lt=end)
-    return webinars
+    """The webinars the list's form selects (meetings_list.filter_list)."""
+    return filter_list(visible_webinars(user), form, ("status", "account"), search=search)
 
 
 @dashboard_view
