@@ -1,10 +1,19 @@
 """The live stream panel that a meeting's page and a webinar's page share
-(templates/meetings/_livestream.html): what it shows, what it offers, and applying a stream
-preset. The pages' own modules make the requests (meetings/views/meeting.py, webinars.py)."""
+(templates/meetings/_livestream.html): what it shows, what it offers, applying a stream preset,
+and its four views (configure, apply a preset, start, stop), made for each page by
+`stream_views` from what differs: how the page finds its object, asks for an action, refuses,
+and answers a form with errors (meetings/views/meeting.py, webinars.py)."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ..forms import LiveStreamConfigForm, LiveStreamStartForm
 from ..models import ActionKind, MeetingStatus, StreamPreset
-from ..presets import presets_for
+from ..presets import configure_params, presets_for
 from . import follow
+from .access import dashboard_view, require_action_permission
 
 # Configure, start, stop: the kinds of each target type.
 STREAM_KINDS = {
@@ -88,3 +97,90 @@ def chosen_preset(request, obj):
     if preset is None:
         return None, "That stream preset no longer exists for this connection: reload the page."
     return preset, ""
+
+
+@dataclass(frozen=True)
+class StreamPage:
+    """What a page (a meeting's, a webinar's) gives the live stream views.
+
+    get(request, pk): its object, or 404. request_action(request, obj, kind, forms=None,
+    **extra): ask for KIND and answer with the panel (htmx) or a redirect; FORMS are the panel's
+    forms as the answer shows them. refuse(request, obj, message): say no in the panel or as a
+    message. form_answer(request, obj, **forms): the panel again with a form's errors.
+    confirm_stop(request, obj): the stop's confirmation as a page."""
+
+    what: str
+    get: Callable
+    request_action: Callable
+    refuse: Callable
+    form_answer: Callable
+    confirm_stop: Callable
+
+
+def _saved_form(obj, stream_url, page_url, resolution):
+    """The configure form as the answer shows it: what was saved, never the key (the job's end
+    refreshes only the panel's state, not its forms, so the mirror's old settings must not come
+    back here)."""
+    initial = {"stream_url": stream_url, "page_url": page_url, "resolution": resolution}
+    return LiveStreamConfigForm(meeting=obj, initial=initial)
+
+
+def stream_views(page):
+    """PAGE's (a StreamPage) four live stream views: (update, apply_preset, start, stop)."""
+    configure, start, stop = STREAM_KINDS[page.what]
+
+    @dashboard_view
+    @require_POST
+    def update_livestream(request, pk):
+        obj = page.get(request, pk)
+        require_action_permission(request.user, configure, obj.account)
+        form = LiveStreamConfigForm(request.POST, meeting=obj)
+        if not form.is_valid():
+            return page.form_answer(request, obj, config_form=form)
+        data = form.cleaned_data
+        saved = _saved_form(obj, data["stream_url"], data["page_url"], data["resolution"])
+        return page.request_action(
+            request, obj, configure, forms={"config_form": saved}, params=form.action_params()
+        )
+
+    @dashboard_view
+    @require_POST
+    def apply_preset(request, pk):
+        """Configure the stream from a saved preset: one configure action whose parameters
+        record the preset (meetings/presets.py)."""
+        obj = page.get(request, pk)
+        require_action_permission(request.user, configure, obj.account)
+        preset, problem = chosen_preset(request, obj)
+        if not problem and obj.livestream_status == "live":
+            problem = "The stream is live: stop it before applying a preset."
+        if problem:
+            return page.refuse(request, obj, problem)
+        saved = _saved_form(obj, preset.stream_url, preset.page_url, preset.resolution)
+        return page.request_action(
+            request, obj, configure, forms={"config_form": saved}, params=configure_params(preset)
+        )
+
+    @dashboard_view
+    @require_POST
+    def start_livestream(request, pk):
+        obj = page.get(request, pk)
+        require_action_permission(request.user, start, obj.account)
+        form = LiveStreamStartForm(request.POST)
+        valid = form.is_valid()
+        reason = start_unavailable_reason(obj, page.what)
+        if reason:
+            form.add_error(None, reason)
+        if not valid or reason:
+            return page.form_answer(request, obj, start_form=form)
+        return page.request_action(request, obj, start, params=form.action_params())
+
+    @dashboard_view
+    @require_http_methods(["GET", "POST"])
+    def stop_livestream(request, pk):
+        obj = page.get(request, pk)
+        require_action_permission(request.user, stop, obj.account)
+        if request.method == "GET":
+            return page.confirm_stop(request, obj)
+        return page.request_action(request, obj, stop)
+
+    return update_livestream, apply_preset, start_livestream, stop_livestream

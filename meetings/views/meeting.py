@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ..access import restrict
 from ..forms import LiveStreamConfigForm, LiveStreamStartForm
 from ..models import Action, ActionKind, Meeting, MeetingStatus, PastMeeting
-from ..presets import configure_params
 from ..templatetags.dashboard import ago
 from . import follow, livestream
 from .access import (
@@ -50,11 +49,6 @@ def get_meeting(request, pk):
         request.user,
         pk=pk,
     )
-
-
-def start_unavailable_reason(meeting):
-    """Why Start is not offered (meetings/views/livestream.py), or "" when it is."""
-    return livestream.start_unavailable_reason(meeting, "meeting")
 
 
 def by_zoom_id(request, model, page, list_page, number):
@@ -375,87 +369,20 @@ def _stream_form_answer(request, meeting, **forms):
     return render(request, TEMPLATE, context, status=400)
 
 
-@dashboard_view
-@require_POST
-def update_livestream(request, pk):
-    meeting = get_meeting(request, pk)
-    require_action_permission(request.user, ActionKind.UPDATE_LIVESTREAM, meeting.account)
-    form = LiveStreamConfigForm(request.POST, meeting=meeting)
-    if not form.is_valid():
-        return _stream_form_answer(request, meeting, config_form=form)
-    # The panel comes back showing what was saved (never the key): the job's end refreshes only
-    # the panel's state, not its forms, so the mirror's old settings must not come back here.
-    saved = LiveStreamConfigForm(
-        meeting=meeting,
-        initial={
-            name: form.cleaned_data[name] for name in ("stream_url", "page_url", "resolution")
-        },
+update_livestream, apply_preset, start_livestream, stop_livestream = livestream.stream_views(
+    livestream.StreamPage(
+        what="meeting",
+        get=get_meeting,
+        request_action=lambda request, meeting, kind, forms=None, **extra: _request(
+            request, meeting, kind, "livestream", forms=forms, **extra
+        ),
+        refuse=lambda request, meeting, message: _refuse(request, meeting, "livestream", message),
+        form_answer=_stream_form_answer,
+        confirm_stop=lambda request, meeting: _confirm_page(
+            request, meeting, ActionKind.STOP_LIVESTREAM, "meeting-stream-stop"
+        ),
     )
-    return _request(
-        request,
-        meeting,
-        ActionKind.UPDATE_LIVESTREAM,
-        "livestream",
-        forms={"config_form": saved},
-        params=form.action_params(),
-    )
-
-
-@dashboard_view
-@require_POST
-def start_livestream(request, pk):
-    meeting = get_meeting(request, pk)
-    require_action_permission(request.user, ActionKind.START_LIVESTREAM, meeting.account)
-    form = LiveStreamStartForm(request.POST)
-    valid = form.is_valid()
-    reason = start_unavailable_reason(meeting)
-    if reason:
-        form.add_error(None, reason)
-    if not valid or reason:
-        return _stream_form_answer(request, meeting, start_form=form)
-    return _request(
-        request, meeting, ActionKind.START_LIVESTREAM, "livestream", params=form.action_params()
-    )
-
-
-@dashboard_view
-@require_POST
-def apply_preset(request, pk):
-    """Configure the meeting's stream from a saved preset: one configure action whose
-    parameters record the preset (meetings/presets.py)."""
-    meeting = get_meeting(request, pk)
-    require_action_permission(request.user, ActionKind.UPDATE_LIVESTREAM, meeting.account)
-    preset, problem = livestream.chosen_preset(request, meeting)
-    if not problem and meeting.livestream_status == "live":
-        problem = "The stream is live: stop it before applying a preset."
-    if problem:
-        return _refuse(request, meeting, "livestream", problem)
-    saved = LiveStreamConfigForm(
-        meeting=meeting,
-        initial={
-            "stream_url": preset.stream_url,
-            "page_url": preset.page_url,
-            "resolution": preset.resolution,
-        },
-    )
-    return _request(
-        request,
-        meeting,
-        ActionKind.UPDATE_LIVESTREAM,
-        "livestream",
-        forms={"config_form": saved},
-        params=configure_params(preset),
-    )
-
-
-@dashboard_view
-@require_http_methods(["GET", "POST"])
-def stop_livestream(request, pk):
-    meeting = get_meeting(request, pk)
-    require_action_permission(request.user, ActionKind.STOP_LIVESTREAM, meeting.account)
-    if request.method == "GET":
-        return _confirm_page(request, meeting, ActionKind.STOP_LIVESTREAM, "meeting-stream-stop")
-    return _request(request, meeting, ActionKind.STOP_LIVESTREAM, "livestream")
+)
 
 
 @dashboard_view

@@ -9,7 +9,7 @@ version of each part it shows, and gets 204 when nothing changed, else the parts
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from ..access import kinds_anywhere, visible_accounts, visible_webinars
 from ..forms import (
@@ -20,7 +20,6 @@ from ..forms import (
     WebinarFilterForm,
 )
 from ..models import ActionKind, MeetingStatus, Webinar
-from ..presets import configure_params
 from ..templatetags.dashboard import ago
 from . import follow, livestream
 from .access import (
@@ -276,91 +275,29 @@ def _stream_form_answer(request, webinar, **forms):
     return render(request, TEMPLATE, context, status=400)
 
 
-@dashboard_view
-@require_POST
-def update_livestream(request, pk):
-    webinar = get_webinar(request, pk)
-    require_action_permission(request.user, ActionKind.UPDATE_WEBINAR_LIVESTREAM, webinar.account)
-    form = LiveStreamConfigForm(request.POST, meeting=webinar)
-    if not form.is_valid():
-        return _stream_form_answer(request, webinar, config_form=form)
-    saved = LiveStreamConfigForm(
-        meeting=webinar,
-        initial={
-            name: form.cleaned_data[name] for name in ("stream_url", "page_url", "resolution")
+def _confirm_stop(request, webinar):
+    return render(
+        request,
+        "meetings/confirm.html",
+        {
+            "object": webinar,
+            "kind": ActionKind.STOP_WEBINAR_LIVESTREAM,
+            "action_url": reverse("webinar-stream-stop", args=[webinar.pk]),
+            "back_url": reverse("webinar", args=[webinar.pk]),
         },
     )
-    return _stream_request(
-        request,
-        webinar,
-        ActionKind.UPDATE_WEBINAR_LIVESTREAM,
-        forms={"config_form": saved},
-        params=form.action_params(),
+
+
+update_livestream, apply_preset, start_livestream, stop_livestream = livestream.stream_views(
+    livestream.StreamPage(
+        what="webinar",
+        get=get_webinar,
+        request_action=_stream_request,
+        refuse=_stream_refuse,
+        form_answer=_stream_form_answer,
+        confirm_stop=_confirm_stop,
     )
-
-
-@dashboard_view
-@require_POST
-def apply_preset(request, pk):
-    """Configure the webinar's stream from a saved preset (meetings/presets.py)."""
-    webinar = get_webinar(request, pk)
-    require_action_permission(request.user, ActionKind.UPDATE_WEBINAR_LIVESTREAM, webinar.account)
-    preset, problem = livestream.chosen_preset(request, webinar)
-    if not problem and webinar.livestream_status == "live":
-        problem = "The stream is live: stop it before applying a preset."
-    if problem:
-        return _stream_refuse(request, webinar, problem)
-    saved = LiveStreamConfigForm(
-        meeting=webinar,
-        initial={
-            "stream_url": preset.stream_url,
-            "page_url": preset.page_url,
-            "resolution": preset.resolution,
-        },
-    )
-    return _stream_request(
-        request,
-        webinar,
-        ActionKind.UPDATE_WEBINAR_LIVESTREAM,
-        forms={"config_form": saved},
-        params=configure_params(preset),
-    )
-
-
-@dashboard_view
-@require_POST
-def start_livestream(request, pk):
-    webinar = get_webinar(request, pk)
-    require_action_permission(request.user, ActionKind.START_WEBINAR_LIVESTREAM, webinar.account)
-    form = LiveStreamStartForm(request.POST)
-    valid = form.is_valid()
-    reason = livestream.start_unavailable_reason(webinar, "webinar")
-    if reason:
-        form.add_error(None, reason)
-    if not valid or reason:
-        return _stream_form_answer(request, webinar, start_form=form)
-    return _stream_request(
-        request, webinar, ActionKind.START_WEBINAR_LIVESTREAM, params=form.action_params()
-    )
-
-
-@dashboard_view
-@require_http_methods(["GET", "POST"])
-def stop_livestream(request, pk):
-    webinar = get_webinar(request, pk)
-    require_action_permission(request.user, ActionKind.STOP_WEBINAR_LIVESTREAM, webinar.account)
-    if request.method == "GET":
-        return render(
-            request,
-            "meetings/confirm.html",
-            {
-                "object": webinar,
-                "kind": ActionKind.STOP_WEBINAR_LIVESTREAM,
-                "action_url": reverse("webinar-stream-stop", args=[webinar.pk]),
-                "back_url": reverse("webinar", args=[webinar.pk]),
-            },
-        )
-    return _stream_request(request, webinar, ActionKind.STOP_WEBINAR_LIVESTREAM)
+)
 
 
 urlpatterns = [
