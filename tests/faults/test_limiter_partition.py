@@ -9,6 +9,8 @@ lost Redis books only half of what the others leave (1 - ZOOM_RATE_LIMIT_HEADROO
 meetings.ratelimit.fallback_factor), so Zoom's limit holds in every sliding second: the
 sandbox, set to exactly the limit the dashboard believes, answers no 429."""
 
+import re
+
 import pytest
 
 from meetings.actions import create_batch
@@ -92,8 +94,11 @@ def test_a_worker_cut_off_from_redis_keeps_the_account_under_zoom_s_limit(
     cut_log = workers.processes["cut"].log()
     assert "rate limiter: Redis unreachable" in cut_log, cut_log[-3000:]
     after_cut = cut_log.split("rate limiter: Redis unreachable", 1)[1]
-    ran = after_cut.count("meetings.tasks.actions.run_action[")
-    assert ran >= 3, f"the cut-off worker ran {ran} action messages after losing Redis"
+    # How many of the 40 left it ends varies from run to run (1 in a CI run on a busy machine,
+    # 3 and 39 in two runs on a calm one: whose prefetched messages wait behind which bucket):
+    # one shows the path; the limit held whatever the share (below).
+    ran = re.findall(r"run_action\[[^\]]+\] succeeded", after_cut)
+    assert ran, "the cut-off worker ended no meeting after losing Redis:\n" + after_cut[-3000:]
     # and Zoom's limit held throughout: no 429, and no sliding second over the limit
     light = light_request_times(state, first)
     assert len(light) >= MEETINGS
