@@ -287,3 +287,26 @@ def test_the_admin_sites_own_sign_in_page_sends_to_the_dashboards(client):
 
     assert answer.status_code == 302
     assert answer["Location"].startswith(reverse("login"))
+
+
+def test_a_code_typed_as_its_step_turned_is_accepted_an_older_one_is_not():
+    # RFC 6238 section 5.2: one step back, for the seconds between reading a code and it
+    # arriving (settings.MFA_TOTP_TOLERANCE); two steps back is a code from a minute ago.
+    from allauth.mfa.totp.internal.auth import (
+        format_hotp_value,
+        generate_totp_secret,
+        hotp_value,
+        validate_totp_code,
+    )
+
+    secret = generate_totp_secret()
+    if time.time() % 30 > 27:  # not while the step turns under the assertions
+        time.sleep(30 - time.time() % 30 + 0.1)
+    step = int(time.time()) // 30
+
+    def code(counter):
+        return format_hotp_value(hotp_value(secret, counter))
+
+    assert validate_totp_code(secret, code(step))
+    assert validate_totp_code(secret, code(step - 1))
+    assert not validate_totp_code(secret, code(step - 3))

@@ -565,6 +565,11 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = False
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG  # http://localhost in development only
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "zoomadmin").strip() or "zoomadmin"
+# A code typed in the last seconds of its 30-second step is still accepted after the step
+# turns (RFC 6238 section 5.2: one step back for transmission delay); allauth's default is none,
+# which refused such a code (a CI run's production test, on a busy machine). A code is still
+# accepted once only.
+MFA_TOTP_TOLERANCE = 1
 _mfa_roles = env("MFA_REQUIRED_ROLES", "").strip().lower()
 if not _mfa_roles:
     MFA_REQUIRED_ROLES = [] if DEBUG else ["admin", "operator"]
