@@ -168,8 +168,8 @@ def test_each_units_command_starts_and_stops_on_sigterm(name, tmp_path, collecte
             time.sleep(0.2)
 
         # then SIGTERM (systemd's KillSignal, docker stop) stops it cleanly, within the time
-        # its unit gives it before systemd kills it (a worker's warm shutdown on a busy CI
-        # machine once took more than 30 s)
+        # its unit gives it before systemd kills it (a worker on a busy CI machine once took
+        # more than 30 s; the log below says why, next time)
         os.killpg(process.pid, signal.SIGTERM)
         allowed = int(unit_setting(name, "TimeoutStopSec"))
         try:
