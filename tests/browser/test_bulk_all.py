@@ -4,6 +4,8 @@ list", the review naming each meeting, the run."""
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import PHONE
+
 pytestmark = [pytest.mark.browser]
 
 
@@ -41,3 +43,36 @@ def test_an_operator_ends_every_meeting_a_search_finds_across_pages(
     page.wait_for_url(f"{live_server.url}/bulk/*/")
     batch = Batch.objects.get()
     assert sorted(a.target_id for a in batch.actions.all()) == sorted(r.zoom_id for r in rooms)
+
+
+def test_on_a_phone_review_all_and_select_all_are_in_sight_before_any_row_is_ticked(
+    page, live_server, sign_in, screenshot, operator, transactional_db
+):
+    # On a phone the bulk controls wait for a ticked row, and "Review all N" waited with them:
+    # an operator who wanted the whole list had to tick a row first. The select-all box was a
+    # lone box with no words beside it.
+    from tests.dashboard_data import make_account, make_meeting
+
+    account = make_account()
+    for n in range(55):
+        make_meeting(account, status="started", topic=f"Breakout {n}")
+    sign_in(page, operator)
+    page.set_viewport_size(PHONE)
+    page.goto(f"{live_server.url}/meetings/?q=Breakout")
+    results = page.locator("#results")
+    screenshot(page, "phone-list-longer-than-its-page")
+
+    expect(results.get_by_role("button", name="Review all 55 in this list…")).to_be_visible()
+    expect(results.get_by_label("Bulk action")).to_be_visible()
+    expect(results.get_by_text("Select all on this page")).to_be_visible()
+    # What needs a ticked row still waits for one.
+    expect(results.get_by_role("button", name="Review…", exact=True)).to_be_hidden()
+    expect(results.get_by_text("None selected")).to_be_hidden()
+    results.get_by_role("checkbox").nth(1).check()
+    expect(results.get_by_role("button", name="Review…", exact=True)).to_be_visible()
+    expect(results.get_by_text("1 selected")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    # On a laptop the words beside the select-all box are not there (the column is a box wide).
+    page.set_viewport_size({"width": 1280, "height": 900})
+    expect(results.get_by_text("Select all on this page")).to_be_hidden()
