@@ -81,20 +81,25 @@ def filter_list(rows, form, names, *, search=True):
     return rows
 
 
+MEETING_FILTERS = ("status", "account", "type")
+
+
 def filtered_meetings(form, user, *, search=True):
     """The meetings the list's form selects (`filter_list`)."""
-    return filter_list(visible_meetings(user), form, ("status", "account", "type"), search=search)
+    return filter_list(visible_meetings(user), form, MEETING_FILTERS, search=search)
 
 
-@dashboard_view
-@require_GET
-def meetings_list(request):
+def list_page(request, *, form_class, filtered, names, bulk_kinds, template):
+    """A list page (meetings, webinars): the form's search, filters NAMES and sort over keyset
+    pages of FILTERED(form, user), and the bulk actions of BULK_KINDS this user may request on
+    one connection at least (the review says which selected rows are of another connection,
+    skipped, and the run checks again). Only the #results part for htmx's filter changes."""
     accounts = list(visible_accounts(request.user).only("pk", "name"))
-    form = MeetingFilterForm(request.GET, accounts=accounts)
+    form = form_class(request.GET, accounts=accounts)
     form.is_valid()
     field, descending = form.ordering()
     page = paginate(
-        filtered_meetings(form, request.user, search=False)
+        filtered(form, request.user, search=False)
         .select_related("account")
         .defer(
             "stream_key",
@@ -109,23 +114,31 @@ def meetings_list(request):
         after=request.GET.get("after"),
         before=request.GET.get("before"),
     )
-    # The kinds this user may request on one connection at least: the review says which
-    # selected meetings are of another connection (skipped), and the run checks again.
     kinds = kinds_anywhere(request.user)
     context = {
         "form": form,
         "page": page,
         "show_account": len(accounts) > 1,
         "bulk_max": BULK_MAX,
-        "bulk_kinds": [(k, label) for k, label in BULK_KINDS if k in kinds],
-        "filtered": any(
-            request.GET.get(k) for k in ("q", "status", "account", "type", "start_from", "start_to")
-        ),
+        "bulk_kinds": [(k, label) for k, label in bulk_kinds if k in kinds],
+        "filtered": any(request.GET.get(k) for k in ("q", *names, "start_from", "start_to")),
     }
-    template = "meetings/meetings_list.html"
     if wants_fragment(request) and request.htmx.target == "results":
         template += "#results"
     return render(request, template, context)
+
+
+@dashboard_view
+@require_GET
+def meetings_list(request):
+    return list_page(
+        request,
+        form_class=MeetingFilterForm,
+        filtered=filtered_meetings,
+        names=MEETING_FILTERS,
+        bulk_kinds=BULK_KINDS,
+        template="meetings/meetings_list.html",
+    )
 
 
 @dashboard_view

@@ -11,9 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ..access import kinds_anywhere, visible_accounts, visible_webinars
+from ..access import visible_webinars
 from ..forms import (
-    BULK_MAX,
     WEBINAR_BULK_KINDS,
     LiveStreamConfigForm,
     LiveStreamStartForm,
@@ -31,8 +30,7 @@ from .access import (
 )
 from .jobs import ActionRefused, announce, answer, start_action
 from .meeting import by_zoom_id
-from .meetings_list import filter_list, search_filter
-from .pagination import paginate
+from .meetings_list import filter_list, list_page
 
 TEMPLATE = "meetings/webinar.html"
 # The parts a page may ask for alone (?part=, with htmx).
@@ -43,44 +41,25 @@ WEBINAR_KINDS = (ActionKind.END_WEBINAR, *STREAM_KINDS)
 SECRETS = ("account__client_secret", "account__access_token", "account__refresh_token")
 
 
+WEBINAR_FILTERS = ("status", "account")
+
+
 def filtered_webinars(form, user, *, search=True):
     """The webinars the list's form selects (meetings_list.filter_list)."""
-    return filter_list(visible_webinars(user), form, ("status", "account"), search=search)
+    return filter_list(visible_webinars(user), form, WEBINAR_FILTERS, search=search)
 
 
 @dashboard_view
 @require_GET
 def webinars_list(request):
-    accounts = list(visible_accounts(request.user).only("pk", "name"))
-    form = WebinarFilterForm(request.GET, accounts=accounts)
-    form.is_valid()
-    field, descending = form.ordering()
-    page = paginate(
-        filtered_webinars(form, request.user, search=False)
-        .select_related("account")
-        .defer(*SECRETS),
-        field=field,
-        descending=descending,
-        parts=form.parts(),
-        search=search_filter(form.value("q") or ""),
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
+    return list_page(
+        request,
+        form_class=WebinarFilterForm,
+        filtered=filtered_webinars,
+        names=WEBINAR_FILTERS,
+        bulk_kinds=WEBINAR_BULK_KINDS,
+        template="meetings/webinars_list.html",
     )
-    kinds = kinds_anywhere(request.user)
-    context = {
-        "form": form,
-        "page": page,
-        "show_account": len(accounts) > 1,
-        "bulk_max": BULK_MAX,
-        "bulk_kinds": [(k, label) for k, label in WEBINAR_BULK_KINDS if k in kinds],
-        "filtered": any(
-            request.GET.get(k) for k in ("q", "status", "account", "start_from", "start_to")
-        ),
-    }
-    template = "meetings/webinars_list.html"
-    if wants_fragment(request) and request.htmx.target == "results":
-        template += "#results"
-    return render(request, template, context)
 
 
 def get_webinar(request, pk):
