@@ -86,6 +86,8 @@ def test_a_superuser_sees_who_did_what_and_what_zoom_said(client, admin_user, tr
     for expected in ("oscar-operator", "Quarterly all hands", "81234567890", "3003", "Failed"):
         assert expected in text
     assert "Export these as CSV" in text
+    # An action nobody signed in asked for says where it came from, in words.
+    assert "(Bulk action)" in text and "(bulk)" not in text
     # no way to add, change or delete from here
     assert reverse("admin:meetings_action_add") not in text
     assert 'name="action"' not in text  # no bulk "delete selected"
@@ -98,6 +100,9 @@ def test_an_action_page_shows_its_attempts_and_never_a_stream_key(client, admin_
     text = failed.content.decode()
     assert "meetingStatus" in text and "182" in text
     assert "203.0.113.7" in text
+    # Its fields are named as a supervisor would say them.
+    assert "Client IP address" in text and "HTTP status" in text
+    assert "Client ip" not in text and "Http status" not in text
     assert "you are not the host of this meeting" in text
     assert 'type="submit"' not in text or "Save" not in text
     configured = client.get(reverse("admin:meetings_action_change", args=[trail["configured"].pk]))

@@ -592,6 +592,7 @@ def test_zoom_sync_runs_the_same_sync_from_a_shell_and_audits_it(
 
     from django.core.management import call_command
 
+    from meetings.management.commands.zoomctl import system_user
     from meetings.models import Action
 
     zoom_sandbox.state.add_meeting(sandbox_host["id"], "From the shell")
@@ -602,6 +603,8 @@ def test_zoom_sync_runs_the_same_sync_from_a_shell_and_audits_it(
     assert "Sandbox: Synced 2 users: 1 meetings" in out.getvalue()
     action = Action.objects.get(kind="sync")
     assert (action.source, action.state, action.requested_by) == ("cli", "succeeded", admin_user)
+    # Who ran it on the server is on record beside whom it is recorded as (as zoomctl's).
+    assert action.os_user == system_user() != ""
     assert Meeting.objects.get().topic == "From the shell"
 
 

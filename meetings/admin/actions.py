@@ -345,7 +345,9 @@ class ActionAdmin(
         if obj.rule_type:
             # An automatic action: which rule made it ("Scheduled by alice for 7 Dec 17:30").
             return f"({obj.get_source_display()}) {obj.rule_words}"
-        who = obj.requested_by.get_username() if obj.requested_by else f"({obj.source})"
+        who = (
+            obj.requested_by.get_username() if obj.requested_by else f"({obj.get_source_display()})"
+        )
         # zoomctl: the server's user who ran it, beside the user it acted as.
         return f"{who} (server user {obj.os_user})" if obj.os_user else who
 

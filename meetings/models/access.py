@@ -80,7 +80,7 @@ class AccessEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    client_ip = models.GenericIPAddressField("client IP address", null=True, blank=True)
     success = models.BooleanField(default=True)
     detail = models.JSONField(default=dict, blank=True)  # never a secret
 

@@ -243,7 +243,7 @@ class Action(models.Model):
     )
     requested_at = models.DateTimeField(default=now)
     source = models.CharField(max_length=20, choices=ActionSource.choices)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    client_ip = models.GenericIPAddressField("client IP address", null=True, blank=True)
     # `zoomctl`: the operating system user who ran it, beside the --user it acted as
     # (`requested_by`): a shared dashboard account used from a shell still names the person.
     os_user = models.CharField("server user (command line)", max_length=150, blank=True)
@@ -259,7 +259,7 @@ class Action(models.Model):
         default=0, help_text="times the sweeper took it back from a worker that stopped"
     )
     attempts_count = models.PositiveSmallIntegerField("attempts", default=0)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
     zoom_code = models.IntegerField(null=True, blank=True)
     result_summary = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)  # progress and details, never secrets
@@ -795,7 +795,7 @@ class Attempt(models.Model):
     started_at = models.DateTimeField(default=now)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True, default="")
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
     zoom_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     retry_after = models.FloatField("waited before retrying (s)", null=True, blank=True)

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...actions import execute, request_action
 from ...models import Action, ActionKind, ActionSource, ActionState, ZoomAccount
+from .zoomctl import system_user
 
 
 class Command(BaseCommand):
@@ -43,6 +44,8 @@ class Command(BaseCommand):
                 target_type="account",
                 topic=zoom_account.name,
                 user=by,
+                # The server's user who ran it, beside the user it is recorded as (as zoomctl).
+                os_user=system_user(),
                 enqueue=False,
             )
             if not created:
