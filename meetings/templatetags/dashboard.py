@@ -3,6 +3,7 @@
 from datetime import UTC
 
 from django import template
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils.dateformat import format as date_format
 from django.utils.html import conditional_escape, format_html
 from django.utils.http import urlencode
@@ -10,12 +11,16 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.timezone import get_current_timezone_name, localtime, now
 
+from ..models import MeetingStatus
+from ..models.approvals import ApprovalState
 from ..timefmt import format_moment, in_words
 
 register = template.Library()
 
-# The longest run of an email address shown without a place to break it (see email_breaks).
-EMAIL_RUN = 24
+# The longest run of an email address shown without a place to break it (see email_breaks). At
+# 24, a live meeting's row on the overview (topic, host, and "Tue 8 Dec, 00:49" for one that
+# started on another day) was a pixel wider than its card at 1280 pixels.
+EMAIL_RUN = 16
 
 # Zoom's meeting `type` numbers (Create a meeting: "type").
 MEETING_TYPES = {
@@ -53,6 +58,31 @@ STATUS_BADGES = {
 @register.filter
 def badge_class(status):
     return STATUS_BADGES.get(str(status), "badge-muted")
+
+
+@register.filter
+def decided_by(action):
+    """ "approved by alice" (or "rejected by alice") when ACTION waited for a second person, its
+    own request or its batch's; else "". The queryset's `with_people()` brings them along."""
+    for owner in (action, action.batch if action.batch_id else None):
+        try:
+            approval = owner.approval if owner is not None else None
+        except ObjectDoesNotExist:
+            approval = None
+        decided = (ApprovalState.APPROVED, ApprovalState.REJECTED)
+        if approval is not None and approval.decided_by_id and approval.state in decided:
+            verb = approval.get_state_display().lower()
+            return f"{verb} by {approval.decided_by.get_username()}"
+    return ""
+
+
+@register.filter
+def status_label(status):
+    """A meeting's or webinar's status as the pages say it ("Live", not Zoom's "started")."""
+    try:
+        return MeetingStatus(str(status)).label
+    except ValueError:
+        return status
 
 
 @register.filter

@@ -2,8 +2,10 @@
 worker and the Zoom sandbox over HTTP."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils.timezone import now
 from playwright.sync_api import expect
 
 from meetings.models import Action
@@ -511,8 +513,14 @@ def test_a_very_long_host_email_keeps_every_column_and_the_dialog_in_sight(
     from tests.dashboard_data import make_account, make_meeting
 
     long_host = "verylonghostname" * 6 + "@averyveryverylongdomainname-for-testing.example"
+    # Live since yesterday: its start shows with its date ("Mon 7 Dec, 23:49"), the widest
+    # the overview's "Since" column gets (a start today is only its time).
     meeting = make_meeting(
-        make_account(), topic="Long host", status="started", host_email=long_host
+        make_account(),
+        topic="Long host",
+        status="started",
+        host_email=long_host,
+        start_time=now() - timedelta(days=1),
     )
     sign_in(page, operator)
     page.set_viewport_size({"width": 1280, "height": 900})
