@@ -404,6 +404,12 @@ def test_the_approver_sees_it_on_the_overview_and_approves_it(
     assert "Approved: End webinar: Investor day" in answer.content.decode()
     action.refresh_from_db()
     assert action.state == ActionState.QUEUED
+    # Who did it is on the webinar's page and the action's: who asked and who approved.
+    approver = second_operator.get_username()
+    assert f"by {operator.get_username()}, approved by {approver}" in answer.content.decode()
+    assert f"(approved by {approver})" in answer.content.decode()  # the timeline
+    action_page = client.get(reverse("action", args=[action.pk])).content.decode()
+    assert f"Approved by {approver}" in action_page
     # The requester's overview lists nothing for them to approve.
     client.force_login(operator)
     assert "Waiting for your approval" not in client.get(reverse("overview")).content.decode()
@@ -411,7 +417,7 @@ def test_the_approver_sees_it_on_the_overview_and_approves_it(
 
 @pytest.mark.django_db
 def test_a_reject_from_the_page_says_nothing_was_sent(client, second_operator, waiting_end):
-    _, action, approval = waiting_end
+    webinar, action, approval = waiting_end
     client.force_login(second_operator)
     answer = client.post(
         reverse("approval-reject", args=[approval.pk]), {"reason": "Keynote"}, follow=True
@@ -420,6 +426,8 @@ def test_a_reject_from_the_page_says_nothing_was_sent(client, second_operator, w
     assert "Keynote" in answer.content.decode()
     action.refresh_from_db()
     assert action.state == ActionState.CANCELLED
+    webinar_page = client.get(reverse("webinar", args=[webinar.pk])).content.decode()
+    assert f"(rejected by {second_operator.get_username()})" in webinar_page
 
 
 @pytest.mark.django_db

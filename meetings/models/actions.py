@@ -203,6 +203,13 @@ class ActionQuerySet(models.QuerySet):
     def terminal(self):
         return self.filter(state__in=TERMINAL_STATES)
 
+    def with_people(self):
+        """With who asked and, for a request that waited for a second person (its own or its
+        batch's), who decided it, in the same query: what a job's line and a timeline show."""
+        return self.select_related(
+            "requested_by", "approval__decided_by", "batch__approval__decided_by"
+        )
+
     def delete(self):
         raise ActionFinishedError(
             "actions are the audit trail: only `manage.py prune_actions` deletes them"

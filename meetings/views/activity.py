@@ -112,7 +112,7 @@ ACTIVITY_FIELDS = (
 def action_page(request, pk):
     """One action in full; for htmx, its job fragment, which stops the poll once it is over."""
     action = get_visible(
-        Action.objects.select_related("requested_by", "batch")
+        Action.objects.with_people()
         .defer("account__client_secret", "account__access_token", "account__refresh_token")
         .select_related("account"),
         request.user,

@@ -66,7 +66,7 @@ def timeline(account_id, zoom_id, kinds):
         Action.objects.filter(account_id=account_id, target_id=zoom_id, kind__in=kinds)
         # The encrypted parameters are never shown: not decrypted thirty times a poll.
         .defer("secret_params")
-        .select_related("requested_by")[:TIMELINE_LENGTH]
+        .with_people()[:TIMELINE_LENGTH]
     )
     events = list(
         WebhookEvent.objects.filter(object_id=zoom_id)

@@ -74,7 +74,7 @@ def latest_job(meeting, kinds):
         Action.objects.filter(
             account_id=meeting.account_id, target_id=meeting.zoom_id, kind__in=kinds
         )
-        .select_related("requested_by")
+        .with_people()
         .order_by("-requested_at", "-id")
         .first()
     )

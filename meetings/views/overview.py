@@ -59,7 +59,7 @@ def accounts_context(request, refused=None):
     for action in (
         visible_actions(user)
         .filter(kind=ActionKind.SYNC)
-        .select_related("requested_by")
+        .with_people()
         .order_by("-requested_at", "-id")[: 5 * max(len(accounts), 1)]
     ):
         syncs.setdefault(action.account_id, action)

@@ -78,7 +78,7 @@ def participants_context(request, past):
             target_uuid=past.uuid,
             kind=ActionKind.FETCH_PARTICIPANTS,
         )
-        .select_related("requested_by")
+        .with_people()
         .order_by("-requested_at", "-id")
         .first()
     )
