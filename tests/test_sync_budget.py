@@ -265,8 +265,19 @@ def test_over_a_simulated_day_a_free_accounts_scheduled_syncs_stay_inside_its_da
 # --- A daily limit hit ----------------------------------------------------------------------
 
 
+def away_from_midnight(zoom):
+    """Zoom's day ends at 00:00 UTC, and a cap that frees up within
+    ACTION_MAX_RETRY_AFTER_SECONDS is waited for, not failed: at 23:55 UTC a test below waited
+    for the new day instead of seeing the cap. They set that wait to 5 s, and start at least
+    30 s from Zoom's midnight (waiting for it to pass when closer), whenever they run. Zoom's
+    clock is not moved instead: a Zoom minutes ahead of the database is another test's."""
+    to_midnight = 86400 - zoom.now() % 86400
+    if to_midnight < 30:
+        time.sleep(to_midnight + 1)
+
+
 @pytest.mark.worker
-@pytest.mark.worker_env(ZOOM_RATE_LIMIT_MEDIUM="40")
+@pytest.mark.worker_env(ZOOM_RATE_LIMIT_MEDIUM="40", ACTION_MAX_RETRY_AFTER_SECONDS="5")
 @pytest.mark.django_db(transaction=True)
 def test_a_daily_limit_pauses_medium_requests_and_the_connection_page_says_so(
     celery_worker_process, zoom_sandbox, request, client, admin_user
@@ -290,6 +301,7 @@ def test_a_daily_limit_pauses_medium_requests_and_the_connection_page_says_so(
             "the sync",
         )
 
+    away_from_midnight(zoom)
     first = sync_now()
 
     assert first.state == "failed"
@@ -392,15 +404,18 @@ def test_the_connection_page_says_how_often_syncs_run_and_why(db, client, admin_
 
 
 def test_an_end_past_the_light_daily_cap_pauses_light_and_the_next_end_is_not_sent(
-    sandbox_account, zoom_sandbox, sandbox_host
+    sandbox_account, zoom_sandbox, sandbox_host, settings
 ):
     from meetings.actions import execute
     from meetings.models import Meeting
+
+    settings.ACTION_MAX_RETRY_AFTER_SECONDS = 5  # see away_from_midnight
 
     ZoomAccount.objects.filter(pk=sandbox_account.pk).update(plan="free")
     zoom = zoom_sandbox.state
     zoom.set_plan("free")
     zoom.set_daily_limit("light", 0)  # the day's Light requests are already spent
+    away_from_midnight(zoom)
     ended = []
     for topic in ("First", "Second"):
         meeting = zoom.add_meeting(sandbox_host["id"], topic, status="started")

@@ -1,6 +1,7 @@
 """The Zoom client: units at the HTTP edge (a requests adapter stub), then every method against
 the sandbox over real HTTP."""
 
+import email.utils
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -1292,6 +1293,36 @@ def test_a_429_waits_as_long_as_zoom_asks_whatever_the_workers_clock(zoom, world
     # then the wait is Zoom's (a second or two, from the Date of the same answer): not zero,
     # which would hammer Zoom, and not five minutes, which would stall every click
     assert 0 < caught.value.retry_after <= 2
+
+
+def test_a_daily_limit_waits_until_zoom_s_midnight_by_zoom_s_clock_not_the_machine_s(zoom, world):
+    # given Zoom's clock half an hour ahead of this machine's (the sandbox's moved on, its Date
+    # header with it; the token still valid), and the day's Light requests spent
+    world.advance_clock(1800)
+    world.set_plan("free")
+    day = int(world.now() // 86400)
+    world.daily_counts[("sandbox-account", "light", day)] = 6000
+
+    with pytest.raises(ZoomRateLimited) as caught:
+        zoom.get_me()
+
+    # then the wait runs to 00:00 UTC on Zoom's clock, from Zoom's Date of the same answer:
+    # half an hour less than by this machine's (the sandbox once sent two Date headers, the
+    # machine's first, and the client read that one)
+    to_zooms_midnight = 86400 - world.now() % 86400
+    assert abs(caught.value.retry_after - to_zooms_midnight) <= 2
+
+
+def test_the_sandbox_answers_one_date_header_on_its_own_clock(zoom_sandbox, zoom_sandbox_token):
+    zoom_sandbox.state.advance_clock(1800)
+    for url in (f"{zoom_sandbox.api_url}/users/me", f"{zoom_sandbox.url}/_sandbox/"):
+        answer = requests.get(
+            url, headers={"Authorization": f"Bearer {zoom_sandbox_token}"}, timeout=5
+        )
+        dates = answer.raw.headers.getlist("Date")
+        assert len(dates) == 1, (url, dates)
+        sent = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert abs(sent - zoom_sandbox.state.now()) <= 2, url
 
 
 def test_a_daily_limit_says_so(zoom, world):
