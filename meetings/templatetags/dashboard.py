@@ -22,6 +22,9 @@ register = template.Library()
 # started on another day) was a pixel wider than its card at 1280 pixels.
 EMAIL_RUN = 16
 
+# A second person's decisions that the job line and the timeline name (decided_by).
+DECIDED = (ApprovalState.APPROVED, ApprovalState.REJECTED)
+
 # Zoom's meeting `type` numbers (Create a meeting: "type").
 MEETING_TYPES = {
     1: "Instant",
@@ -64,15 +67,13 @@ def badge_class(status):
 def decided_by(action):
     """ "approved by alice" (or "rejected by alice") when ACTION waited for a second person, its
     own request or its batch's; else "". The queryset's `with_people()` brings them along."""
-    for owner in (action, action.batch if action.batch_id else None):
+    for owner in (action, action.batch) if action.batch_id else (action,):
         try:
-            approval = owner.approval if owner is not None else None
+            approval = owner.approval
         except ObjectDoesNotExist:
-            approval = None
-        decided = (ApprovalState.APPROVED, ApprovalState.REJECTED)
-        if approval is not None and approval.decided_by_id and approval.state in decided:
-            verb = approval.get_state_display().lower()
-            return f"{verb} by {approval.decided_by.get_username()}"
+            continue
+        if approval.decided_by_id and approval.state in DECIDED:
+            return f"{approval.get_state_display().lower()} by {approval.decided_by.get_username()}"
     return ""
 
 
